@@ -1,0 +1,413 @@
+//! The configuration file: parse, validate, freeze. Nothing binds a port before
+//! [`Config::from_toml`] has accepted the whole file, so a typo never half-starts a gateway.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::{duration, version};
+
+/// A config problem, rendered as one line that names the key: `apis[0].version: must not be empty`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Syntax(String),
+    #[error("{key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// The whole file. Every section is optional so that an empty file is a valid gateway.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+    #[serde(default)]
+    pub apis: Vec<ApiSpec>,
+}
+
+/// Listener addresses, limits and timeouts of the data plane.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySettings {
+    /// Plain `ws://` listener. Kept as text until [`Config::validate`] so its error names the key.
+    pub ws_listen: String,
+    /// A frame whose header announces more payload than this is refused with close 1009.
+    pub max_frame_size: u64,
+    /// A message (all fragments together) larger than this is refused with close 1009.
+    pub max_message_size: u64,
+    /// Request line plus headers of the upgrade request; larger gets 431.
+    pub max_header_size: usize,
+    /// The client must finish sending its upgrade request within this time (else 408), so a
+    /// slow client cannot hold a connection slot.
+    #[serde(with = "duration::serde_text")]
+    pub handshake_timeout: Duration,
+    /// TCP connect to the upstream (504 when exceeded).
+    #[serde(with = "duration::serde_text")]
+    pub connect_timeout: Duration,
+    /// The upstream must answer the upgrade request within this time (504 when exceeded).
+    #[serde(with = "duration::serde_text")]
+    pub upstream_handshake_timeout: Duration,
+    /// No frame in either direction for this long closes the connection with 1001.
+    #[serde(with = "duration::serde_text")]
+    pub idle_timeout: Duration,
+    /// After a close frame is sent, how long the other side may take to answer it.
+    #[serde(with = "duration::serde_text")]
+    pub close_timeout: Duration,
+    /// On SIGTERM, how long live connections get to finish their close handshakes.
+    #[serde(with = "duration::serde_text")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            ws_listen: "0.0.0.0:9099".into(),
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            max_header_size: 16 << 10,
+            handshake_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            upstream_handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            close_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl GatewaySettings {
+    /// The validated `ws_listen` address.
+    pub fn ws_listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.ws_listen.parse().map_err(|_| {
+            invalid(
+                "gateway.ws_listen",
+                format!("\"{}\" is not an IP:port address", self.ws_listen),
+            )
+        })
+    }
+}
+
+/// How a client proves who it is. `oauth2` is the default, so an API is never open by omission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    #[default]
+    Oauth2,
+    /// Keyless ("Open" in Tyk's words): anyone who can reach the gateway may connect.
+    None,
+}
+
+/// One WebSocket API as declared in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSpec {
+    pub name: String,
+    pub context: String,
+    pub version: String,
+    pub endpoints: Vec<String>,
+    #[serde(default)]
+    pub auth: AuthMode,
+    /// Whether `/context/...` without a version segment routes to this version.
+    #[serde(default)]
+    pub default_version: bool,
+}
+
+/// Scheme of an upstream endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Ws,
+    Wss,
+}
+
+/// A parsed `ws://host:port/path` endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub scheme: Scheme,
+    /// Host as written, without brackets for IPv6 literals.
+    pub host: String,
+    pub port: u16,
+    /// Path prefix without a trailing slash; empty for the root.
+    pub base_path: String,
+}
+
+impl Endpoint {
+    /// Parses `ws://` or `wss://` URLs; ports default to 80 and 443.
+    pub fn parse(url: &str) -> Result<Endpoint, String> {
+        let (scheme, rest) = if let Some(rest) = url.strip_prefix("ws://") {
+            (Scheme::Ws, rest)
+        } else if let Some(rest) = url.strip_prefix("wss://") {
+            (Scheme::Wss, rest)
+        } else {
+            return Err(format!("\"{url}\" must start with ws:// or wss://"));
+        };
+        if rest.contains(['?', '#', '@', ' ']) {
+            return Err(format!("\"{url}\" may hold only host, port and path"));
+        }
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (host, port) = split_host_port(authority)
+            .ok_or_else(|| format!("\"{url}\" has no valid host:port"))?;
+        let default_port = if scheme == Scheme::Ws { 80 } else { 443 };
+        Ok(Endpoint {
+            scheme,
+            host: host.to_string(),
+            port: port.unwrap_or(default_port),
+            base_path: path.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// `host:port` as used in a `Host` header, with brackets around IPv6 literals.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let close = rest.find(']')?;
+        let host = &rest[..close];
+        match &rest[close + 1..] {
+            "" => (host, None),
+            tail => (host, Some(tail.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(text) => Some(text.parse::<u16>().ok().filter(|p| *p != 0)?),
+        None => None,
+    };
+    Some((host, port))
+}
+
+impl Config {
+    /// Parses and validates a whole file.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|err| ConfigError::Syntax(one_line(&err.to_string())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every rule that serde cannot express; the error names the offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let gw = &self.gateway;
+        gw.ws_listen_addr()?;
+        for (key, value) in [
+            ("gateway.max_frame_size", gw.max_frame_size),
+            ("gateway.max_message_size", gw.max_message_size),
+            ("gateway.max_header_size", gw.max_header_size as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        if gw.max_header_size < 1024 {
+            return Err(invalid(
+                "gateway.max_header_size",
+                "must be at least 1024 bytes",
+            ));
+        }
+        for (key, value) in [
+            ("gateway.handshake_timeout", gw.handshake_timeout),
+            ("gateway.connect_timeout", gw.connect_timeout),
+            (
+                "gateway.upstream_handshake_timeout",
+                gw.upstream_handshake_timeout,
+            ),
+            ("gateway.idle_timeout", gw.idle_timeout),
+            ("gateway.close_timeout", gw.close_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key, "must be longer than 0"));
+            }
+        }
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        let mut defaults: Vec<&str> = Vec::new();
+        for (index, api) in self.apis.iter().enumerate() {
+            let key = |field: &str| format!("apis[{index}].{field}");
+            api.validate(&key)?;
+            let route = (api.context.as_str(), version::canonical(&api.version));
+            if seen.contains(&route) {
+                return Err(invalid(
+                    key("version"),
+                    format!("{} {} is declared twice", api.context, api.version),
+                ));
+            }
+            seen.push(route);
+            if api.default_version {
+                if defaults.contains(&api.context.as_str()) {
+                    return Err(invalid(
+                        key("default_version"),
+                        format!("{} already has a default version", api.context),
+                    ));
+                }
+                defaults.push(&api.context);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ApiSpec {
+    fn validate(&self, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        if self.name.trim().is_empty() {
+            return Err(invalid(key("name"), "must not be empty"));
+        }
+        validate_context(&self.context).map_err(|problem| invalid(key("context"), problem))?;
+        if !version::is_valid(&self.version) {
+            return Err(invalid(
+                key("version"),
+                format!(
+                    "\"{}\" must be 1-64 letters, digits, '.', '-' or '_'",
+                    self.version
+                ),
+            ));
+        }
+        if self.endpoints.is_empty() {
+            return Err(invalid(
+                key("endpoints"),
+                "needs at least one ws:// or wss:// URL",
+            ));
+        }
+        for (i, url) in self.endpoints.iter().enumerate() {
+            let endpoint = Endpoint::parse(url)
+                .map_err(|problem| invalid(format!("{}[{i}]", key("endpoints")), problem))?;
+            if endpoint.scheme == Scheme::Wss {
+                return Err(invalid(
+                    format!("{}[{i}]", key("endpoints")),
+                    "wss:// upstreams are not supported by this build yet",
+                ));
+            }
+        }
+        if self.auth == AuthMode::Oauth2 {
+            return Err(invalid(
+                key("auth"),
+                "\"oauth2\" (the default) is not supported by this build yet; set auth = \"none\" for a keyless API",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The parsed endpoints; only valid after [`Config::validate`].
+    pub fn parsed_endpoints(&self) -> Vec<Endpoint> {
+        self.endpoints
+            .iter()
+            .filter_map(|url| Endpoint::parse(url).ok())
+            .collect()
+    }
+}
+
+/// A context is `/segment[/segment…]` with URL-safe segments and no trailing slash.
+fn validate_context(context: &str) -> Result<(), String> {
+    let Some(rest) = context.strip_prefix('/') else {
+        return Err(format!("\"{context}\" must start with '/'"));
+    };
+    if rest.is_empty() || context.len() > 200 {
+        return Err(format!(
+            "\"{context}\" must name 1 to 200 characters of path"
+        ));
+    }
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    };
+    if !rest.split('/').all(segment_ok) {
+        return Err(format!(
+            "\"{context}\" must be '/'-separated segments of letters, digits, '-', '.', '_' or '~' (no trailing '/')"
+        ));
+    }
+    Ok(())
+}
+
+/// toml reports errors over several lines with a source excerpt; the CLI promises one line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ECHO: &str = r#"
+        [gateway]
+        ws_listen = "127.0.0.1:0"
+        idle_timeout = "2s"
+        [[apis]]
+        name = "EchoWebSocket"
+        context = "/echowebsocket"
+        version = "1.0"
+        endpoints = ["ws://127.0.0.1:7070"]
+        auth = "none"
+    "#;
+
+    fn error_of(text: &str) -> String {
+        Config::from_toml(text)
+            .expect_err("config should be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let config = Config::from_toml(ECHO).expect("valid");
+        assert_eq!(config.gateway.idle_timeout, Duration::from_secs(2));
+        assert_eq!(config.apis[0].parsed_endpoints()[0].port, 7070);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert!(error_of(&ECHO.replace("\"1.0\"", "\"\"")).starts_with("apis[0].version:"));
+        assert!(
+            error_of(&ECHO.replace("ws://127", "http://127")).starts_with("apis[0].endpoints[0]:")
+        );
+        assert!(error_of(&ECHO.replace("/echowebsocket", "echo")).starts_with("apis[0].context:"));
+        assert!(
+            error_of(&ECHO.replace("127.0.0.1:0", "nowhere")).starts_with("gateway.ws_listen:")
+        );
+        assert!(error_of(&ECHO.replace("\"2s\"", "\"2\"")).contains("idle_timeout"));
+        assert!(error_of(&ECHO.replace("auth = \"none\"", "")).starts_with("apis[0].auth:"));
+        assert!(error_of(&format!("{ECHO}\nbogus = 1")).contains("bogus"));
+    }
+
+    #[test]
+    fn the_same_context_and_version_twice_is_refused() {
+        let twice = format!(
+            "{ECHO}{}",
+            &ECHO[ECHO.find("[[apis]]").expect("apis")..].replace("\"1.0\"", "\"1.0.0\"")
+        );
+        assert!(error_of(&twice).starts_with("apis[1].version:"));
+    }
+
+    #[test]
+    fn endpoints_parse_with_default_ports_and_ipv6() {
+        let e = Endpoint::parse("ws://echo.example/base/").expect("valid");
+        assert_eq!((e.port, e.base_path.as_str()), (80, "/base"));
+        let e = Endpoint::parse("wss://[::1]:8443").expect("valid");
+        assert_eq!(
+            (e.host.as_str(), e.port, e.authority()),
+            ("::1", 8443, "[::1]:8443".into())
+        );
+        assert!(Endpoint::parse("ws://host:0").is_err());
+        assert!(Endpoint::parse("ws://:80").is_err());
+        assert!(Endpoint::parse("ws://host/p?q").is_err());
+    }
+}

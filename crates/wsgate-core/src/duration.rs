@@ -1,0 +1,63 @@
+//! Durations in the config file are written as a whole number and a unit: `"500ms"`, `"10s"`,
+//! `"5m"`, `"1h"`. A bare number is refused, so nobody has to guess its unit.
+
+use std::time::Duration;
+
+/// Parses `"<digits><unit>"` with unit `ms`, `s`, `m` or `h`.
+pub fn parse(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("\"{text}\" has no unit (use ms, s, m or h)"))?;
+    let (digits, unit) = text.split_at(split);
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("\"{text}\" does not start with a whole number"))?;
+    let millis_per_unit = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => {
+            return Err(format!(
+                "\"{text}\" has unknown unit \"{unit}\" (use ms, s, m or h)"
+            ));
+        }
+    };
+    value
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("\"{text}\" is too long"))
+}
+
+/// Serde adapter: `#[serde(with = "crate::duration::serde_text")]`.
+pub mod serde_text {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(de)?;
+        super::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_are_understood() {
+        assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn bare_numbers_and_unknown_units_are_refused() {
+        assert!(parse("10").is_err());
+        assert!(parse("10 parsecs").is_err());
+        assert!(parse("s").is_err());
+        assert!(parse("99999999999999999999h").is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! Domain types shared by every wsgate crate. No I/O happens here.
+//!
+//! Modules, in reading order:
+//! - [`version`]: API versions, where `1.0` and `1.0.0` name the same API.
+//! - [`duration`]: the human duration strings of the config file (`"10s"`, `"500ms"`).
+//! - [`config`]: the TOML configuration, parsed, validated and then frozen.
+
+pub mod config;
+pub mod duration;
+pub mod version;

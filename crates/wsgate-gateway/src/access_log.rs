@@ -1,0 +1,46 @@
+//! One structured log event per connection, written when it ends (target `wsgate::access`).
+//! Only the request path is logged, never the query: it may carry credentials.
+
+use std::time::Instant;
+
+use crate::rejection::Rejection;
+use crate::relay::RelayReport;
+use crate::route::Route;
+use crate::upstream::ClientInfo;
+
+pub fn upgraded(client: &ClientInfo, route: &Route, started: Instant, report: &RelayReport) {
+    tracing::info!(
+        target: "wsgate::access",
+        client = %client.addr,
+        api = %route.api.name,
+        version = %route.api.version,
+        status = 101,
+        duration_ms = started.elapsed().as_millis() as u64,
+        messages_in = report.client_messages,
+        bytes_in = report.client_bytes,
+        messages_out = report.upstream_messages,
+        bytes_out = report.upstream_bytes,
+        client_close = report.client_close.map(i64::from).unwrap_or(-1),
+        upstream_close = report.upstream_close.map(i64::from).unwrap_or(-1),
+        end = ?report.end,
+        "connection closed"
+    );
+}
+
+pub fn refused(
+    client: &ClientInfo,
+    route: Option<&Route>,
+    started: Instant,
+    rejection: &Rejection,
+) {
+    tracing::info!(
+        target: "wsgate::access",
+        client = %client.addr,
+        api = route.map(|r| r.api.name.as_str()).unwrap_or("-"),
+        status = rejection.status(),
+        side = ?rejection.side(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        reason = %rejection,
+        "connection refused"
+    );
+}

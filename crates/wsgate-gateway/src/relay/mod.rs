@@ -1,0 +1,304 @@
+//! The relay: both directions of an upgraded connection in one task, frame-aware and
+//! payload-blind (see `frame`). It forwards bytes unchanged, counts messages and bytes,
+//! enforces frame and message limits, and ends every connection with a close frame on both
+//! sides when it can: a close from one side is carried to the other, a protocol violation or a
+//! vanished peer becomes a close made by the gateway, placed at a frame boundary.
+//!
+//! Modules: `frame` (header scanner), `pool` (read buffers), `pump` (one direction).
+
+pub mod frame;
+mod pool;
+mod pump;
+
+use std::future::Future;
+use std::hash::BuildHasher;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use frame::{Scanner, Sender};
+use pump::{Pump, PumpEvent};
+
+/// Limits and timeouts of one relayed connection.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayLimits {
+    pub max_frame: u64,
+    pub max_message: u64,
+    pub idle_timeout: Duration,
+    pub close_timeout: Duration,
+}
+
+/// Why the relay ended, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Close frames went both ways.
+    Closed,
+    ClientViolation,
+    UpstreamViolation,
+    ClientGone,
+    UpstreamGone,
+    Idle,
+    Shutdown,
+    /// A close frame was not answered within the close timeout.
+    CloseTimeout,
+}
+
+/// What the access log reports about an upgraded connection.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayReport {
+    pub client_messages: u64,
+    pub client_bytes: u64,
+    pub upstream_messages: u64,
+    pub upstream_bytes: u64,
+    /// Close code sent by the client, if it sent one.
+    pub client_close: Option<u16>,
+    /// Close code sent by the upstream, if it sent one.
+    pub upstream_close: Option<u16>,
+    pub end: EndReason,
+}
+
+/// Relays until both sides have closed, one side vanished, or a limit ended the connection.
+/// `client_early` and `upstream_early` are frame bytes that arrived together with the
+/// handshakes.
+pub async fn relay<C, U>(
+    client: C,
+    upstream: U,
+    client_early: &[u8],
+    upstream_early: &[u8],
+    limits: RelayLimits,
+    shutdown: CancellationToken,
+) -> RelayReport
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let mask = std::collections::hash_map::RandomState::new()
+        .hash_one(Instant::now())
+        .to_le_bytes();
+    Relay {
+        client,
+        upstream,
+        to_upstream: Pump::new(
+            Scanner::new(Sender::Client, limits.max_frame, limits.max_message),
+            Some([mask[0], mask[1], mask[2], mask[3]]),
+            client_early,
+        ),
+        to_client: Pump::new(
+            Scanner::new(Sender::Upstream, limits.max_frame, limits.max_message),
+            None,
+            upstream_early,
+        ),
+        timer: Box::pin(tokio::time::sleep(idle_tick(limits.idle_timeout))),
+        shutdown: Box::pin(shutdown.cancelled_owned()),
+        phase: Phase::Open {
+            seen_bytes: 0,
+            last_active: Instant::now(),
+        },
+        limits,
+        client_close: None,
+        upstream_close: None,
+        end: None,
+    }
+    .await
+}
+
+/// The idle timer ticks four times per timeout, so an idle connection is closed between 1 and
+/// 1.25 timeouts after its last frame without touching the timer on every frame.
+fn idle_tick(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 4).max(Duration::from_millis(10))
+}
+
+enum Phase {
+    /// Relaying. `seen_bytes` is the byte total at the last timer tick.
+    Open {
+        seen_bytes: u64,
+        last_active: Instant,
+    },
+    /// A close is on its way; the timer is the deadline for the other side's answer.
+    Closing,
+}
+
+struct Relay<C, U> {
+    client: C,
+    upstream: U,
+    to_upstream: Pump,
+    to_client: Pump,
+    /// One timer per connection: idle ticks while open, the close deadline while closing.
+    timer: Pin<Box<Sleep>>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    phase: Phase,
+    limits: RelayLimits,
+    client_close: Option<u16>,
+    upstream_close: Option<u16>,
+    /// The first reason the connection started to end.
+    end: Option<EndReason>,
+}
+
+impl<C, U> Relay<C, U>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Applies what the client-to-upstream pump reported to the other pump.
+    fn on_client_event(&mut self, event: PumpEvent) {
+        match event {
+            PumpEvent::Close(code) => {
+                self.client_close = code;
+                self.start_closing(EndReason::Closed);
+            }
+            PumpEvent::Violation(violation) => {
+                self.to_client
+                    .close_dst(violation.close_code(), &violation.to_string());
+                self.start_closing(EndReason::ClientViolation);
+            }
+            PumpEvent::SrcGone => {
+                // The client vanished: tell the upstream, and stop writing to the client.
+                self.to_upstream.close_dst(1001, "client went away");
+                self.to_client.stop_forwarding();
+                self.start_closing(EndReason::ClientGone);
+            }
+            PumpEvent::DstGone => {
+                self.to_client.close_dst(1014, "upstream went away");
+                self.start_closing(EndReason::UpstreamGone);
+            }
+            PumpEvent::Done => {}
+        }
+    }
+
+    /// Applies what the upstream-to-client pump reported to the other pump.
+    fn on_upstream_event(&mut self, event: PumpEvent) {
+        match event {
+            PumpEvent::Close(code) => {
+                self.upstream_close = code;
+                self.start_closing(EndReason::Closed);
+            }
+            PumpEvent::Violation(violation) => {
+                self.to_upstream
+                    .close_dst(violation.close_code(), &violation.to_string());
+                self.start_closing(EndReason::UpstreamViolation);
+            }
+            PumpEvent::SrcGone => {
+                self.to_client.close_dst(1014, "upstream went away");
+                self.to_upstream.stop_forwarding();
+                self.start_closing(EndReason::UpstreamGone);
+            }
+            PumpEvent::DstGone => {
+                self.to_upstream.close_dst(1001, "client went away");
+                self.start_closing(EndReason::ClientGone);
+            }
+            PumpEvent::Done => {}
+        }
+    }
+
+    /// Both sides get a close from the gateway (idle timeout, shutdown).
+    fn close_both(&mut self, code: u16, reason: &str, why: EndReason) {
+        self.to_client.close_dst(code, reason);
+        self.to_upstream.close_dst(code, reason);
+        self.start_closing(why);
+    }
+
+    fn start_closing(&mut self, why: EndReason) {
+        self.end.get_or_insert(why);
+        if let Phase::Open { .. } = self.phase {
+            self.phase = Phase::Closing;
+            self.timer
+                .as_mut()
+                .reset(Instant::now() + self.limits.close_timeout);
+        }
+    }
+
+    /// Returns true when the connection must end now.
+    fn on_timer(&mut self) -> bool {
+        let now = Instant::now();
+        match &mut self.phase {
+            Phase::Open {
+                seen_bytes,
+                last_active,
+            } => {
+                let total = self.to_upstream.scanner.bytes + self.to_client.scanner.bytes;
+                if total != *seen_bytes {
+                    *seen_bytes = total;
+                    *last_active = now;
+                } else if now.duration_since(*last_active) >= self.limits.idle_timeout {
+                    self.close_both(1001, "idle timeout", EndReason::Idle);
+                    return false;
+                }
+                self.timer
+                    .as_mut()
+                    .reset(now + idle_tick(self.limits.idle_timeout));
+                false
+            }
+            Phase::Closing => {
+                // The other side did not answer (or read) in time: drop both sockets.
+                if self.end == Some(EndReason::Closed) {
+                    self.end = Some(EndReason::CloseTimeout);
+                }
+                true
+            }
+        }
+    }
+
+    fn report(&self) -> RelayReport {
+        RelayReport {
+            client_messages: self.to_upstream.scanner.messages,
+            client_bytes: self.to_upstream.scanner.bytes,
+            upstream_messages: self.to_client.scanner.messages,
+            upstream_bytes: self.to_client.scanner.bytes,
+            client_close: self.client_close,
+            upstream_close: self.upstream_close,
+            end: self.end.unwrap_or(EndReason::Closed),
+        }
+    }
+}
+
+impl<C, U> Future for Relay<C, U>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    type Output = RelayReport;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RelayReport> {
+        let this = self.get_mut();
+        loop {
+            if let Poll::Ready(event) =
+                this.to_upstream
+                    .poll(cx, &mut this.client, &mut this.upstream)
+            {
+                this.on_client_event(event);
+                if event != PumpEvent::Done {
+                    continue;
+                }
+            }
+            if let Poll::Ready(event) =
+                this.to_client
+                    .poll(cx, &mut this.upstream, &mut this.client)
+            {
+                this.on_upstream_event(event);
+                if event != PumpEvent::Done {
+                    continue;
+                }
+            }
+            if this.to_upstream.is_done() && this.to_client.is_done() {
+                return Poll::Ready(this.report());
+            }
+            if matches!(this.phase, Phase::Open { .. })
+                && this.shutdown.as_mut().poll(cx).is_ready()
+            {
+                this.close_both(1001, "gateway shutting down", EndReason::Shutdown);
+                continue;
+            }
+            if this.timer.as_mut().poll(cx).is_ready() {
+                if this.on_timer() {
+                    return Poll::Ready(this.report());
+                }
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! One direction of a relayed connection: read from `src`, check frame headers, write the same
+//! bytes to `dst`. The pump never looks inside a payload and never copies a byte twice.
+//!
+//! Buffer layout while bytes are in flight: `[..sent]` written to `dst`, `[sent..ready]`
+//! checked and waiting to be written, `[ready..filled]` read but not yet accepted (a header or
+//! close frame cut by the read boundary). Only `ready` bytes ever reach `dst`.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::frame::{MAX_CLOSE_FRAME, Scan, Scanner, Violation, write_close};
+use super::pool::{self, Buffer};
+
+/// What a pump tells the relay; each is reported once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PumpEvent {
+    /// `src` sent a close frame (forwarded unless the pump was discarding).
+    Close(Option<u16>),
+    /// `src` broke the protocol; the pump has queued its own close towards `dst`.
+    Violation(Violation),
+    /// `src` ended the TCP stream or failed without a close frame.
+    SrcGone,
+    /// Writing to `dst` failed: that peer is gone.
+    DstGone,
+    /// Nothing more to read and everything written: poll this pump no more.
+    Done,
+}
+
+/// A close frame made by the gateway, written once the direction reaches a frame boundary.
+#[derive(Debug)]
+struct Injected {
+    frame: [u8; MAX_CLOSE_FRAME],
+    len: usize,
+    written: usize,
+}
+
+#[derive(Debug)]
+pub struct Pump {
+    pub scanner: Scanner,
+    buf: Option<Buffer>,
+    sent: usize,
+    ready: usize,
+    filled: usize,
+    /// Boxed because it exists only while closing; idle connections stay small.
+    inject: Option<Box<Injected>>,
+    /// Mask for frames the gateway writes to `dst`: `Some` when `dst` is the upstream.
+    mask: Option<[u8; 4]>,
+    /// False once `src` sent its close, broke the rules or vanished.
+    reading: bool,
+    /// False once the gateway has sent its own close to `dst` (or `dst` is gone): from then on
+    /// `src` is read only to see its close frame, and nothing more is written.
+    forwarding: bool,
+    /// `[ready..filled]` may contain whole frames not scanned yet (after a stop at a boundary).
+    rescan: bool,
+    done: bool,
+}
+
+impl Pump {
+    /// `initial` holds bytes that arrived with the handshake (frames pipelined after it).
+    pub fn new(scanner: Scanner, mask: Option<[u8; 4]>, initial: &[u8]) -> Pump {
+        let mut pump = Pump {
+            scanner,
+            buf: None,
+            sent: 0,
+            ready: 0,
+            filled: 0,
+            inject: None,
+            mask,
+            reading: true,
+            forwarding: true,
+            rescan: false,
+            done: false,
+        };
+        if !initial.is_empty() {
+            let mut buf = pool::take();
+            let len = initial.len().min(buf.len());
+            buf[..len].copy_from_slice(&initial[..len]);
+            pump.buf = Some(buf);
+            pump.filled = len;
+            pump.rescan = true;
+        }
+        pump
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Queues a gateway close frame for `dst`, sent at the next frame boundary. After it, the
+    /// pump only reads `src` to see its reply. Ignored when a close already went that way.
+    pub fn close_dst(&mut self, code: u16, reason: &str) {
+        if self.forwarding && self.inject.is_none() && !self.done {
+            let mut injected = Box::new(Injected {
+                frame: [0; MAX_CLOSE_FRAME],
+                len: 0,
+                written: 0,
+            });
+            injected.len = write_close(&mut injected.frame, code, reason, self.mask);
+            self.inject = Some(injected);
+        }
+    }
+
+    /// `dst` is gone: keep reading `src` only to see its close, write nothing.
+    pub fn stop_forwarding(&mut self) {
+        self.forwarding = false;
+        self.inject = None;
+        self.sent = self.ready;
+    }
+
+    /// `src` is gone or out of time: stop reading it.
+    pub fn stop_reading(&mut self) {
+        self.reading = false;
+        self.filled = self.ready;
+    }
+
+    /// Moves bytes along until something the relay must know happens, or until both sockets
+    /// would block.
+    pub fn poll<S, D>(&mut self, cx: &mut Context<'_>, src: &mut S, dst: &mut D) -> Poll<PumpEvent>
+    where
+        S: AsyncRead + Unpin,
+        D: AsyncWrite + Unpin,
+    {
+        if self.done {
+            return Poll::Ready(PumpEvent::Done);
+        }
+        loop {
+            if let Some(event) = std::task::ready!(self.poll_write_out(cx, dst)) {
+                return Poll::Ready(event);
+            }
+            if self.rescan {
+                self.rescan = false;
+                if let Some(event) = self.scan() {
+                    return Poll::Ready(event);
+                }
+                continue;
+            }
+            if !self.reading {
+                self.finish();
+                return Poll::Ready(PumpEvent::Done);
+            }
+            match std::task::ready!(self.poll_read_in(cx, src)) {
+                Some(event) => return Poll::Ready(event),
+                None => continue,
+            }
+        }
+    }
+
+    /// Writes accepted bytes, then a pending gateway frame if at a boundary. `Ready(None)` once
+    /// all is written.
+    fn poll_write_out<D: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        dst: &mut D,
+    ) -> Poll<Option<PumpEvent>> {
+        while self.sent < self.ready {
+            let Some(buf) = &self.buf else { break };
+            match Pin::new(&mut *dst).poll_write(cx, &buf[self.sent..self.ready]) {
+                Poll::Ready(Ok(n)) if n > 0 => self.sent += n,
+                Poll::Ready(_) => return Poll::Ready(Some(self.dst_gone())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if let Some(injected) = &mut self.inject {
+            if self.scanner.at_boundary() {
+                while injected.written < injected.len {
+                    match Pin::new(&mut *dst)
+                        .poll_write(cx, &injected.frame[injected.written..injected.len])
+                    {
+                        Poll::Ready(Ok(n)) if n > 0 => injected.written += n,
+                        Poll::Ready(_) => return Poll::Ready(Some(self.dst_gone())),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                self.inject = None;
+                self.forwarding = false;
+            } else if !self.reading {
+                // Mid-frame with nothing more to read: the frame can never be completed, so a
+                // close can never be placed; the connection ends without it.
+                self.inject = None;
+            }
+        }
+        if Pin::new(&mut *dst).poll_flush(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+
+    /// Reads into a pooled buffer and scans what came. `Ready(None)`: read something, carry on.
+    fn poll_read_in<S: AsyncRead + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        src: &mut S,
+    ) -> Poll<Option<PumpEvent>> {
+        // Everything accepted is written: move the unaccepted tail to the front.
+        if self.ready > 0 {
+            if let Some(buf) = &mut self.buf {
+                buf.copy_within(self.ready..self.filled, 0);
+            }
+            self.filled -= self.ready;
+            self.sent = 0;
+            self.ready = 0;
+        }
+        let buf = self.buf.get_or_insert_with(pool::take);
+        let mut read_buf = ReadBuf::new(&mut buf[self.filled..]);
+        match Pin::new(&mut *src).poll_read(cx, &mut read_buf) {
+            Poll::Pending => {
+                if self.filled == 0 {
+                    self.release();
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Ok(())) if !read_buf.filled().is_empty() => {
+                self.filled += read_buf.filled().len();
+                Poll::Ready(self.scan())
+            }
+            Poll::Ready(_) => Poll::Ready(Some(self.src_gone())),
+        }
+    }
+
+    /// Accepts what the scanner allows from `[ready..filled]`.
+    fn scan(&mut self) -> Option<PumpEvent> {
+        let buf = self.buf.as_ref()?;
+        let stop_at_boundary = self.inject.is_some();
+        let scan = self
+            .scanner
+            .scan(&buf[self.ready..self.filled], stop_at_boundary);
+        let event = match scan {
+            Scan::Continue { consumed } => {
+                self.ready += consumed;
+                if stop_at_boundary && self.ready < self.filled && self.scanner.at_boundary() {
+                    self.rescan = true;
+                }
+                None
+            }
+            Scan::Close { consumed, code } => {
+                self.ready += consumed;
+                self.stop_reading();
+                Some(PumpEvent::Close(code))
+            }
+            Scan::Violation {
+                consumed,
+                violation,
+            } => {
+                self.ready += consumed;
+                self.stop_reading();
+                self.close_dst(violation.close_code(), &violation.to_string());
+                Some(PumpEvent::Violation(violation))
+            }
+        };
+        if !self.forwarding {
+            self.sent = self.ready;
+        }
+        event
+    }
+
+    fn src_gone(&mut self) -> PumpEvent {
+        self.stop_reading();
+        PumpEvent::SrcGone
+    }
+
+    fn dst_gone(&mut self) -> PumpEvent {
+        self.stop_forwarding();
+        PumpEvent::DstGone
+    }
+
+    fn finish(&mut self) {
+        self.done = true;
+        self.release();
+    }
+
+    fn release(&mut self) {
+        if let Some(buf) = self.buf.take() {
+            pool::give(buf);
+        }
+        self.sent = 0;
+        self.ready = 0;
+        self.filled = 0;
+    }
+}
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        self.release();
+    }
+}

@@ -1,0 +1,184 @@
+//! Routing: the request path names an API by context and version. The longest context wins,
+//! versions are compared in canonical form (`1.0` = `1.0.0`), and whatever follows the version
+//! goes to the upstream.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use wsgate_core::config::{ApiSpec, Endpoint};
+use wsgate_core::version;
+
+/// One routable API with its upstream endpoints.
+#[derive(Debug)]
+pub struct Api {
+    pub name: String,
+    pub context: String,
+    pub version: String,
+    pub endpoints: Vec<Endpoint>,
+    /// Round-robin cursor over `endpoints`.
+    next_endpoint: AtomicUsize,
+}
+
+impl Api {
+    pub fn from_spec(spec: &ApiSpec) -> Api {
+        Api {
+            name: spec.name.clone(),
+            context: spec.context.clone(),
+            version: spec.version.clone(),
+            endpoints: spec.parsed_endpoints(),
+            next_endpoint: AtomicUsize::new(0),
+        }
+    }
+
+    /// Endpoints in the order to try them for one connection: round-robin start, then the
+    /// others as fallbacks.
+    pub fn endpoints_to_try(&self) -> impl Iterator<Item = &Endpoint> {
+        let start = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
+        let n = self.endpoints.len();
+        (0..n).map(move |i| &self.endpoints[(start + i) % n])
+    }
+}
+
+/// The matched API and the path to request upstream, built from the endpoint's base path, the
+/// rest of the client's path and its query.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub api: Arc<Api>,
+    /// The request target after the version segment, query included (may be empty).
+    pub rest: String,
+}
+
+#[derive(Debug, Default)]
+struct Context {
+    versions: HashMap<String, Arc<Api>>,
+    default: Option<Arc<Api>>,
+}
+
+/// All APIs by context, immutable once built.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    contexts: HashMap<String, Context>,
+}
+
+impl RouteTable {
+    pub fn new(specs: &[ApiSpec]) -> RouteTable {
+        let mut table = RouteTable::default();
+        for spec in specs {
+            let api = Arc::new(Api::from_spec(spec));
+            let context = table.contexts.entry(spec.context.clone()).or_default();
+            if spec.default_version {
+                context.default = Some(api.clone());
+            }
+            context
+                .versions
+                .insert(version::canonical(&spec.version).to_string(), api);
+        }
+        table
+    }
+
+    /// Finds the API for a request target such as `/echowebsocket/1.0.0/room?x=1`.
+    pub fn resolve(&self, target: &str) -> Option<Route> {
+        let (path, query) = match target.find('?') {
+            Some(q) => target.split_at(q),
+            None => (target, ""),
+        };
+        // Try every '/'-boundary prefix, longest first.
+        let mut end = path.len();
+        loop {
+            let prefix = &path[..end];
+            if let Some(context) = self.contexts.get(prefix) {
+                let after = &path[end..];
+                let (segment, rest) = split_first_segment(after);
+                if let Some(api) = segment.and_then(|s| context.versions.get(version::canonical(s)))
+                {
+                    return Some(Route {
+                        api: api.clone(),
+                        rest: format!("{rest}{query}"),
+                    });
+                }
+                if let Some(api) = &context.default {
+                    return Some(Route {
+                        api: api.clone(),
+                        rest: format!("{after}{query}"),
+                    });
+                }
+            }
+            end = path[..end].rfind('/')?;
+            if end == 0 {
+                return None;
+            }
+        }
+    }
+}
+
+/// Splits `/a/b` into (`Some("a")`, `/b`); an empty input has no segment.
+fn split_first_segment(path: &str) -> (Option<&str>, &str) {
+    let Some(after_slash) = path.strip_prefix('/') else {
+        return (None, path);
+    };
+    let cut = after_slash.find('/').unwrap_or(after_slash.len());
+    (Some(&after_slash[..cut]), &after_slash[cut..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(context: &str, version: &str, default_version: bool) -> ApiSpec {
+        ApiSpec {
+            name: format!("{context} {version}"),
+            context: context.into(),
+            version: version.into(),
+            endpoints: vec!["ws://127.0.0.1:1".into()],
+            auth: wsgate_core::config::AuthMode::None,
+            default_version,
+        }
+    }
+
+    fn table() -> RouteTable {
+        RouteTable::new(&[
+            spec("/a", "1.0", false),
+            spec("/a/b", "2", false),
+            spec("/d", "1", true),
+        ])
+    }
+
+    fn hit(target: &str) -> Option<(String, String)> {
+        table()
+            .resolve(target)
+            .map(|r| (r.api.name.clone(), r.rest))
+    }
+
+    #[test]
+    fn versions_match_in_canonical_form() {
+        assert_eq!(hit("/a/1.0"), Some(("/a 1.0".into(), "".into())));
+        assert_eq!(hit("/a/1.0.0"), Some(("/a 1.0".into(), "".into())));
+        assert_eq!(hit("/a/1"), Some(("/a 1.0".into(), "".into())));
+    }
+
+    #[test]
+    fn longest_context_wins_and_the_rest_goes_upstream() {
+        assert_eq!(
+            hit("/a/b/2/x/y?q=1"),
+            Some(("/a/b 2".into(), "/x/y?q=1".into()))
+        );
+        assert_eq!(hit("/a/1.0/b/2"), Some(("/a 1.0".into(), "/b/2".into())));
+    }
+
+    #[test]
+    fn default_version_takes_paths_without_a_version() {
+        assert_eq!(hit("/d/room?x"), Some(("/d 1".into(), "/room?x".into())));
+        assert_eq!(hit("/d/1.0.0/room"), Some(("/d 1".into(), "/room".into())));
+    }
+
+    #[test]
+    fn unknown_paths_and_versions_do_not_route() {
+        assert_eq!(hit("/nothing/1.0"), None);
+        assert_eq!(hit("/a/9.9"), None);
+        assert_eq!(hit("/a"), None);
+        assert_eq!(hit("/ab/1.0"), None);
+        assert_eq!(hit("/"), None);
+        assert_eq!(hit(""), None);
+    }
+}

@@ -1,0 +1,339 @@
+//! The upstream side of the handshake: connect to an endpoint, send the upgrade request with
+//! end-to-end headers forwarded and hop-by-hop headers rebuilt, and check the answer. Only a
+//! correct 101 becomes an upgrade; any other answer goes back to the client as an HTTP response.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::handshake::{HeadError, UpgradeRequest, accept_value, read_http_head};
+use crate::rejection::{Rejection, reason_phrase};
+use crate::route::Route;
+use wsgate_core::config::{Endpoint, Scheme};
+
+/// Largest upstream response head accepted.
+const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+/// Largest body of a non-101 answer relayed to the client.
+const MAX_DECLINE_BODY: usize = 64 * 1024;
+const MAX_HEADERS: usize = 64;
+
+/// Headers that describe one hop, never copied from one side to the other (RFC 9110 §7.6.1),
+/// plus those the gateway writes itself.
+const NOT_FORWARDED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-accept",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// Who is calling and how, for the X-Forwarded-* headers.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientInfo {
+    pub addr: SocketAddr,
+    /// `"http"` or `"https"`, as the client reached the gateway.
+    pub proto: &'static str,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTimeouts {
+    pub connect: Duration,
+    pub handshake: Duration,
+}
+
+/// An upgraded upstream connection.
+#[derive(Debug)]
+pub struct Upstream {
+    pub stream: TcpStream,
+    /// The 101 response to send to the client.
+    pub response: Vec<u8>,
+    /// Frame bytes the upstream sent right after its 101.
+    pub early: Vec<u8>,
+}
+
+/// Connects to the route's endpoints in round-robin order, falling back to the next one when a
+/// connection fails, then performs the upgrade on the first that accepts.
+pub async fn open(
+    route: &Route,
+    request: &UpgradeRequest,
+    client: ClientInfo,
+    timeouts: UpstreamTimeouts,
+) -> Result<Upstream, Rejection> {
+    let mut last_error = Rejection::UpstreamUnreachable;
+    for endpoint in route.api.endpoints_to_try() {
+        match connect(endpoint, timeouts.connect).await {
+            Ok(stream) => {
+                let handshake = upgrade(stream, endpoint, route, request, client);
+                return tokio::time::timeout(timeouts.handshake, handshake)
+                    .await
+                    .unwrap_or(Err(Rejection::UpstreamHandshakeTimeout));
+            }
+            Err(rejection) => last_error = rejection,
+        }
+    }
+    Err(last_error)
+}
+
+async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStream, Rejection> {
+    if endpoint.scheme == Scheme::Wss {
+        // Configuration validation refuses wss:// until TLS upstreams exist.
+        return Err(Rejection::UpstreamUnreachable);
+    }
+    let connecting = TcpStream::connect((endpoint.host.as_str(), endpoint.port));
+    match tokio::time::timeout(timeout, connecting).await {
+        Err(_) => Err(Rejection::UpstreamConnectTimeout),
+        Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err(Rejection::UpstreamRefused)
+        }
+        Ok(Err(_)) => Err(Rejection::UpstreamUnreachable),
+        Ok(Ok(stream)) => {
+            // Frames are small and latency matters more than packet count.
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+    }
+}
+
+async fn upgrade(
+    mut stream: TcpStream,
+    endpoint: &Endpoint,
+    route: &Route,
+    request: &UpgradeRequest,
+    client: ClientInfo,
+) -> Result<Upstream, Rejection> {
+    let head = request_head(endpoint, route, request, client);
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .map_err(|_| Rejection::UpstreamUnreachable)?;
+    let (buf, len) = read_http_head(&mut stream, MAX_RESPONSE_HEAD, |bytes| {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        httparse::Response::new(&mut headers).parse(bytes)
+    })
+    .await
+    .map_err(|err| match err {
+        HeadError::TooLarge => Rejection::UpstreamInvalidUpgrade("response head too large"),
+        HeadError::Parse(_) => Rejection::UpstreamInvalidUpgrade("malformed HTTP response"),
+        HeadError::Closed => {
+            Rejection::UpstreamInvalidUpgrade("connection closed before a response")
+        }
+    })?;
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    response
+        .parse(&buf[..len])
+        .map_err(|_| Rejection::UpstreamInvalidUpgrade("malformed HTTP response"))?;
+    let status = response.code.unwrap_or_default();
+    let headers: Vec<(&str, &[u8])> = response.headers.iter().map(|h| (h.name, h.value)).collect();
+    match status {
+        101 => {
+            let response = switching_protocols(&headers, request)?;
+            Ok(Upstream {
+                stream,
+                response,
+                early: buf[len..].to_vec(),
+            })
+        }
+        100..=199 => Err(Rejection::UpstreamInvalidUpgrade("informational response")),
+        _ => {
+            let reason = response
+                .reason
+                .unwrap_or_else(|| reason_phrase(status))
+                .to_string();
+            Err(declined(status, &reason, &headers, &buf[len..], &mut stream).await)
+        }
+    }
+}
+
+/// The request line and headers sent upstream.
+fn request_head(
+    endpoint: &Endpoint,
+    route: &Route,
+    request: &UpgradeRequest,
+    client: ClientInfo,
+) -> String {
+    let mut path = format!("{}{}", endpoint.base_path, route.rest);
+    if !path.starts_with('/') {
+        path.insert(0, '/');
+    }
+    let default_port = if endpoint.scheme == Scheme::Ws {
+        80
+    } else {
+        443
+    };
+    let host = if endpoint.port == default_port {
+        bracketed(&endpoint.host)
+    } else {
+        endpoint.authority()
+    };
+    let mut head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n",
+        request.key
+    );
+    let named_in_connection = connection_tokens(
+        request
+            .head
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice())),
+    );
+    let mut forwarded_for = None;
+    for (name, value) in &request.head.headers {
+        let lower = name.to_ascii_lowercase();
+        if lower == "x-forwarded-for" {
+            forwarded_for = Some(String::from_utf8_lossy(value).into_owned());
+        }
+        if NOT_FORWARDED.contains(&lower.as_str()) || named_in_connection.contains(&lower) {
+            continue;
+        }
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(&String::from_utf8_lossy(value));
+        head.push_str("\r\n");
+    }
+    let ip = client.addr.ip();
+    match forwarded_for {
+        Some(prior) => head.push_str(&format!("X-Forwarded-For: {prior}, {ip}\r\n")),
+        None => head.push_str(&format!("X-Forwarded-For: {ip}\r\n")),
+    }
+    head.push_str(&format!(
+        "X-Forwarded-Proto: {}\r\nX-Forwarded-Host: {}\r\n\r\n",
+        client.proto, request.host
+    ));
+    head
+}
+
+fn bracketed(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// Lower-cased header names listed in Connection: hop-by-hop by declaration.
+fn connection_tokens<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<String> {
+    headers
+        .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, value)| {
+            String::from_utf8_lossy(value)
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .filter(|token| !token.is_empty())
+        .collect()
+}
+
+fn header<'a>(headers: &[(&str, &'a [u8])], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+}
+
+fn has_token(headers: &[(&str, &[u8])], name: &str, token: &str) -> bool {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.split(|b| *b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Checks a 101 and builds the one the client gets: the upstream's end-to-end headers
+/// (subprotocol, extensions, cookies) with the hop-by-hop ones rebuilt.
+fn switching_protocols(
+    headers: &[(&str, &[u8])],
+    request: &UpgradeRequest,
+) -> Result<Vec<u8>, Rejection> {
+    if !has_token(headers, "upgrade", "websocket") {
+        return Err(Rejection::UpstreamInvalidUpgrade(
+            "Upgrade is not websocket",
+        ));
+    }
+    if !has_token(headers, "connection", "upgrade") {
+        return Err(Rejection::UpstreamInvalidUpgrade(
+            "Connection is not upgrade",
+        ));
+    }
+    let accept = accept_value(&request.key);
+    if header(headers, "sec-websocket-accept").map(<[u8]>::trim_ascii) != Some(accept.as_bytes()) {
+        return Err(Rejection::UpstreamInvalidUpgrade(
+            "wrong Sec-WebSocket-Accept",
+        ));
+    }
+    if let Some(chosen) = header(headers, "sec-websocket-protocol") {
+        let chosen = String::from_utf8_lossy(chosen.trim_ascii()).into_owned();
+        if !request.head.has_token("sec-websocket-protocol", &chosen) {
+            return Err(Rejection::UpstreamInvalidUpgrade(
+                "subprotocol the client did not offer",
+            ));
+        }
+    }
+    let mut out = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n").into_bytes();
+    append_end_to_end(&mut out, headers);
+    out.extend_from_slice(b"\r\n");
+    Ok(out)
+}
+
+fn append_end_to_end(out: &mut Vec<u8>, headers: &[(&str, &[u8])]) {
+    let named_in_connection = connection_tokens(headers.iter().copied());
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        if NOT_FORWARDED.contains(&lower.as_str()) || named_in_connection.contains(&lower) {
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The upstream's own non-101 answer, to relay to the client: its status, headers and a body of
+/// at most 64 KiB (Content-Length framed; other framings are not relayed), never an upgrade.
+async fn declined<S: AsyncRead + Unpin>(
+    status: u16,
+    reason: &str,
+    headers: &[(&str, &[u8])],
+    already: &[u8],
+    stream: &mut S,
+) -> Rejection {
+    let wanted = header(headers, "content-length")
+        .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(MAX_DECLINE_BODY);
+    let mut body = already[..already.len().min(wanted)].to_vec();
+    if body.len() < wanted {
+        let missing = wanted - body.len();
+        // Bounded by the handshake timeout around this whole exchange.
+        let mut rest = Vec::with_capacity(missing);
+        let _ = stream.take(missing as u64).read_to_end(&mut rest).await;
+        body.extend_from_slice(&rest);
+    }
+    let mut response = format!("HTTP/1.1 {status} {reason}\r\n").into_bytes();
+    append_end_to_end(&mut response, headers);
+    response.extend_from_slice(
+        format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    response.extend_from_slice(&body);
+    Rejection::UpstreamDeclined { status, response }
+}

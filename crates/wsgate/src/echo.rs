@@ -1,0 +1,91 @@
+//! A plain WebSocket echo server (`wsgate echo`): text comes back as text, binary as binary,
+//! pings are answered and closes are echoed. It picks the first subprotocol a client offers, so
+//! subprotocol negotiation through the gateway can be seen end to end.
+
+use std::net::SocketAddr;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A bound echo server.
+#[derive(Debug)]
+pub struct EchoServer {
+    listener: TcpListener,
+}
+
+impl EchoServer {
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<EchoServer> {
+        Ok(EchoServer {
+            listener: TcpListener::bind(addr).await?,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` is cancelled; open connections are dropped then.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let Ok((stream, _)) = accepted else {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            };
+            let stop = shutdown.clone();
+            tracker.spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = echo_connection(stream) => {}
+                }
+            });
+        }
+        tracker.close();
+        tracker.wait().await;
+    }
+}
+
+async fn echo_connection(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(64 << 20))
+        .max_frame_size(Some(16 << 20));
+    let choose_protocol = |request: &Request, mut response: Response| {
+        let first = request
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|offers| offers.split(',').map(str::trim).find(|p| !p.is_empty()))
+            .and_then(|p| HeaderValue::from_str(p).ok());
+        if let Some(protocol) = first {
+            response
+                .headers_mut()
+                .insert("sec-websocket-protocol", protocol);
+        }
+        Ok(response)
+    };
+    let Ok(mut ws) =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, choose_protocol, Some(config))
+            .await
+    else {
+        return;
+    };
+    while let Some(Ok(message)) = ws.next().await {
+        let echo = matches!(message, Message::Text(_) | Message::Binary(_));
+        if echo && ws.send(message).await.is_err() {
+            break;
+        }
+    }
+}

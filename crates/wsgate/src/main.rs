@@ -1,0 +1,192 @@
+//! `wsgate`: the command line. Wiring only: parse arguments, load config, start the pieces,
+//! turn errors into one line on stderr and a non-zero exit.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use wsgate::echo::EchoServer;
+use wsgate_core::config::{ApiSpec, AuthMode, Config};
+use wsgate_gateway::Gateway;
+
+#[derive(Parser)]
+#[command(name = "wsgate", version, about = "WebSocket API gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway. APIs may be declared in the config file.
+    Serve {
+        /// TOML config file (see config/wsgate.example.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run the gateway with a built-in echo upstream and the EchoWebSocket API, then print what
+    /// to try.
+    Demo {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run a plain WebSocket echo server (a demo and test upstream).
+    Echo {
+        /// Address to listen on, e.g. 127.0.0.1:7070.
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// Directory for the store and generated certificates.
+    #[arg(long, default_value = "wsgate-data")]
+    data_dir: PathBuf,
+    /// Plain ws:// listener address (overrides gateway.ws_listen).
+    #[arg(long)]
+    ws_listen: Option<SocketAddr>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(anyhow::Error::new(err).context("cannot start the async runtime")),
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(err),
+    }
+}
+
+fn fail(err: anyhow::Error) -> ExitCode {
+    eprintln!("wsgate: error: {err:#}");
+    ExitCode::FAILURE
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    match command {
+        Command::Serve { config, common } => {
+            let mut config = match &config {
+                Some(path) => load_config(path)?,
+                None => Config::default(),
+            };
+            apply_common(&mut config, &common)?;
+            let gateway = Gateway::bind(&config).await?;
+            println!("wsgate: ws listening on {}", gateway.ws_addr());
+            stop_on_signal(shutdown.clone());
+            gateway.run(shutdown).await;
+        }
+        Command::Demo { common } => demo(common, shutdown).await?,
+        Command::Echo { listen } => {
+            let echo = EchoServer::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            println!("wsgate: echo listening on {}", echo.local_addr());
+            stop_on_signal(shutdown.clone());
+            echo.run(shutdown).await;
+        }
+    }
+    Ok(())
+}
+
+fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Config::from_toml(&text).with_context(|| format!("config {}", path.display()))
+}
+
+fn apply_common(config: &mut Config, common: &Common) -> anyhow::Result<()> {
+    if let Some(addr) = common.ws_listen {
+        config.gateway.ws_listen = addr.to_string();
+    }
+    std::fs::create_dir_all(&common.data_dir)
+        .with_context(|| format!("cannot create data dir {}", common.data_dir.display()))?;
+    Ok(())
+}
+
+/// `serve` plus a built-in echo upstream and the seeds' EchoWebSocket API.
+async fn demo(common: Common, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let echo = EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .context("cannot start the demo echo upstream")?;
+    let echo_addr = echo.local_addr();
+    let mut config = Config::default();
+    config.apis.push(ApiSpec {
+        name: "EchoWebSocket".into(),
+        context: "/echowebsocket".into(),
+        version: "1.0".into(),
+        endpoints: vec![format!("ws://{echo_addr}")],
+        auth: AuthMode::None,
+        default_version: false,
+    });
+    apply_common(&mut config, &common)?;
+    let gateway = Gateway::bind(&config).await?;
+    let port = gateway.ws_addr().port();
+    println!("wsgate: ws listening on {}", gateway.ws_addr());
+    println!();
+    println!("wsgate demo is running: the EchoWebSocket API (context /echowebsocket, version 1.0)");
+    println!("relays to a built-in echo server at ws://{echo_addr} (keyless in this build).");
+    println!();
+    println!("Try it with the stock wscat client (npm install -g wscat):");
+    println!("  wscat -c ws://localhost:{port}/echowebsocket/1.0.0");
+    println!();
+    println!("Press Ctrl-C to stop.");
+    stop_on_signal(shutdown.clone());
+    let echo_task = tokio::spawn(echo.run(shutdown.clone()));
+    gateway.run(shutdown).await;
+    let _ = echo_task.await;
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C.
+fn stop_on_signal(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => term,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        shutdown.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down: draining live connections");
+        shutdown.cancel();
+    });
+}
+
+/// Logs go to stderr; `WSGATE_LOG_FORMAT=json` makes them JSON lines, `RUST_LOG` filters them.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("WSGATE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
