@@ -302,3 +302,6 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

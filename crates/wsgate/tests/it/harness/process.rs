@@ -1,0 +1,131 @@
+//! Child processes: the real `wsgate` binary and the external tools (wscat,
+//! python `websockets`) that prove interoperability with clients we did not
+//! write. Every child is spawned with `kill_on_drop`, so a failing test does
+//! not leave one behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+
+use super::{STEP, within};
+
+/// A directory under the system temp dir, unique to one test, removed when dropped.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let path =
+            std::env::temp_dir().join(format!("wsgate-it-{label}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("the temp dir is created");
+        TempDir { path }
+    }
+
+    /// Writes `contents` to `name` inside the directory and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.path.join(name);
+        std::fs::write(&path, contents).expect("the temp file is written");
+        path
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A `wsgate serve` process and its stdout, past the "listening" line.
+pub struct Served {
+    pub child: Child,
+    pub ws_addr: String,
+    _stdout: BufReader<ChildStdout>,
+}
+
+/// Spawns `wsgate serve --config CONFIG` and waits for it to print the address it bound.
+pub async fn serve(config: &Path, data_dir: &Path) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the wsgate binary starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut stdout = BufReader::new(stdout);
+    let ws_addr = within(STEP, "wsgate prints its ws listening line", async {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = stdout
+                .read_line(&mut line)
+                .await
+                .expect("stdout is readable");
+            assert!(
+                n > 0,
+                "wsgate exited before printing `wsgate: ws listening on ADDR`"
+            );
+            if let Some(addr) = line.trim().strip_prefix("wsgate: ws listening on ") {
+                return addr.to_string();
+            }
+        }
+    })
+    .await;
+    Served {
+        child,
+        ws_addr,
+        _stdout: stdout,
+    }
+}
+
+/// Sends SIGTERM to a child we spawned.
+pub fn terminate(child: &Child) {
+    let pid = child.id().expect("the child is still running");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM {pid} succeeds");
+}
+
+/// An external tool: the path in `env_var` if set, else `name` found on PATH.
+/// Fails the test (never skips it) with a hint when the tool is absent.
+pub fn tool(env_var: &str, name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "{env_var}={} does not exist; run ./scripts/test, which installs it",
+            path.display()
+        );
+        return path;
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{name}` is not installed: neither {env_var} is set nor `{name}` is on PATH; \
+                 run ./scripts/test, which installs it and sets {env_var}"
+            )
+        })
+}

@@ -1,0 +1,28 @@
+//! wsgate's integration tests: one binary, real sockets on `127.0.0.1:0`, the
+//! gateway started in-process (or as the real binary where the process itself
+//! is under test), and the upstreams and clients each test needs.
+//!
+//! Reading order: `harness` (how a test sets up its world), then the tests in
+//! the order of a connection's life: `echo`, `routing`, `upstream_handshake`,
+//! `bad_handshakes`, `bad_frames`, `close_codes`, `timeouts`, then the tests
+//! against tools and the binary: `wscat`, `deflate`, `shutdown`, and the
+//! Autobahn conformance run in `autobahn`.
+
+// A test that cannot go on should stop at once with the reason; `expect` is
+// used where the reason is worth a sentence.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+mod bad_frames;
+mod bad_handshakes;
+mod close_codes;
+mod deflate;
+mod echo;
+mod routing;
+mod shutdown;
+mod timeouts;
+mod upstream_handshake;
+mod wscat;
+
+mod autobahn;
