@@ -2,6 +2,7 @@
 //! [`Config::from_toml`] has accepted the whole file, so a typo never half-starts a gateway.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -18,10 +19,7 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        problem: problem.into(),
-    }
+    ConfigError::Invalid { key: key.into(), problem: problem.into() }
 }
 
 /// The whole file. Every section is optional so that an empty file is a valid gateway.
@@ -38,8 +36,20 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewaySettings {
-    /// Plain `ws://` listener. Kept as text until [`Config::validate`] so its error names the key.
+    /// Plain `ws://` listener, or `"off"`. Kept as text until [`Config::validate`] so its error
+    /// names the key.
     pub ws_listen: String,
+    /// TLS `wss://` listener, or `"off"`.
+    pub wss_listen: String,
+    /// PEM certificate chain for the wss listener; with `tls_key`. When both are absent a
+    /// self-signed certificate is generated into `data_dir` on first start.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// How often the certificate files are checked for changes (new handshakes get the new one).
+    #[serde(with = "duration::serde_text")]
+    pub tls_reload_interval: Duration,
+    /// Where the store and generated certificates live; see [`default_data_dir`].
+    pub data_dir: Option<PathBuf>,
     /// A frame whose header announces more payload than this is refused with close 1009.
     pub max_frame_size: u64,
     /// A message (all fragments together) larger than this is refused with close 1009.
@@ -71,6 +81,11 @@ impl Default for GatewaySettings {
     fn default() -> Self {
         GatewaySettings {
             ws_listen: "0.0.0.0:9099".into(),
+            wss_listen: "0.0.0.0:8099".into(),
+            tls_cert: None,
+            tls_key: None,
+            tls_reload_interval: Duration::from_secs(5),
+            data_dir: None,
             max_frame_size: 16 << 20,
             max_message_size: 64 << 20,
             max_header_size: 16 << 10,
@@ -85,14 +100,43 @@ impl Default for GatewaySettings {
 }
 
 impl GatewaySettings {
-    /// The validated `ws_listen` address.
-    pub fn ws_listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.ws_listen.parse().map_err(|_| {
-            invalid(
-                "gateway.ws_listen",
-                format!("\"{}\" is not an IP:port address", self.ws_listen),
-            )
-        })
+    /// The `ws_listen` address, `None` when it is `"off"`.
+    pub fn ws_listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        listen_addr("gateway.ws_listen", &self.ws_listen)
+    }
+
+    /// The `wss_listen` address, `None` when it is `"off"`.
+    pub fn wss_listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        listen_addr("gateway.wss_listen", &self.wss_listen)
+    }
+
+    /// The data directory: as configured, else [`default_data_dir`].
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+}
+
+fn listen_addr(key: &str, text: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| invalid(key, format!("\"{text}\" is not an IP:port address (or \"off\")")))
+}
+
+/// Where `serve`, `demo` and the CLI look for their data when no `--data-dir` is given:
+/// `$WSGATE_DATA_DIR`, else `$XDG_DATA_HOME/wsgate`, else `~/.local/share/wsgate`, else
+/// `./wsgate-data`. One rule for all, so client commands find the server's certificate.
+pub fn default_data_dir() -> PathBuf {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = var("WSGATE_DATA_DIR") {
+        return dir;
+    }
+    if let Some(dir) = var("XDG_DATA_HOME") {
+        return dir.join("wsgate");
+    }
+    match var("HOME") {
+        Some(home) => home.join(".local/share/wsgate"),
+        None => PathBuf::from("wsgate-data"),
     }
 }
 
@@ -107,7 +151,7 @@ pub enum AuthMode {
 }
 
 /// One WebSocket API as declared in the file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSpec {
     pub name: String,
@@ -119,6 +163,17 @@ pub struct ApiSpec {
     /// Whether `/context/...` without a version segment routes to this version.
     #[serde(default)]
     pub default_version: bool,
+    /// PEM bundle of CAs trusted for this API's `wss://` endpoints instead of the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key presented to `wss://` endpoints (mutual TLS).
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// Accept any certificate from this API's `wss://` endpoints. Logged as a warning at start.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 /// Scheme of an upstream endpoint.
@@ -153,8 +208,7 @@ impl Endpoint {
             return Err(format!("\"{url}\" may hold only host, port and path"));
         }
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let (host, port) = split_host_port(authority)
-            .ok_or_else(|| format!("\"{url}\" has no valid host:port"))?;
+        let (host, port) = split_host_port(authority).ok_or_else(|| format!("\"{url}\" has no valid host:port"))?;
         let default_port = if scheme == Scheme::Ws { 80 } else { 443 };
         Ok(Endpoint {
             scheme,
@@ -201,8 +255,7 @@ fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
 impl Config {
     /// Parses and validates a whole file.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let config: Config =
-            toml::from_str(text).map_err(|err| ConfigError::Syntax(one_line(&err.to_string())))?;
+        let config: Config = toml::from_str(text).map_err(|err| ConfigError::Syntax(one_line(&err.to_string())))?;
         config.validate()?;
         Ok(config)
     }
@@ -210,7 +263,12 @@ impl Config {
     /// Checks every rule that serde cannot express; the error names the offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let gw = &self.gateway;
-        gw.ws_listen_addr()?;
+        if gw.ws_listen_addr()?.is_none() && gw.wss_listen_addr()?.is_none() {
+            return Err(invalid("gateway.ws_listen", "ws_listen and wss_listen cannot both be \"off\""));
+        }
+        if gw.tls_cert.is_some() != gw.tls_key.is_some() {
+            return Err(invalid("gateway.tls_key", "tls_cert and tls_key go together: set both or neither"));
+        }
         for (key, value) in [
             ("gateway.max_frame_size", gw.max_frame_size),
             ("gateway.max_message_size", gw.max_message_size),
@@ -221,20 +279,15 @@ impl Config {
             }
         }
         if gw.max_header_size < 1024 {
-            return Err(invalid(
-                "gateway.max_header_size",
-                "must be at least 1024 bytes",
-            ));
+            return Err(invalid("gateway.max_header_size", "must be at least 1024 bytes"));
         }
         for (key, value) in [
             ("gateway.handshake_timeout", gw.handshake_timeout),
             ("gateway.connect_timeout", gw.connect_timeout),
-            (
-                "gateway.upstream_handshake_timeout",
-                gw.upstream_handshake_timeout,
-            ),
+            ("gateway.upstream_handshake_timeout", gw.upstream_handshake_timeout),
             ("gateway.idle_timeout", gw.idle_timeout),
             ("gateway.close_timeout", gw.close_timeout),
+            ("gateway.tls_reload_interval", gw.tls_reload_interval),
         ] {
             if value.is_zero() {
                 return Err(invalid(key, "must be longer than 0"));
@@ -247,10 +300,7 @@ impl Config {
             api.validate(&key)?;
             let route = (api.context.as_str(), version::canonical(&api.version));
             if seen.contains(&route) {
-                return Err(invalid(
-                    key("version"),
-                    format!("{} {} is declared twice", api.context, api.version),
-                ));
+                return Err(invalid(key("version"), format!("{} {} is declared twice", api.context, api.version)));
             }
             seen.push(route);
             if api.default_version {
@@ -276,27 +326,17 @@ impl ApiSpec {
         if !version::is_valid(&self.version) {
             return Err(invalid(
                 key("version"),
-                format!(
-                    "\"{}\" must be 1-64 letters, digits, '.', '-' or '_'",
-                    self.version
-                ),
+                format!("\"{}\" must be 1-64 letters, digits, '.', '-' or '_'", self.version),
             ));
         }
         if self.endpoints.is_empty() {
-            return Err(invalid(
-                key("endpoints"),
-                "needs at least one ws:// or wss:// URL",
-            ));
+            return Err(invalid(key("endpoints"), "needs at least one ws:// or wss:// URL"));
         }
         for (i, url) in self.endpoints.iter().enumerate() {
-            let endpoint = Endpoint::parse(url)
-                .map_err(|problem| invalid(format!("{}[{i}]", key("endpoints")), problem))?;
-            if endpoint.scheme == Scheme::Wss {
-                return Err(invalid(
-                    format!("{}[{i}]", key("endpoints")),
-                    "wss:// upstreams are not supported by this build yet",
-                ));
-            }
+            Endpoint::parse(url).map_err(|problem| invalid(format!("{}[{i}]", key("endpoints")), problem))?;
+        }
+        if self.client_cert.is_some() != self.client_key.is_some() {
+            return Err(invalid(key("client_key"), "client_cert and client_key go together: set both or neither"));
         }
         if self.auth == AuthMode::Oauth2 {
             return Err(invalid(
@@ -309,10 +349,7 @@ impl ApiSpec {
 
     /// The parsed endpoints; only valid after [`Config::validate`].
     pub fn parsed_endpoints(&self) -> Vec<Endpoint> {
-        self.endpoints
-            .iter()
-            .filter_map(|url| Endpoint::parse(url).ok())
-            .collect()
+        self.endpoints.iter().filter_map(|url| Endpoint::parse(url).ok()).collect()
     }
 }
 
@@ -322,15 +359,9 @@ fn validate_context(context: &str) -> Result<(), String> {
         return Err(format!("\"{context}\" must start with '/'"));
     };
     if rest.is_empty() || context.len() > 200 {
-        return Err(format!(
-            "\"{context}\" must name 1 to 200 characters of path"
-        ));
+        return Err(format!("\"{context}\" must name 1 to 200 characters of path"));
     }
-    let segment_ok = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-    };
+    let segment_ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
     if !rest.split('/').all(segment_ok) {
         return Err(format!(
             "\"{context}\" must be '/'-separated segments of letters, digits, '-', '.', '_' or '~' (no trailing '/')"
@@ -361,9 +392,7 @@ mod tests {
     "#;
 
     fn error_of(text: &str) -> String {
-        Config::from_toml(text)
-            .expect_err("config should be refused")
-            .to_string()
+        Config::from_toml(text).expect_err("config should be refused").to_string()
     }
 
     #[test]
@@ -376,13 +405,9 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         assert!(error_of(&ECHO.replace("\"1.0\"", "\"\"")).starts_with("apis[0].version:"));
-        assert!(
-            error_of(&ECHO.replace("ws://127", "http://127")).starts_with("apis[0].endpoints[0]:")
-        );
+        assert!(error_of(&ECHO.replace("ws://127", "http://127")).starts_with("apis[0].endpoints[0]:"));
         assert!(error_of(&ECHO.replace("/echowebsocket", "echo")).starts_with("apis[0].context:"));
-        assert!(
-            error_of(&ECHO.replace("127.0.0.1:0", "nowhere")).starts_with("gateway.ws_listen:")
-        );
+        assert!(error_of(&ECHO.replace("127.0.0.1:0", "nowhere")).starts_with("gateway.ws_listen:"));
         assert!(error_of(&ECHO.replace("\"2s\"", "\"2\"")).contains("idle_timeout"));
         assert!(error_of(&ECHO.replace("auth = \"none\"", "")).starts_with("apis[0].auth:"));
         assert!(error_of(&format!("{ECHO}\nbogus = 1")).contains("bogus"));
@@ -390,10 +415,7 @@ mod tests {
 
     #[test]
     fn the_same_context_and_version_twice_is_refused() {
-        let twice = format!(
-            "{ECHO}{}",
-            &ECHO[ECHO.find("[[apis]]").expect("apis")..].replace("\"1.0\"", "\"1.0.0\"")
-        );
+        let twice = format!("{ECHO}{}", &ECHO[ECHO.find("[[apis]]").expect("apis")..].replace("\"1.0\"", "\"1.0.0\""));
         assert!(error_of(&twice).starts_with("apis[1].version:"));
     }
 
@@ -402,10 +424,7 @@ mod tests {
         let e = Endpoint::parse("ws://echo.example/base/").expect("valid");
         assert_eq!((e.port, e.base_path.as_str()), (80, "/base"));
         let e = Endpoint::parse("wss://[::1]:8443").expect("valid");
-        assert_eq!(
-            (e.host.as_str(), e.port, e.authority()),
-            ("::1", 8443, "[::1]:8443".into())
-        );
+        assert_eq!((e.host.as_str(), e.port, e.authority()), ("::1", 8443, "[::1]:8443".into()));
         assert!(Endpoint::parse("ws://host:0").is_err());
         assert!(Endpoint::parse("ws://:80").is_err());
         assert!(Endpoint::parse("ws://host/p?q").is_err());

@@ -10,24 +10,17 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| format!("\"{text}\" has no unit (use ms, s, m or h)"))?;
     let (digits, unit) = text.split_at(split);
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("\"{text}\" does not start with a whole number"))?;
+    let value: u64 = digits.parse().map_err(|_| format!("\"{text}\" does not start with a whole number"))?;
     let millis_per_unit = match unit {
         "ms" => 1,
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
         _ => {
-            return Err(format!(
-                "\"{text}\" has unknown unit \"{unit}\" (use ms, s, m or h)"
-            ));
+            return Err(format!("\"{text}\" has unknown unit \"{unit}\" (use ms, s, m or h)"));
         }
     };
-    value
-        .checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("\"{text}\" is too long"))
+    value.checked_mul(millis_per_unit).map(Duration::from_millis).ok_or_else(|| format!("\"{text}\" is too long"))
 }
 
 /// Serde adapter: `#[serde(with = "crate::duration::serde_text")]`.

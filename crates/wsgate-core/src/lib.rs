@@ -5,6 +5,6 @@
 //! - [`duration`]: the human duration strings of the config file (`"10s"`, `"500ms"`).
 //! - [`config`]: the TOML configuration, parsed, validated and then frozen.
 
-pub mod config;
-pub mod duration;
 pub mod version;
+pub mod duration;
+pub mod config;

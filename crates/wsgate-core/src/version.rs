@@ -8,9 +8,7 @@
 /// `beta`) is kept as written: guessing equivalences there would route to the wrong API.
 pub fn canonical(version: &str) -> &str {
     let numeric = !version.is_empty()
-        && version
-            .split('.')
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+        && version.split('.').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
     if !numeric {
         return version;
     }
@@ -30,9 +28,7 @@ pub fn canonical(version: &str) -> &str {
 pub fn is_valid(version: &str) -> bool {
     !version.is_empty()
         && version.len() <= 64
-        && version
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && version.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 #[cfg(test)]

@@ -27,12 +27,7 @@ pub fn upgraded(client: &ClientInfo, route: &Route, started: Instant, report: &R
     );
 }
 
-pub fn refused(
-    client: &ClientInfo,
-    route: Option<&Route>,
-    started: Instant,
-    rejection: &Rejection,
-) {
+pub fn refused(client: &ClientInfo, route: Option<&Route>, started: Instant, rejection: &Rejection) {
     tracing::info!(
         target: "wsgate::access",
         client = %client.addr,

@@ -26,10 +26,7 @@ pub struct RequestHead {
 impl RequestHead {
     /// The value of a header that may appear once; `Err` when it appears twice.
     fn single(&self, name: &str) -> Result<Option<&[u8]>, Rejection> {
-        let mut values = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name));
+        let mut values = self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
         let first = values.next().map(|(_, v)| v.as_slice());
         if values.next().is_some() {
             return Err(Rejection::MalformedRequest);
@@ -58,38 +55,27 @@ pub struct UpgradeRequest {
 }
 
 /// Reads one request head. The caller bounds the time; this bounds the size.
-pub async fn read_head<S: AsyncRead + Unpin>(
-    client: &mut S,
-    max_size: usize,
-) -> Result<RequestHead, Rejection> {
+pub async fn read_head<S: AsyncRead + Unpin>(client: &mut S, max_size: usize) -> Result<RequestHead, Rejection> {
     let (buf, len) = read_http_head(client, max_size, |bytes| {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         httparse::Request::new(&mut headers).parse(bytes)
     })
     .await
     .map_err(|err| match err {
-        HeadError::TooLarge | HeadError::Parse(httparse::Error::TooManyHeaders) => {
-            Rejection::HeadTooLarge(max_size)
-        }
+        HeadError::TooLarge | HeadError::Parse(httparse::Error::TooManyHeaders) => Rejection::HeadTooLarge(max_size),
         HeadError::Parse(httparse::Error::Version) => Rejection::HttpVersionNotSupported,
         HeadError::Parse(_) | HeadError::Closed => Rejection::MalformedRequest,
     })?;
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
-    request
-        .parse(&buf[..len])
-        .map_err(|_| Rejection::MalformedRequest)?;
+    request.parse(&buf[..len]).map_err(|_| Rejection::MalformedRequest)?;
     if request.version != Some(1) {
         return Err(Rejection::HttpVersionNotSupported);
     }
     Ok(RequestHead {
         method: request.method.unwrap_or_default().to_string(),
         target: request.path.unwrap_or_default().to_string(),
-        headers: request
-            .headers
-            .iter()
-            .map(|h| (h.name.to_string(), h.value.to_vec()))
-            .collect(),
+        headers: request.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect(),
         early: buf[len..].to_vec(),
     })
 }
@@ -105,11 +91,7 @@ pub enum HeadError {
 
 /// Reads until `parse` finds a complete head of at most `max_size` bytes. Returns everything
 /// read and the head's length; bytes after it belong to the WebSocket stream.
-pub async fn read_http_head<S, P>(
-    stream: &mut S,
-    max_size: usize,
-    mut parse: P,
-) -> Result<(Vec<u8>, usize), HeadError>
+pub async fn read_http_head<S, P>(stream: &mut S, max_size: usize, mut parse: P) -> Result<(Vec<u8>, usize), HeadError>
 where
     S: AsyncRead + Unpin,
     P: FnMut(&[u8]) -> httparse::Result<usize>,
@@ -143,10 +125,7 @@ pub fn check_target(head: &RequestHead) -> Result<(), Rejection> {
         return Err(Rejection::MalformedRequest);
     }
     let path = head.target.split('?').next().unwrap_or_default();
-    if path
-        .split('/')
-        .any(|segment| segment == "." || segment == ".." || segment.eq_ignore_ascii_case("%2e%2e"))
-    {
+    if path.split('/').any(|segment| segment == "." || segment == ".." || segment.eq_ignore_ascii_case("%2e%2e")) {
         return Err(Rejection::DotSegmentInPath);
     }
     Ok(())
@@ -164,27 +143,17 @@ pub fn check_upgrade(head: RequestHead) -> Result<UpgradeRequest, Rejection> {
     if !head.has_token("connection", "upgrade") {
         return Err(Rejection::ConnectionNotUpgrade);
     }
-    if head
-        .single("sec-websocket-version")?
-        .map(<[u8]>::trim_ascii)
-        != Some(b"13")
-    {
+    if head.single("sec-websocket-version")?.map(<[u8]>::trim_ascii) != Some(b"13") {
         return Err(Rejection::UnsupportedWebSocketVersion);
     }
-    let key = head
-        .single("sec-websocket-key")?
-        .map(<[u8]>::trim_ascii)
-        .ok_or(Rejection::InvalidWebSocketKey)?;
+    let key = head.single("sec-websocket-key")?.map(<[u8]>::trim_ascii).ok_or(Rejection::InvalidWebSocketKey)?;
     match BASE64.decode(key) {
         Ok(bytes) if bytes.len() == 16 => {}
         _ => return Err(Rejection::InvalidWebSocketKey),
     }
     let key = String::from_utf8_lossy(key).into_owned();
     let host = head.single("host")?.ok_or(Rejection::MissingHost)?;
-    let host = std::str::from_utf8(host)
-        .map_err(|_| Rejection::MalformedRequest)?
-        .trim()
-        .to_string();
+    let host = std::str::from_utf8(host).map_err(|_| Rejection::MalformedRequest)?.trim().to_string();
     if host.is_empty() {
         return Err(Rejection::MissingHost);
     }
@@ -221,10 +190,7 @@ mod tests {
 
     #[test]
     fn accept_value_matches_rfc_example() {
-        assert_eq!(
-            accept_value("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
+        assert_eq!(accept_value("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[tokio::test]
@@ -249,23 +215,14 @@ mod tests {
             ("\x16\x03\x01garbage\r\n\r\n".to_string(), 400),
         ];
         for (raw, status) in cases {
-            let got = parse(&raw)
-                .await
-                .map(|_| 101)
-                .unwrap_or_else(|r| r.status());
+            let got = parse(&raw).await.map(|_| 101).unwrap_or_else(|r| r.status());
             assert_eq!(got, status, "{raw:?}");
         }
     }
 
     #[tokio::test]
     async fn oversized_heads_get_431() {
-        let raw = GOOD.replace(
-            "Host: gw",
-            &format!("Host: gw\r\nX-Big: {}", "a".repeat(5000)),
-        );
-        assert_eq!(
-            parse(&raw).await.map(|_| 0).unwrap_or_else(|r| r.status()),
-            431
-        );
+        let raw = GOOD.replace("Host: gw", &format!("Host: gw\r\nX-Big: {}", "a".repeat(5000)));
+        assert_eq!(parse(&raw).await.map(|_| 0).unwrap_or_else(|r| r.status()), 431);
     }
 }

@@ -2,6 +2,7 @@
 //! an API's upstream, and relays frames unchanged in both directions.
 //!
 //! Modules, in the order a connection meets them:
+//! - `tls`: decrypt connections of the wss listener.
 //! - [`handshake`]: read and check the client's upgrade request.
 //! - [`route`]: find the API by context and version.
 //! - [`upstream`]: connect and upgrade to the API's endpoint.
@@ -11,24 +12,28 @@
 //!
 //! [`Gateway`] binds the listener and runs the accept loop; shutdown is an argument.
 
-mod access_log;
 pub mod handshake;
-mod pipeline;
-pub mod rejection;
-pub mod relay;
 pub mod route;
 pub mod upstream;
+pub mod relay;
+pub mod rejection;
+mod tls;
+mod pipeline;
+mod access_log;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wsgate_core::config::{Config, ConfigError, GatewaySettings};
+use wsgate_tls::TlsError;
+use wsgate_tls::server::{CertificateFiles, ReloadingCertificate};
 
 use relay::RelayLimits;
-use route::RouteTable;
+use route::{RouteTable, UpstreamTlsError};
 use upstream::{ClientInfo, UpstreamTimeouts};
 
 /// Errors that stop the gateway from starting.
@@ -37,10 +42,11 @@ pub enum GatewayError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("wss listener certificate: {0}")]
+    ListenerTls(#[from] TlsError),
+    #[error(transparent)]
+    UpstreamTls(#[from] UpstreamTlsError),
 }
 
 /// What every connection reads and nobody writes after start.
@@ -52,22 +58,60 @@ pub(crate) struct Shared {
     pub upstream_timeouts: UpstreamTimeouts,
 }
 
+/// The wss listener with the certificate it presents.
+struct TlsListener {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    certificate: Arc<ReloadingCertificate>,
+}
+
 /// A bound, not yet running gateway.
-#[derive(Debug)]
 pub struct Gateway {
-    ws_listener: TcpListener,
+    ws: Option<TcpListener>,
+    wss: Option<TlsListener>,
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("ws", &self.ws_addr()).field("wss", &self.wss_addr()).finish()
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind { addr, source })
+}
+
 impl Gateway {
-    /// Validates `config` and binds the ws listener. Nothing is bound when the config is invalid.
+    /// Validates `config`, loads TLS material and binds the listeners. Nothing is bound when
+    /// anything is invalid.
     pub async fn bind(config: &Config) -> Result<Gateway, GatewayError> {
         config.validate()?;
         let settings = config.gateway.clone();
-        let addr = settings.ws_listen_addr()?;
-        let ws_listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| GatewayError::Bind { addr, source })?;
+        let routes = RouteTable::new(&config.apis)?;
+        let certificate = match settings.wss_listen_addr()? {
+            Some(_) => {
+                let files = wsgate_tls::server::locate_or_generate(
+                    settings.tls_cert.as_deref(),
+                    settings.tls_key.as_deref(),
+                    &settings.data_dir(),
+                )?;
+                Some(ReloadingCertificate::load(files)?)
+            }
+            None => None,
+        };
+        let ws = match settings.ws_listen_addr()? {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let wss = match (settings.wss_listen_addr()?, certificate) {
+            (Some(addr), Some(certificate)) => {
+                let acceptor = TlsAcceptor::from(wsgate_tls::server::server_config(certificate.clone())?);
+                certificate.watch(settings.tls_reload_interval);
+                Some(TlsListener { listener: bind(addr).await?, acceptor, certificate })
+            }
+            _ => None,
+        };
         let shared = Shared {
             relay_limits: RelayLimits {
                 max_frame: settings.max_frame_size,
@@ -79,20 +123,30 @@ impl Gateway {
                 connect: settings.connect_timeout,
                 handshake: settings.upstream_handshake_timeout,
             },
-            routes: RouteTable::new(&config.apis),
+            routes,
             settings,
         };
-        Ok(Gateway {
-            ws_listener,
-            shared: Arc::new(shared),
-        })
+        Ok(Gateway { ws, wss, shared: Arc::new(shared) })
     }
 
-    /// The address the ws listener is bound to (useful with port 0).
-    pub fn ws_addr(&self) -> SocketAddr {
-        self.ws_listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    /// The address of the ws listener (useful with port 0); `None` when it is off.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The address of the wss listener; `None` when it is off.
+    pub fn wss_addr(&self) -> Option<SocketAddr> {
+        self.wss.as_ref().and_then(|l| l.listener.local_addr().ok())
+    }
+
+    /// The wss listener's certificate files (generated or configured).
+    pub fn certificate_files(&self) -> Option<&CertificateFiles> {
+        self.wss.as_ref().map(|w| w.certificate.files())
+    }
+
+    /// SHA-256 fingerprint of the certificate the wss listener presents now.
+    pub fn certificate_fingerprint(&self) -> Option<String> {
+        self.wss.as_ref().map(|w| w.certificate.fingerprint())
     }
 
     /// Accepts connections until `shutdown` is cancelled, then lets live connections close
@@ -100,41 +154,46 @@ impl Gateway {
     pub async fn run(self, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
         loop {
-            let accepted = tokio::select! {
+            tokio::select! {
                 _ = shutdown.cancelled() => break,
-                accepted = self.ws_listener.accept() => accepted,
-            };
-            match accepted {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    let info = ClientInfo {
-                        addr,
-                        proto: "http",
-                    };
-                    tracker.spawn(pipeline::serve_connection(
-                        stream,
-                        info,
-                        self.shared.clone(),
-                        shutdown.clone(),
-                    ));
+                accepted = accept(self.ws.as_ref()) => {
+                    if let Some((stream, addr)) = accepted {
+                        let info = ClientInfo { addr, proto: "http" };
+                        tracker.spawn(pipeline::serve_connection(stream, info, self.shared.clone(), shutdown.clone()));
+                    }
                 }
-                Err(err) => {
-                    // Out of file descriptors or similar: back off instead of spinning.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                accepted = accept(self.wss.as_ref().map(|w| &w.listener)) => {
+                    if let (Some((stream, addr)), Some(wss)) = (accepted, &self.wss) {
+                        let info = ClientInfo { addr, proto: "https" };
+                        let acceptor = wss.acceptor.clone();
+                        tracker.spawn(pipeline::serve_tls_connection(stream, acceptor, info, self.shared.clone(), shutdown.clone()));
+                    }
                 }
             }
         }
-        drop(self.ws_listener);
+        drop(self.ws);
+        drop(self.wss);
         tracker.close();
-        if tokio::time::timeout(self.shared.settings.shutdown_timeout, tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                live = tracker.len(),
-                "shutdown deadline passed with connections still open"
-            );
+        if tokio::time::timeout(self.shared.settings.shutdown_timeout, tracker.wait()).await.is_err() {
+            tracing::warn!(live = tracker.len(), "shutdown deadline passed with connections still open");
+        }
+    }
+}
+
+/// Accepts on `listener`, or waits forever when it is off. Accept errors (out of file
+/// descriptors, say) back off briefly instead of spinning.
+async fn accept(listener: Option<&TcpListener>) -> Option<(TcpStream, SocketAddr)> {
+    let Some(listener) = listener else { return std::future::pending().await };
+    match listener.accept().await {
+        Ok((stream, addr)) => {
+            // Frames are small and latency matters more than packet count.
+            let _ = stream.set_nodelay(true);
+            Some((stream, addr))
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "accept failed");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            None
         }
     }
 }

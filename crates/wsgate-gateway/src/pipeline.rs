@@ -4,20 +4,36 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::handshake;
 use crate::rejection::Rejection;
 use crate::relay;
 use crate::route::Route;
 use crate::upstream::{self, ClientInfo};
 use crate::{Shared, access_log};
+use crate::{handshake, tls};
 
-/// Handles one accepted client connection until it ends.
-pub async fn serve_connection(
-    mut client: TcpStream,
+/// Handles one connection accepted on the wss listener: TLS first, then as any other.
+pub async fn serve_tls_connection(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    info: ClientInfo,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let started = Instant::now();
+    match tls::accept(tcp, &acceptor, shared.settings.handshake_timeout).await {
+        Ok(client) => serve_connection(client, info, shared, shutdown).await,
+        Err(rejection) => access_log::refused(&info, None, started, &rejection),
+    }
+}
+
+/// Handles one client connection, plain or already decrypted, until it ends.
+pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut client: S,
     info: ClientInfo,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
@@ -37,12 +53,9 @@ pub async fn serve_connection(
         Err(_) => return refuse(client, info, None, Rejection::HandshakeTimeout, started).await,
     };
     // 2. Route before judging the upgrade, so an unknown path is a 404 whatever its method.
-    let route = match handshake::check_target(&head).and_then(|()| {
-        shared
-            .routes
-            .resolve(&head.target)
-            .ok_or(Rejection::NoRoute)
-    }) {
+    let route = match handshake::check_target(&head)
+        .and_then(|()| shared.routes.resolve(&head.target).ok_or(Rejection::NoRoute))
+    {
         Ok(route) => route,
         Err(rejection) => return refuse(client, info, None, rejection, started).await,
     };
@@ -61,20 +74,14 @@ pub async fn serve_connection(
         return;
     }
     // 5. Relay frames until both sides close.
-    let report = relay::relay(
-        client,
-        upstream.stream,
-        &request.head.early,
-        &upstream.early,
-        shared.relay_limits,
-        shutdown,
-    )
-    .await;
+    let report =
+        relay::relay(client, upstream.stream, &request.head.early, &upstream.early, shared.relay_limits, shutdown)
+            .await;
     access_log::upgraded(&info, &route, started, &report);
 }
 
-async fn refuse(
-    mut client: TcpStream,
+async fn refuse<S: AsyncWrite + Unpin>(
+    mut client: S,
     info: ClientInfo,
     route: Option<&Route>,
     rejection: Rejection,

@@ -16,6 +16,10 @@ pub enum Side {
 pub enum Rejection {
     #[error("malformed HTTP request")]
     MalformedRequest,
+    #[error("this port speaks TLS: use wss://")]
+    PlainHttpOnTlsPort,
+    #[error("TLS handshake failed: {0}")]
+    TlsHandshakeFailed(String),
     #[error("request head larger than {0} bytes")]
     HeadTooLarge(usize),
     #[error("upgrade request not received in time")]
@@ -48,6 +52,8 @@ pub enum Rejection {
     UpstreamConnectTimeout,
     #[error("upstream did not answer the upgrade in time")]
     UpstreamHandshakeTimeout,
+    #[error("upstream TLS handshake failed: {0}")]
+    UpstreamTlsFailed(String),
     #[error("upstream sent an invalid upgrade response: {0}")]
     UpstreamInvalidUpgrade(&'static str),
     /// The upstream answered without upgrading; its response goes to the client as it is.
@@ -59,6 +65,8 @@ impl Rejection {
     pub fn status(&self) -> u16 {
         match self {
             Rejection::MalformedRequest
+            | Rejection::PlainHttpOnTlsPort
+            | Rejection::TlsHandshakeFailed(_)
             | Rejection::DotSegmentInPath
             | Rejection::ConnectionNotUpgrade
             | Rejection::InvalidWebSocketKey
@@ -72,6 +80,7 @@ impl Rejection {
             Rejection::HttpVersionNotSupported => 505,
             Rejection::UpstreamRefused
             | Rejection::UpstreamUnreachable
+            | Rejection::UpstreamTlsFailed(_)
             | Rejection::UpstreamInvalidUpgrade(_) => 502,
             Rejection::UpstreamConnectTimeout | Rejection::UpstreamHandshakeTimeout => 504,
             Rejection::UpstreamDeclined { status, .. } => *status,
@@ -84,6 +93,7 @@ impl Rejection {
             | Rejection::UpstreamUnreachable
             | Rejection::UpstreamConnectTimeout
             | Rejection::UpstreamHandshakeTimeout
+            | Rejection::UpstreamTlsFailed(_)
             | Rejection::UpstreamInvalidUpgrade(_)
             | Rejection::UpstreamDeclined { .. } => Side::Upstream,
             _ => Side::Client,

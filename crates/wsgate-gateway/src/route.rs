@@ -6,8 +6,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use wsgate_core::config::{ApiSpec, Endpoint};
+use rustls::ClientConfig;
+use wsgate_core::config::{ApiSpec, Endpoint, Scheme};
 use wsgate_core::version;
+use wsgate_tls::TlsError;
+use wsgate_tls::client::UpstreamTlsOptions;
+
+/// An API whose upstream TLS settings cannot be loaded (a missing CA file, say).
+#[derive(Debug, thiserror::Error)]
+#[error("apis[{index}] ({name}): {source}")]
+pub struct UpstreamTlsError {
+    pub index: usize,
+    pub name: String,
+    pub source: TlsError,
+}
 
 /// One routable API with its upstream endpoints.
 #[derive(Debug)]
@@ -16,19 +28,37 @@ pub struct Api {
     pub context: String,
     pub version: String,
     pub endpoints: Vec<Endpoint>,
+    /// How `wss://` endpoints are verified; `None` when the API has none.
+    pub tls: Option<Arc<ClientConfig>>,
     /// Round-robin cursor over `endpoints`.
     next_endpoint: AtomicUsize,
 }
 
 impl Api {
-    pub fn from_spec(spec: &ApiSpec) -> Api {
-        Api {
+    /// Builds a routable API, loading its upstream TLS settings when it has `wss://` endpoints.
+    pub fn from_spec(spec: &ApiSpec) -> Result<Api, TlsError> {
+        let endpoints = spec.parsed_endpoints();
+        let tls = if endpoints.iter().any(|e| e.scheme == Scheme::Wss) {
+            let options = UpstreamTlsOptions {
+                ca_file: spec.ca_file.as_deref(),
+                client_cert: spec.client_cert.as_deref().zip(spec.client_key.as_deref()),
+                insecure_skip_verify: spec.insecure_skip_verify,
+            };
+            if spec.insecure_skip_verify {
+                tracing::warn!(api = %spec.name, "insecure_skip_verify: upstream certificates are NOT verified for this API");
+            }
+            Some(wsgate_tls::client::client_config(options)?)
+        } else {
+            None
+        };
+        Ok(Api {
             name: spec.name.clone(),
             context: spec.context.clone(),
             version: spec.version.clone(),
-            endpoints: spec.parsed_endpoints(),
+            endpoints,
+            tls,
             next_endpoint: AtomicUsize::new(0),
-        }
+        })
     }
 
     /// Endpoints in the order to try them for one connection: round-robin start, then the
@@ -62,19 +92,19 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    pub fn new(specs: &[ApiSpec]) -> RouteTable {
+    pub fn new(specs: &[ApiSpec]) -> Result<RouteTable, UpstreamTlsError> {
         let mut table = RouteTable::default();
-        for spec in specs {
-            let api = Arc::new(Api::from_spec(spec));
+        for (index, spec) in specs.iter().enumerate() {
+            let api =
+                Api::from_spec(spec).map_err(|source| UpstreamTlsError { index, name: spec.name.clone(), source })?;
+            let api = Arc::new(api);
             let context = table.contexts.entry(spec.context.clone()).or_default();
             if spec.default_version {
                 context.default = Some(api.clone());
             }
-            context
-                .versions
-                .insert(version::canonical(&spec.version).to_string(), api);
+            context.versions.insert(version::canonical(&spec.version).to_string(), api);
         }
-        table
+        Ok(table)
     }
 
     /// Finds the API for a request target such as `/echowebsocket/1.0.0/room?x=1`.
@@ -90,18 +120,11 @@ impl RouteTable {
             if let Some(context) = self.contexts.get(prefix) {
                 let after = &path[end..];
                 let (segment, rest) = split_first_segment(after);
-                if let Some(api) = segment.and_then(|s| context.versions.get(version::canonical(s)))
-                {
-                    return Some(Route {
-                        api: api.clone(),
-                        rest: format!("{rest}{query}"),
-                    });
+                if let Some(api) = segment.and_then(|s| context.versions.get(version::canonical(s))) {
+                    return Some(Route { api: api.clone(), rest: format!("{rest}{query}") });
                 }
                 if let Some(api) = &context.default {
-                    return Some(Route {
-                        api: api.clone(),
-                        rest: format!("{after}{query}"),
-                    });
+                    return Some(Route { api: api.clone(), rest: format!("{after}{query}") });
                 }
             }
             end = path[..end].rfind('/')?;
@@ -133,21 +156,17 @@ mod tests {
             endpoints: vec!["ws://127.0.0.1:1".into()],
             auth: wsgate_core::config::AuthMode::None,
             default_version,
+            ..ApiSpec::default()
         }
     }
 
     fn table() -> RouteTable {
-        RouteTable::new(&[
-            spec("/a", "1.0", false),
-            spec("/a/b", "2", false),
-            spec("/d", "1", true),
-        ])
+        RouteTable::new(&[spec("/a", "1.0", false), spec("/a/b", "2", false), spec("/d", "1", true)])
+            .expect("no TLS to load")
     }
 
     fn hit(target: &str) -> Option<(String, String)> {
-        table()
-            .resolve(target)
-            .map(|r| (r.api.name.clone(), r.rest))
+        table().resolve(target).map(|r| (r.api.name.clone(), r.rest))
     }
 
     #[test]
@@ -159,10 +178,7 @@ mod tests {
 
     #[test]
     fn longest_context_wins_and_the_rest_goes_upstream() {
-        assert_eq!(
-            hit("/a/b/2/x/y?q=1"),
-            Some(("/a/b 2".into(), "/x/y?q=1".into()))
-        );
+        assert_eq!(hit("/a/b/2/x/y?q=1"), Some(("/a/b 2".into(), "/x/y?q=1".into())));
         assert_eq!(hit("/a/1.0/b/2"), Some(("/a 1.0".into(), "/b/2".into())));
     }
 

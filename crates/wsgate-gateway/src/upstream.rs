@@ -5,8 +5,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_util::either::Either;
 
 use crate::handshake::{HeadError, UpgradeRequest, accept_value, read_http_head};
 use crate::rejection::{Rejection, reason_phrase};
@@ -55,10 +59,13 @@ pub struct UpstreamTimeouts {
     pub handshake: Duration,
 }
 
+/// The upstream socket: plain for `ws://`, TLS for `wss://`.
+pub type UpstreamStream = Either<TcpStream, TlsStream<TcpStream>>;
+
 /// An upgraded upstream connection.
 #[derive(Debug)]
 pub struct Upstream {
-    pub stream: TcpStream,
+    pub stream: UpstreamStream,
     /// The 101 response to send to the client.
     pub response: Vec<u8>,
     /// Frame bytes the upstream sent right after its 101.
@@ -76,8 +83,12 @@ pub async fn open(
     let mut last_error = Rejection::UpstreamUnreachable;
     for endpoint in route.api.endpoints_to_try() {
         match connect(endpoint, timeouts.connect).await {
-            Ok(stream) => {
-                let handshake = upgrade(stream, endpoint, route, request, client);
+            Ok(tcp) => {
+                // TLS and the upgrade share one deadline: together they are the upstream's answer.
+                let handshake = async {
+                    let stream = secure(tcp, endpoint, route).await?;
+                    upgrade(stream, endpoint, route, request, client).await
+                };
                 return tokio::time::timeout(timeouts.handshake, handshake)
                     .await
                     .unwrap_or(Err(Rejection::UpstreamHandshakeTimeout));
@@ -88,17 +99,28 @@ pub async fn open(
     Err(last_error)
 }
 
-async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStream, Rejection> {
-    if endpoint.scheme == Scheme::Wss {
-        // Configuration validation refuses wss:// until TLS upstreams exist.
-        return Err(Rejection::UpstreamUnreachable);
+/// Wraps the TCP stream in TLS for `wss://` endpoints, verifying the certificate for the
+/// endpoint's host name (SNI) as the API's TLS settings say.
+async fn secure(tcp: TcpStream, endpoint: &Endpoint, route: &Route) -> Result<UpstreamStream, Rejection> {
+    if endpoint.scheme == Scheme::Ws {
+        return Ok(Either::Left(tcp));
     }
+    let Some(config) = &route.api.tls else {
+        return Err(Rejection::UpstreamTlsFailed("no TLS settings for this API".into()));
+    };
+    let name = ServerName::try_from(endpoint.host.clone())
+        .map_err(|_| Rejection::UpstreamTlsFailed(format!("\"{}\" is not a valid TLS server name", endpoint.host)))?;
+    match TlsConnector::from(config.clone()).connect(name, tcp).await {
+        Ok(tls) => Ok(Either::Right(tls)),
+        Err(err) => Err(Rejection::UpstreamTlsFailed(err.to_string())),
+    }
+}
+
+async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStream, Rejection> {
     let connecting = TcpStream::connect((endpoint.host.as_str(), endpoint.port));
     match tokio::time::timeout(timeout, connecting).await {
         Err(_) => Err(Rejection::UpstreamConnectTimeout),
-        Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Err(Rejection::UpstreamRefused)
-        }
+        Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => Err(Rejection::UpstreamRefused),
         Ok(Err(_)) => Err(Rejection::UpstreamUnreachable),
         Ok(Ok(stream)) => {
             // Frames are small and latency matters more than packet count.
@@ -109,17 +131,14 @@ async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStream, Re
 }
 
 async fn upgrade(
-    mut stream: TcpStream,
+    mut stream: UpstreamStream,
     endpoint: &Endpoint,
     route: &Route,
     request: &UpgradeRequest,
     client: ClientInfo,
 ) -> Result<Upstream, Rejection> {
     let head = request_head(endpoint, route, request, client);
-    stream
-        .write_all(head.as_bytes())
-        .await
-        .map_err(|_| Rejection::UpstreamUnreachable)?;
+    stream.write_all(head.as_bytes()).await.map_err(|_| Rejection::UpstreamUnreachable)?;
     let (buf, len) = read_http_head(&mut stream, MAX_RESPONSE_HEAD, |bytes| {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         httparse::Response::new(&mut headers).parse(bytes)
@@ -128,69 +147,39 @@ async fn upgrade(
     .map_err(|err| match err {
         HeadError::TooLarge => Rejection::UpstreamInvalidUpgrade("response head too large"),
         HeadError::Parse(_) => Rejection::UpstreamInvalidUpgrade("malformed HTTP response"),
-        HeadError::Closed => {
-            Rejection::UpstreamInvalidUpgrade("connection closed before a response")
-        }
+        HeadError::Closed => Rejection::UpstreamInvalidUpgrade("connection closed before a response"),
     })?;
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
-    response
-        .parse(&buf[..len])
-        .map_err(|_| Rejection::UpstreamInvalidUpgrade("malformed HTTP response"))?;
+    response.parse(&buf[..len]).map_err(|_| Rejection::UpstreamInvalidUpgrade("malformed HTTP response"))?;
     let status = response.code.unwrap_or_default();
     let headers: Vec<(&str, &[u8])> = response.headers.iter().map(|h| (h.name, h.value)).collect();
     match status {
         101 => {
             let response = switching_protocols(&headers, request)?;
-            Ok(Upstream {
-                stream,
-                response,
-                early: buf[len..].to_vec(),
-            })
+            Ok(Upstream { stream, response, early: buf[len..].to_vec() })
         }
         100..=199 => Err(Rejection::UpstreamInvalidUpgrade("informational response")),
         _ => {
-            let reason = response
-                .reason
-                .unwrap_or_else(|| reason_phrase(status))
-                .to_string();
+            let reason = response.reason.unwrap_or_else(|| reason_phrase(status)).to_string();
             Err(declined(status, &reason, &headers, &buf[len..], &mut stream).await)
         }
     }
 }
 
 /// The request line and headers sent upstream.
-fn request_head(
-    endpoint: &Endpoint,
-    route: &Route,
-    request: &UpgradeRequest,
-    client: ClientInfo,
-) -> String {
+fn request_head(endpoint: &Endpoint, route: &Route, request: &UpgradeRequest, client: ClientInfo) -> String {
     let mut path = format!("{}{}", endpoint.base_path, route.rest);
     if !path.starts_with('/') {
         path.insert(0, '/');
     }
-    let default_port = if endpoint.scheme == Scheme::Ws {
-        80
-    } else {
-        443
-    };
-    let host = if endpoint.port == default_port {
-        bracketed(&endpoint.host)
-    } else {
-        endpoint.authority()
-    };
+    let default_port = if endpoint.scheme == Scheme::Ws { 80 } else { 443 };
+    let host = if endpoint.port == default_port { bracketed(&endpoint.host) } else { endpoint.authority() };
     let mut head = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n",
         request.key
     );
-    let named_in_connection = connection_tokens(
-        request
-            .head
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_slice())),
-    );
+    let named_in_connection = connection_tokens(request.head.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
     let mut forwarded_for = None;
     for (name, value) in &request.head.headers {
         let lower = name.to_ascii_lowercase();
@@ -210,19 +199,12 @@ fn request_head(
         Some(prior) => head.push_str(&format!("X-Forwarded-For: {prior}, {ip}\r\n")),
         None => head.push_str(&format!("X-Forwarded-For: {ip}\r\n")),
     }
-    head.push_str(&format!(
-        "X-Forwarded-Proto: {}\r\nX-Forwarded-Host: {}\r\n\r\n",
-        client.proto, request.host
-    ));
+    head.push_str(&format!("X-Forwarded-Proto: {}\r\nX-Forwarded-Host: {}\r\n\r\n", client.proto, request.host));
     head
 }
 
 fn bracketed(host: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    }
+    if host.contains(':') { format!("[{host}]") } else { host.to_string() }
 }
 
 /// Lower-cased header names listed in Connection: hop-by-hop by declaration.
@@ -230,20 +212,14 @@ fn connection_tokens<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> 
     headers
         .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
         .flat_map(|(_, value)| {
-            String::from_utf8_lossy(value)
-                .split(',')
-                .map(|t| t.trim().to_ascii_lowercase())
-                .collect::<Vec<_>>()
+            String::from_utf8_lossy(value).split(',').map(|t| t.trim().to_ascii_lowercase()).collect::<Vec<_>>()
         })
         .filter(|token| !token.is_empty())
         .collect()
 }
 
 fn header<'a>(headers: &[(&str, &'a [u8])], name: &str) -> Option<&'a [u8]> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| *v)
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
 }
 
 fn has_token(headers: &[(&str, &[u8])], name: &str, token: &str) -> bool {
@@ -256,32 +232,21 @@ fn has_token(headers: &[(&str, &[u8])], name: &str, token: &str) -> bool {
 
 /// Checks a 101 and builds the one the client gets: the upstream's end-to-end headers
 /// (subprotocol, extensions, cookies) with the hop-by-hop ones rebuilt.
-fn switching_protocols(
-    headers: &[(&str, &[u8])],
-    request: &UpgradeRequest,
-) -> Result<Vec<u8>, Rejection> {
+fn switching_protocols(headers: &[(&str, &[u8])], request: &UpgradeRequest) -> Result<Vec<u8>, Rejection> {
     if !has_token(headers, "upgrade", "websocket") {
-        return Err(Rejection::UpstreamInvalidUpgrade(
-            "Upgrade is not websocket",
-        ));
+        return Err(Rejection::UpstreamInvalidUpgrade("Upgrade is not websocket"));
     }
     if !has_token(headers, "connection", "upgrade") {
-        return Err(Rejection::UpstreamInvalidUpgrade(
-            "Connection is not upgrade",
-        ));
+        return Err(Rejection::UpstreamInvalidUpgrade("Connection is not upgrade"));
     }
     let accept = accept_value(&request.key);
     if header(headers, "sec-websocket-accept").map(<[u8]>::trim_ascii) != Some(accept.as_bytes()) {
-        return Err(Rejection::UpstreamInvalidUpgrade(
-            "wrong Sec-WebSocket-Accept",
-        ));
+        return Err(Rejection::UpstreamInvalidUpgrade("wrong Sec-WebSocket-Accept"));
     }
     if let Some(chosen) = header(headers, "sec-websocket-protocol") {
         let chosen = String::from_utf8_lossy(chosen.trim_ascii()).into_owned();
         if !request.head.has_token("sec-websocket-protocol", &chosen) {
-            return Err(Rejection::UpstreamInvalidUpgrade(
-                "subprotocol the client did not offer",
-            ));
+            return Err(Rejection::UpstreamInvalidUpgrade("subprotocol the client did not offer"));
         }
     }
     let mut out = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n").into_bytes();
@@ -327,13 +292,7 @@ async fn declined<S: AsyncRead + Unpin>(
     }
     let mut response = format!("HTTP/1.1 {status} {reason}\r\n").into_bytes();
     append_end_to_end(&mut response, headers);
-    response.extend_from_slice(
-        format!(
-            "Content-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    );
+    response.extend_from_slice(format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes());
     response.extend_from_slice(&body);
     Rejection::UpstreamDeclined { status, response }
 }

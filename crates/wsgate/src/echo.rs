@@ -21,15 +21,11 @@ pub struct EchoServer {
 
 impl EchoServer {
     pub async fn bind(addr: SocketAddr) -> std::io::Result<EchoServer> {
-        Ok(EchoServer {
-            listener: TcpListener::bind(addr).await?,
-        })
+        Ok(EchoServer { listener: TcpListener::bind(addr).await? })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Serves until `shutdown` is cancelled; open connections are dropped then.
@@ -59,9 +55,7 @@ impl EchoServer {
 
 async fn echo_connection(stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(64 << 20))
-        .max_frame_size(Some(16 << 20));
+    let config = WebSocketConfig::default().max_message_size(Some(64 << 20)).max_frame_size(Some(16 << 20));
     let choose_protocol = |request: &Request, mut response: Response| {
         let first = request
             .headers()
@@ -70,15 +64,11 @@ async fn echo_connection(stream: TcpStream) {
             .and_then(|offers| offers.split(',').map(str::trim).find(|p| !p.is_empty()))
             .and_then(|p| HeaderValue::from_str(p).ok());
         if let Some(protocol) = first {
-            response
-                .headers_mut()
-                .insert("sec-websocket-protocol", protocol);
+            response.headers_mut().insert("sec-websocket-protocol", protocol);
         }
         Ok(response)
     };
-    let Ok(mut ws) =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, choose_protocol, Some(config))
-            .await
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, choose_protocol, Some(config)).await
     else {
         return;
     };

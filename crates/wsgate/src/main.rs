@@ -45,21 +45,22 @@ enum Command {
 
 #[derive(clap::Args)]
 struct Common {
-    /// Directory for the store and generated certificates.
-    #[arg(long, default_value = "wsgate-data")]
-    data_dir: PathBuf,
+    /// Directory for the store and generated certificates [default: $WSGATE_DATA_DIR, else
+    /// ~/.local/share/wsgate].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Plain ws:// listener address (overrides gateway.ws_listen).
     #[arg(long)]
     ws_listen: Option<SocketAddr>,
+    /// TLS wss:// listener address (overrides gateway.wss_listen).
+    #[arg(long)]
+    wss_listen: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => return fail(anyhow::Error::new(err).context("cannot start the async runtime")),
     };
@@ -84,15 +85,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             apply_common(&mut config, &common)?;
             let gateway = Gateway::bind(&config).await?;
-            println!("wsgate: ws listening on {}", gateway.ws_addr());
+            print_listeners(&gateway);
             stop_on_signal(shutdown.clone());
             gateway.run(shutdown).await;
         }
         Command::Demo { common } => demo(common, shutdown).await?,
         Command::Echo { listen } => {
-            let echo = EchoServer::bind(listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen}"))?;
+            let echo = EchoServer::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             println!("wsgate: echo listening on {}", echo.local_addr());
             stop_on_signal(shutdown.clone());
             echo.run(shutdown).await;
@@ -102,8 +101,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Config::from_toml(&text).with_context(|| format!("config {}", path.display()))
 }
 
@@ -111,16 +109,21 @@ fn apply_common(config: &mut Config, common: &Common) -> anyhow::Result<()> {
     if let Some(addr) = common.ws_listen {
         config.gateway.ws_listen = addr.to_string();
     }
-    std::fs::create_dir_all(&common.data_dir)
-        .with_context(|| format!("cannot create data dir {}", common.data_dir.display()))?;
+    if let Some(addr) = common.wss_listen {
+        config.gateway.wss_listen = addr.to_string();
+    }
+    if let Some(dir) = &common.data_dir {
+        config.gateway.data_dir = Some(dir.clone());
+    }
+    let data_dir = config.gateway.data_dir();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     Ok(())
 }
 
 /// `serve` plus a built-in echo upstream and the seeds' EchoWebSocket API.
 async fn demo(common: Common, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let echo = EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .context("cannot start the demo echo upstream")?;
+    let echo =
+        EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.context("cannot start the demo echo upstream")?;
     let echo_addr = echo.local_addr();
     let mut config = Config::default();
     config.apis.push(ApiSpec {
@@ -129,18 +132,22 @@ async fn demo(common: Common, shutdown: CancellationToken) -> anyhow::Result<()>
         version: "1.0".into(),
         endpoints: vec![format!("ws://{echo_addr}")],
         auth: AuthMode::None,
-        default_version: false,
+        ..ApiSpec::default()
     });
     apply_common(&mut config, &common)?;
     let gateway = Gateway::bind(&config).await?;
-    let port = gateway.ws_addr().port();
-    println!("wsgate: ws listening on {}", gateway.ws_addr());
+    print_listeners(&gateway);
     println!();
     println!("wsgate demo is running: the EchoWebSocket API (context /echowebsocket, version 1.0)");
     println!("relays to a built-in echo server at ws://{echo_addr} (keyless in this build).");
     println!();
     println!("Try it with the stock wscat client (npm install -g wscat):");
-    println!("  wscat -c ws://localhost:{port}/echowebsocket/1.0.0");
+    if let Some(addr) = gateway.ws_addr() {
+        println!("  wscat -c ws://localhost:{}/echowebsocket/1.0.0", addr.port());
+    }
+    if let Some(addr) = gateway.wss_addr() {
+        println!("  wscat -n -c wss://localhost:{}/echowebsocket/1.0.0", addr.port());
+    }
     println!();
     println!("Press Ctrl-C to stop.");
     stop_on_signal(shutdown.clone());
@@ -150,21 +157,34 @@ async fn demo(common: Common, shutdown: CancellationToken) -> anyhow::Result<()>
     Ok(())
 }
 
+/// One line per listener, the format scripts and tests read: `wsgate: ws listening on ADDR`.
+fn print_listeners(gateway: &Gateway) {
+    if let Some(addr) = gateway.ws_addr() {
+        println!("wsgate: ws listening on {addr}");
+    }
+    if let Some(addr) = gateway.wss_addr() {
+        println!("wsgate: wss listening on {addr}");
+    }
+    if let (Some(files), Some(fingerprint)) = (gateway.certificate_files(), gateway.certificate_fingerprint()) {
+        let origin = if files.generated { "generated self-signed" } else { "from" };
+        println!("wsgate: TLS certificate {origin} {} (SHA-256 {fingerprint})", files.cert.display());
+    }
+}
+
 /// Cancels `shutdown` on SIGTERM or Ctrl-C.
 fn stop_on_signal(shutdown: CancellationToken) {
     tokio::spawn(async move {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(term) => term,
-                    Err(_) => {
-                        let _ = ctrl_c.await;
-                        shutdown.cancel();
-                        return;
-                    }
-                };
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    shutdown.cancel();
+                    return;
+                }
+            };
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
@@ -181,9 +201,7 @@ fn stop_on_signal(shutdown: CancellationToken) {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::env::var("WSGATE_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {

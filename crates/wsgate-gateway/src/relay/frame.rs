@@ -57,10 +57,7 @@ pub enum Scan {
     /// A whole close frame ends at `consumed`; nothing after it belongs to the connection.
     Close { consumed: usize, code: Option<u16> },
     /// The frame starting at `consumed` breaks a rule; only the bytes before it may be forwarded.
-    Violation {
-        consumed: usize,
-        violation: Violation,
-    },
+    Violation { consumed: usize, violation: Violation },
 }
 
 const CLOSE: u8 = 0x8;
@@ -125,10 +122,7 @@ impl Scanner {
             };
             if let Err(violation) = self.check(&header) {
                 self.bytes += pos as u64;
-                return Scan::Violation {
-                    consumed: pos,
-                    violation,
-                };
+                return Scan::Violation { consumed: pos, violation };
             }
             if header.opcode == CLOSE {
                 let end = pos + header.len + header.payload as usize;
@@ -137,10 +131,7 @@ impl Scanner {
                 }
                 let code = header.close_code(&data[pos + header.len..end]);
                 self.bytes += end as u64;
-                return Scan::Close {
-                    consumed: end,
-                    code,
-                };
+                return Scan::Close { consumed: end, code };
             }
             self.account(&header);
             pos += header.len;
@@ -222,10 +213,7 @@ impl Header {
         let [b0, b1, ..] = *data else { return None };
         let masked = b1 & 0x80 != 0;
         let (payload, mut len) = match b1 & 0x7F {
-            126 => (
-                u64::from(u16::from_be_bytes(data.get(2..4)?.try_into().ok()?)),
-                4,
-            ),
+            126 => (u64::from(u16::from_be_bytes(data.get(2..4)?.try_into().ok()?)), 4),
             127 => (u64::from_be_bytes(data.get(2..10)?.try_into().ok()?), 10),
             short => (u64::from(short), 2),
         };
@@ -234,36 +222,20 @@ impl Header {
             mask.copy_from_slice(data.get(len..len + 4)?);
             len += 4;
         }
-        Some(Header {
-            fin: b0 & 0x80 != 0,
-            opcode: b0 & 0x0F,
-            masked,
-            mask,
-            payload,
-            len,
-        })
+        Some(Header { fin: b0 & 0x80 != 0, opcode: b0 & 0x0F, masked, mask, payload, len })
     }
 
     /// The status code of a close frame, unmasked for reading only; the bytes stay as sent.
     fn close_code(&self, payload: &[u8]) -> Option<u16> {
         let [a, b, ..] = *payload else { return None };
-        let (a, b) = if self.masked {
-            (a ^ self.mask[0], b ^ self.mask[1])
-        } else {
-            (a, b)
-        };
+        let (a, b) = if self.masked { (a ^ self.mask[0], b ^ self.mask[1]) } else { (a, b) };
         Some(u16::from_be_bytes([a, b]))
     }
 }
 
 /// Writes a close frame made by the gateway into `out`, masked when it goes to the upstream
 /// (the gateway is the client there). Returns the frame length.
-pub fn write_close(
-    out: &mut [u8; MAX_CLOSE_FRAME],
-    code: u16,
-    reason: &str,
-    mask: Option<[u8; 4]>,
-) -> usize {
+pub fn write_close(out: &mut [u8; MAX_CLOSE_FRAME], code: u16, reason: &str, mask: Option<[u8; 4]>) -> usize {
     let reason = &reason.as_bytes()[..reason.len().min(123)];
     let payload_len = 2 + reason.len();
     out[0] = 0x80 | CLOSE;
@@ -320,12 +292,7 @@ mod tests {
         let mut s = client();
         let mut data = frame(true, 1, true, b"hello");
         data.extend(frame(true, 2, true, &[7; 300]));
-        assert_eq!(
-            s.scan(&data, false),
-            Scan::Continue {
-                consumed: data.len()
-            }
-        );
+        assert_eq!(s.scan(&data, false), Scan::Continue { consumed: data.len() });
         assert_eq!((s.messages, s.bytes), (2, data.len() as u64));
         assert!(s.at_boundary());
     }
@@ -335,17 +302,9 @@ mod tests {
         let mut s = client();
         let data = frame(true, 2, true, &[1; 70_000]);
         assert_eq!(s.scan(&data[..5], false), Scan::Continue { consumed: 0 });
-        assert_eq!(
-            s.scan(&data[..100], false),
-            Scan::Continue { consumed: 100 }
-        );
+        assert_eq!(s.scan(&data[..100], false), Scan::Continue { consumed: 100 });
         assert!(!s.at_boundary());
-        assert_eq!(
-            s.scan(&data[100..], false),
-            Scan::Continue {
-                consumed: data.len() - 100
-            }
-        );
+        assert_eq!(s.scan(&data[100..], false), Scan::Continue { consumed: data.len() - 100 });
         assert_eq!(s.messages, 1);
     }
 
@@ -356,12 +315,7 @@ mod tests {
         data.extend(frame(true, 9, true, b"ping"));
         data.extend(frame(false, 0, true, b"b"));
         data.extend(frame(true, 0, true, b"c"));
-        assert_eq!(
-            s.scan(&data, false),
-            Scan::Continue {
-                consumed: data.len()
-            }
-        );
+        assert_eq!(s.scan(&data, false), Scan::Continue { consumed: data.len() });
         assert_eq!(s.messages, 1);
     }
 
@@ -372,17 +326,8 @@ mod tests {
         let len = write_close(&mut close, 4000, "bye", Some([1, 2, 3, 4]));
         let mut data = close[..len].to_vec();
         data.extend(b"trailing");
-        assert_eq!(
-            s.scan(&data[..len - 1], false),
-            Scan::Continue { consumed: 0 }
-        );
-        assert_eq!(
-            s.scan(&data, false),
-            Scan::Close {
-                consumed: len,
-                code: Some(4000)
-            }
-        );
+        assert_eq!(s.scan(&data[..len - 1], false), Scan::Continue { consumed: 0 });
+        assert_eq!(s.scan(&data, false), Scan::Close { consumed: len, code: Some(4000) });
     }
 
     #[test]
@@ -397,48 +342,13 @@ mod tests {
     #[test]
     fn rule_breaking_headers_stop_the_scan_before_them() {
         let table: &[(&str, Sender, Vec<u8>, Violation)] = &[
-            (
-                "unmasked client frame",
-                Sender::Client,
-                frame(true, 1, false, b"x"),
-                Violation::UnmaskedClientFrame,
-            ),
-            (
-                "masked upstream frame",
-                Sender::Upstream,
-                frame(true, 1, true, b"x"),
-                Violation::MaskedUpstreamFrame,
-            ),
-            (
-                "reserved opcode",
-                Sender::Client,
-                frame(true, 3, true, b""),
-                Violation::ReservedOpcode,
-            ),
-            (
-                "long ping",
-                Sender::Client,
-                frame(true, 9, true, &[0; 126]),
-                Violation::ControlFrameTooLong,
-            ),
-            (
-                "fragmented ping",
-                Sender::Client,
-                frame(false, 9, true, b""),
-                Violation::FragmentedControlFrame,
-            ),
-            (
-                "lone continuation",
-                Sender::Client,
-                frame(true, 0, true, b"x"),
-                Violation::UnexpectedContinuation,
-            ),
-            (
-                "big frame",
-                Sender::Client,
-                frame(true, 2, true, &[0; 2 << 20]),
-                Violation::FrameTooBig,
-            ),
+            ("unmasked client frame", Sender::Client, frame(true, 1, false, b"x"), Violation::UnmaskedClientFrame),
+            ("masked upstream frame", Sender::Upstream, frame(true, 1, true, b"x"), Violation::MaskedUpstreamFrame),
+            ("reserved opcode", Sender::Client, frame(true, 3, true, b""), Violation::ReservedOpcode),
+            ("long ping", Sender::Client, frame(true, 9, true, &[0; 126]), Violation::ControlFrameTooLong),
+            ("fragmented ping", Sender::Client, frame(false, 9, true, b""), Violation::FragmentedControlFrame),
+            ("lone continuation", Sender::Client, frame(true, 0, true, b"x"), Violation::UnexpectedContinuation),
+            ("big frame", Sender::Client, frame(true, 2, true, &[0; 2 << 20]), Violation::FrameTooBig),
         ];
         for (name, sender, bad, expected) in table {
             let mut s = Scanner::new(*sender, 1 << 20, 4 << 20);
@@ -446,14 +356,7 @@ mod tests {
             let mut data = frame(true, 1, masked, b"ok");
             let good = data.len();
             data.extend(bad);
-            assert_eq!(
-                s.scan(&data, false),
-                Scan::Violation {
-                    consumed: good,
-                    violation: *expected
-                },
-                "{name}"
-            );
+            assert_eq!(s.scan(&data, false), Scan::Violation { consumed: good, violation: *expected }, "{name}");
         }
     }
 
@@ -463,13 +366,7 @@ mod tests {
         let mut data = frame(false, 1, true, b"a");
         let good = data.len();
         data.extend(frame(true, 1, true, b"b"));
-        assert_eq!(
-            s.scan(&data, false),
-            Scan::Violation {
-                consumed: good,
-                violation: Violation::UnfinishedMessage
-            }
-        );
+        assert_eq!(s.scan(&data, false), Scan::Violation { consumed: good, violation: Violation::UnfinishedMessage });
     }
 
     #[test]
@@ -479,13 +376,7 @@ mod tests {
         let good = data.len();
         data.extend(frame(true, 0, true, &[0; 600]));
         let scan = s.scan(&data, false);
-        assert_eq!(
-            scan,
-            Scan::Violation {
-                consumed: good,
-                violation: Violation::MessageTooBig
-            }
-        );
+        assert_eq!(scan, Scan::Violation { consumed: good, violation: Violation::MessageTooBig });
         assert_eq!(Violation::MessageTooBig.close_code(), 1009);
     }
 
@@ -494,12 +385,6 @@ mod tests {
         let mut out = [0; MAX_CLOSE_FRAME];
         let len = write_close(&mut out, 1014, "upstream went away", None);
         let mut s = Scanner::new(Sender::Upstream, 10, 10);
-        assert_eq!(
-            s.scan(&out[..len], false),
-            Scan::Close {
-                consumed: len,
-                code: Some(1014)
-            }
-        );
+        assert_eq!(s.scan(&out[..len], false), Scan::Close { consumed: len, code: Some(1014) });
     }
 }

@@ -76,9 +76,7 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    let mask = std::collections::hash_map::RandomState::new()
-        .hash_one(Instant::now())
-        .to_le_bytes();
+    let mask = std::collections::hash_map::RandomState::new().hash_one(Instant::now()).to_le_bytes();
     Relay {
         client,
         upstream,
@@ -94,10 +92,7 @@ where
         ),
         timer: Box::pin(tokio::time::sleep(idle_tick(limits.idle_timeout))),
         shutdown: Box::pin(shutdown.cancelled_owned()),
-        phase: Phase::Open {
-            seen_bytes: 0,
-            last_active: Instant::now(),
-        },
+        phase: Phase::Open { seen_bytes: 0, last_active: Instant::now() },
         limits,
         client_close: None,
         upstream_close: None,
@@ -114,10 +109,7 @@ fn idle_tick(idle_timeout: Duration) -> Duration {
 
 enum Phase {
     /// Relaying. `seen_bytes` is the byte total at the last timer tick.
-    Open {
-        seen_bytes: u64,
-        last_active: Instant,
-    },
+    Open { seen_bytes: u64, last_active: Instant },
     /// A close is on its way; the timer is the deadline for the other side's answer.
     Closing,
 }
@@ -151,8 +143,7 @@ where
                 self.start_closing(EndReason::Closed);
             }
             PumpEvent::Violation(violation) => {
-                self.to_client
-                    .close_dst(violation.close_code(), &violation.to_string());
+                self.to_client.close_dst(violation.close_code(), &violation.to_string());
                 self.start_closing(EndReason::ClientViolation);
             }
             PumpEvent::SrcGone => {
@@ -177,8 +168,7 @@ where
                 self.start_closing(EndReason::Closed);
             }
             PumpEvent::Violation(violation) => {
-                self.to_upstream
-                    .close_dst(violation.close_code(), &violation.to_string());
+                self.to_upstream.close_dst(violation.close_code(), &violation.to_string());
                 self.start_closing(EndReason::UpstreamViolation);
             }
             PumpEvent::SrcGone => {
@@ -205,9 +195,7 @@ where
         self.end.get_or_insert(why);
         if let Phase::Open { .. } = self.phase {
             self.phase = Phase::Closing;
-            self.timer
-                .as_mut()
-                .reset(Instant::now() + self.limits.close_timeout);
+            self.timer.as_mut().reset(Instant::now() + self.limits.close_timeout);
         }
     }
 
@@ -215,10 +203,7 @@ where
     fn on_timer(&mut self) -> bool {
         let now = Instant::now();
         match &mut self.phase {
-            Phase::Open {
-                seen_bytes,
-                last_active,
-            } => {
+            Phase::Open { seen_bytes, last_active } => {
                 let total = self.to_upstream.scanner.bytes + self.to_client.scanner.bytes;
                 if total != *seen_bytes {
                     *seen_bytes = total;
@@ -227,9 +212,7 @@ where
                     self.close_both(1001, "idle timeout", EndReason::Idle);
                     return false;
                 }
-                self.timer
-                    .as_mut()
-                    .reset(now + idle_tick(self.limits.idle_timeout));
+                self.timer.as_mut().reset(now + idle_tick(self.limits.idle_timeout));
                 false
             }
             Phase::Closing => {
@@ -265,19 +248,13 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RelayReport> {
         let this = self.get_mut();
         loop {
-            if let Poll::Ready(event) =
-                this.to_upstream
-                    .poll(cx, &mut this.client, &mut this.upstream)
-            {
+            if let Poll::Ready(event) = this.to_upstream.poll(cx, &mut this.client, &mut this.upstream) {
                 this.on_client_event(event);
                 if event != PumpEvent::Done {
                     continue;
                 }
             }
-            if let Poll::Ready(event) =
-                this.to_client
-                    .poll(cx, &mut this.upstream, &mut this.client)
-            {
+            if let Poll::Ready(event) = this.to_client.poll(cx, &mut this.upstream, &mut this.client) {
                 this.on_upstream_event(event);
                 if event != PumpEvent::Done {
                     continue;
@@ -286,9 +263,7 @@ where
             if this.to_upstream.is_done() && this.to_client.is_done() {
                 return Poll::Ready(this.report());
             }
-            if matches!(this.phase, Phase::Open { .. })
-                && this.shutdown.as_mut().poll(cx).is_ready()
-            {
+            if matches!(this.phase, Phase::Open { .. }) && this.shutdown.as_mut().poll(cx).is_ready() {
                 this.close_both(1001, "gateway shutting down", EndReason::Shutdown);
                 continue;
             }

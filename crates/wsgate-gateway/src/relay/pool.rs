@@ -21,8 +21,7 @@ thread_local! {
 
 /// A buffer of [`BUFFER_SIZE`] bytes, reused when one is free.
 pub fn take() -> Buffer {
-    FREE.with(|free| free.borrow_mut().pop())
-        .unwrap_or_else(|| vec![0; BUFFER_SIZE].into_boxed_slice())
+    FREE.with(|free| free.borrow_mut().pop()).unwrap_or_else(|| vec![0; BUFFER_SIZE].into_boxed_slice())
 }
 
 /// Hands a buffer back for the next read on this thread.

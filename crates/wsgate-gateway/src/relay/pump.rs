@@ -92,11 +92,7 @@ impl Pump {
     /// pump only reads `src` to see its reply. Ignored when a close already went that way.
     pub fn close_dst(&mut self, code: u16, reason: &str) {
         if self.forwarding && self.inject.is_none() && !self.done {
-            let mut injected = Box::new(Injected {
-                frame: [0; MAX_CLOSE_FRAME],
-                len: 0,
-                written: 0,
-            });
+            let mut injected = Box::new(Injected { frame: [0; MAX_CLOSE_FRAME], len: 0, written: 0 });
             injected.len = write_close(&mut injected.frame, code, reason, self.mask);
             self.inject = Some(injected);
         }
@@ -149,11 +145,7 @@ impl Pump {
 
     /// Writes accepted bytes, then a pending gateway frame if at a boundary. `Ready(None)` once
     /// all is written.
-    fn poll_write_out<D: AsyncWrite + Unpin>(
-        &mut self,
-        cx: &mut Context<'_>,
-        dst: &mut D,
-    ) -> Poll<Option<PumpEvent>> {
+    fn poll_write_out<D: AsyncWrite + Unpin>(&mut self, cx: &mut Context<'_>, dst: &mut D) -> Poll<Option<PumpEvent>> {
         while self.sent < self.ready {
             let Some(buf) = &self.buf else { break };
             match Pin::new(&mut *dst).poll_write(cx, &buf[self.sent..self.ready]) {
@@ -165,9 +157,7 @@ impl Pump {
         if let Some(injected) = &mut self.inject {
             if self.scanner.at_boundary() {
                 while injected.written < injected.len {
-                    match Pin::new(&mut *dst)
-                        .poll_write(cx, &injected.frame[injected.written..injected.len])
-                    {
+                    match Pin::new(&mut *dst).poll_write(cx, &injected.frame[injected.written..injected.len]) {
                         Poll::Ready(Ok(n)) if n > 0 => injected.written += n,
                         Poll::Ready(_) => return Poll::Ready(Some(self.dst_gone())),
                         Poll::Pending => return Poll::Pending,
@@ -188,11 +178,7 @@ impl Pump {
     }
 
     /// Reads into a pooled buffer and scans what came. `Ready(None)`: read something, carry on.
-    fn poll_read_in<S: AsyncRead + Unpin>(
-        &mut self,
-        cx: &mut Context<'_>,
-        src: &mut S,
-    ) -> Poll<Option<PumpEvent>> {
+    fn poll_read_in<S: AsyncRead + Unpin>(&mut self, cx: &mut Context<'_>, src: &mut S) -> Poll<Option<PumpEvent>> {
         // Everything accepted is written: move the unaccepted tail to the front.
         if self.ready > 0 {
             if let Some(buf) = &mut self.buf {
@@ -223,9 +209,7 @@ impl Pump {
     fn scan(&mut self) -> Option<PumpEvent> {
         let buf = self.buf.as_ref()?;
         let stop_at_boundary = self.inject.is_some();
-        let scan = self
-            .scanner
-            .scan(&buf[self.ready..self.filled], stop_at_boundary);
+        let scan = self.scanner.scan(&buf[self.ready..self.filled], stop_at_boundary);
         let event = match scan {
             Scan::Continue { consumed } => {
                 self.ready += consumed;
@@ -239,10 +223,7 @@ impl Pump {
                 self.stop_reading();
                 Some(PumpEvent::Close(code))
             }
-            Scan::Violation {
-                consumed,
-                violation,
-            } => {
+            Scan::Violation { consumed, violation } => {
                 self.ready += consumed;
                 self.stop_reading();
                 self.close_dst(violation.close_code(), &violation.to_string());

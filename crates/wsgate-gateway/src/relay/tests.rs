@@ -19,10 +19,7 @@ const LIMITS: RelayLimits = RelayLimits {
 /// A frame with a short payload, masked with a fixed key when `masked`.
 fn frame(opcode: u8, fin: bool, masked: bool, payload: &[u8]) -> Vec<u8> {
     assert!(payload.len() < 126);
-    let mut out = vec![
-        (u8::from(fin) << 7) | opcode,
-        (u8::from(masked) << 7) | payload.len() as u8,
-    ];
+    let mut out = vec![(u8::from(fin) << 7) | opcode, (u8::from(masked) << 7) | payload.len() as u8];
     if masked {
         let key = [9, 8, 7, 6];
         out.extend_from_slice(&key);
@@ -50,28 +47,13 @@ fn start(limits: RelayLimits) -> Sides {
     let (client, gateway_client) = duplex(1 << 16);
     let (upstream, gateway_upstream) = duplex(1 << 16);
     let shutdown = CancellationToken::new();
-    let relay = tokio::spawn(relay(
-        gateway_client,
-        gateway_upstream,
-        &[],
-        &[],
-        limits,
-        shutdown.clone(),
-    ));
-    Sides {
-        client,
-        upstream,
-        relay,
-        shutdown,
-    }
+    let relay = tokio::spawn(relay(gateway_client, gateway_upstream, &[], &[], limits, shutdown.clone()));
+    Sides { client, upstream, relay, shutdown }
 }
 
 async fn read_exact(stream: &mut DuplexStream, len: usize) -> Vec<u8> {
     let mut buf = vec![0; len];
-    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf))
-        .await
-        .expect("in time")
-        .expect("read");
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf)).await.expect("in time").expect("read");
     buf
 }
 
@@ -82,11 +64,7 @@ async fn read_close_code(stream: &mut DuplexStream) -> u16 {
     let masked = head[1] & 0x80 != 0;
     let len = usize::from(head[1] & 0x7F);
     let rest = read_exact(stream, len + if masked { 4 } else { 0 }).await;
-    let (key, payload) = if masked {
-        (&rest[..4], &rest[4..])
-    } else {
-        (&[0u8; 4][..], &rest[..])
-    };
+    let (key, payload) = if masked { (&rest[..4], &rest[4..]) } else { (&[0u8; 4][..], &rest[..]) };
     u16::from_be_bytes([payload[0] ^ key[0], payload[1] ^ key[1]])
 }
 
@@ -97,32 +75,20 @@ async fn frames_pass_unchanged_both_ways_and_closes_end_the_relay() {
     from_client.extend(frame(0x9, true, true, b"ping"));
     from_client.extend(frame(0x0, true, true, b"lo"));
     s.client.write_all(&from_client).await.expect("write");
-    assert_eq!(
-        read_exact(&mut s.upstream, from_client.len()).await,
-        from_client
-    );
+    assert_eq!(read_exact(&mut s.upstream, from_client.len()).await, from_client);
 
     let from_upstream = frame(0x2, true, false, &[0, 1, 2, 255]);
     s.upstream.write_all(&from_upstream).await.expect("write");
-    assert_eq!(
-        read_exact(&mut s.client, from_upstream.len()).await,
-        from_upstream
-    );
+    assert_eq!(read_exact(&mut s.client, from_upstream.len()).await, from_upstream);
 
     s.client.write_all(&close(4000, true)).await.expect("write");
     assert_eq!(read_close_code(&mut s.upstream).await, 4000);
-    s.upstream
-        .write_all(&close(4000, false))
-        .await
-        .expect("write");
+    s.upstream.write_all(&close(4000, false)).await.expect("write");
     assert_eq!(read_close_code(&mut s.client).await, 4000);
 
     let report = s.relay.await.expect("relay");
     assert_eq!((report.client_messages, report.upstream_messages), (1, 1));
-    assert_eq!(
-        (report.client_close, report.upstream_close, report.end),
-        (Some(4000), Some(4000), EndReason::Closed)
-    );
+    assert_eq!((report.client_close, report.upstream_close, report.end), (Some(4000), Some(4000), EndReason::Closed));
 }
 
 #[tokio::test]
@@ -135,26 +101,14 @@ async fn a_client_violation_closes_both_sides_with_1002_after_the_valid_frames()
     assert_eq!(read_exact(&mut s.upstream, good.len()).await, good);
     assert_eq!(read_close_code(&mut s.upstream).await, 1002);
     assert_eq!(read_close_code(&mut s.client).await, 1002);
-    s.upstream
-        .write_all(&close(1002, false))
-        .await
-        .expect("write");
-    assert_eq!(
-        s.relay.await.expect("relay").end,
-        EndReason::ClientViolation
-    );
+    s.upstream.write_all(&close(1002, false)).await.expect("write");
+    assert_eq!(s.relay.await.expect("relay").end, EndReason::ClientViolation);
 }
 
 #[tokio::test]
 async fn an_oversized_frame_closes_both_sides_with_1009() {
-    let mut s = start(RelayLimits {
-        max_frame: 10,
-        ..LIMITS
-    });
-    s.client
-        .write_all(&frame(0x2, true, true, &[0; 11]))
-        .await
-        .expect("write");
+    let mut s = start(RelayLimits { max_frame: 10, ..LIMITS });
+    s.client.write_all(&frame(0x2, true, true, &[0; 11])).await.expect("write");
     assert_eq!(read_close_code(&mut s.upstream).await, 1009);
     assert_eq!(read_close_code(&mut s.client).await, 1009);
 }
@@ -193,10 +147,7 @@ async fn the_gateway_close_waits_for_the_end_of_a_frame_in_flight() {
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_connection_is_closed_with_1001() {
-    let mut s = start(RelayLimits {
-        idle_timeout: Duration::from_secs(1),
-        ..LIMITS
-    });
+    let mut s = start(RelayLimits { idle_timeout: Duration::from_secs(1), ..LIMITS });
     assert_eq!(read_close_code(&mut s.client).await, 1001);
     assert_eq!(read_close_code(&mut s.upstream).await, 1001);
     assert_eq!(s.relay.await.expect("relay").end, EndReason::Idle);
