@@ -1,11 +1,14 @@
 //! A plain WebSocket echo server (`wsgate echo`): text comes back as text, binary as binary,
 //! pings are answered and closes are echoed. It picks the first subprotocol a client offers, so
-//! subprotocol negotiation through the gateway can be seen end to end.
+//! subprotocol negotiation through the gateway can be seen end to end. With a TLS acceptor it
+//! serves `wss://`, the upstream for tests and benchmarks of TLS re-encryption.
 
 use std::net::SocketAddr;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -14,14 +17,25 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// A bound echo server.
-#[derive(Debug)]
 pub struct EchoServer {
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for EchoServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EchoServer").field("addr", &self.local_addr()).field("tls", &self.tls.is_some()).finish()
+    }
 }
 
 impl EchoServer {
     pub async fn bind(addr: SocketAddr) -> std::io::Result<EchoServer> {
-        Ok(EchoServer { listener: TcpListener::bind(addr).await? })
+        Ok(EchoServer { listener: TcpListener::bind(addr).await?, tls: None })
+    }
+
+    /// Serves `wss://` with `acceptor`'s certificate instead of plain `ws://`.
+    pub fn with_tls(self, acceptor: TlsAcceptor) -> EchoServer {
+        EchoServer { tls: Some(acceptor), ..self }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -40,11 +54,23 @@ impl EchoServer {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             };
+            let _ = stream.set_nodelay(true);
             let stop = shutdown.clone();
+            let tls = self.tls.clone();
             tracker.spawn(async move {
+                let serve = async move {
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                echo_connection(stream).await;
+                            }
+                        }
+                        None => echo_connection(stream).await,
+                    }
+                };
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    _ = echo_connection(stream) => {}
+                    _ = serve => {}
                 }
             });
         }
@@ -53,8 +79,7 @@ impl EchoServer {
     }
 }
 
-async fn echo_connection(stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
+async fn echo_connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
     let config = WebSocketConfig::default().max_message_size(Some(64 << 20)).max_frame_size(Some(16 << 20));
     let choose_protocol = |request: &Request, mut response: Response| {
         let first = request

@@ -35,11 +35,17 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Run a plain WebSocket echo server (a demo and test upstream).
+    /// Run a WebSocket echo server (a demo, test and benchmark upstream).
     Echo {
         /// Address to listen on, e.g. 127.0.0.1:7070.
         #[arg(long)]
         listen: SocketAddr,
+        /// Serve wss:// with this PEM certificate chain (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 
@@ -90,8 +96,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             gateway.run(shutdown).await;
         }
         Command::Demo { common } => demo(common, shutdown).await?,
-        Command::Echo { listen } => {
-            let echo = EchoServer::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        Command::Echo { listen, tls_cert, tls_key } => {
+            let mut echo = EchoServer::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                let files = wsgate_tls::server::CertificateFiles { cert, key, generated: false };
+                let certificate = wsgate_tls::server::ReloadingCertificate::load(files)?;
+                let config = wsgate_tls::server::server_config(certificate)?;
+                echo = echo.with_tls(tokio_rustls::TlsAcceptor::from(config));
+            }
             println!("wsgate: echo listening on {}", echo.local_addr());
             stop_on_signal(shutdown.clone());
             echo.run(shutdown).await;

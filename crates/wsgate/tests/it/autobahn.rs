@@ -83,9 +83,8 @@ fn workspace_root() -> PathBuf {
 }
 
 fn report_root() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
     target.join("autobahn")
 }
 
@@ -102,9 +101,7 @@ fn find_kosoku() -> PathBuf {
         return path;
     }
     let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("kosoku"))
-            .find(|candidate| candidate.is_file())
+        std::env::split_paths(&paths).map(|dir| dir.join("kosoku")).find(|candidate| candidate.is_file())
     });
     match on_path {
         Some(path) => path,
@@ -136,19 +133,11 @@ fn run_kosoku(kosoku: &Path, url: &str, outdir: &Path) -> Verdicts {
     for family in EXCLUDED {
         cmd.arg("-x").arg(family);
     }
-    cmd.arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.arg(url).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
 
     let started = Instant::now();
-    let mut child = cmd.spawn().unwrap_or_else(|e| {
-        panic!(
-            "cannot start {} {}: {e}",
-            python().display(),
-            script.display()
-        )
-    });
+    let mut child =
+        cmd.spawn().unwrap_or_else(|e| panic!("cannot start {} {}: {e}", python().display(), script.display()));
     // The script enforces KOSOKU_TIMEOUT on kosoku itself; this outer
     // deadline only guards against the script hanging, so the test is
     // bounded whatever happens.
@@ -180,41 +169,24 @@ fn run_kosoku(kosoku: &Path, url: &str, outdir: &Path) -> Verdicts {
         "{} [{:.1}s]{}",
         stdout.trim_end(),
         started.elapsed().as_secs_f64(),
-        if stderr.is_empty() {
-            String::new()
-        } else {
-            format!("\n{}", stderr.trim_end())
-        }
+        if stderr.is_empty() { String::new() } else { format!("\n{}", stderr.trim_end()) }
     );
-    assert!(
-        status.success(),
-        "scripts/autobahn against {url} failed ({status}): {}",
-        stderr.trim_end()
-    );
+    assert!(status.success(), "scripts/autobahn against {url} failed ({status}): {}", stderr.trim_end());
     parse_verdicts(&outdir.join("verdicts.tsv"))
 }
 
 fn parse_verdicts(path: &Path) -> Verdicts {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let mut verdicts = Verdicts::new();
     for line in text.lines().filter(|l| !l.is_empty()) {
         let mut fields = line.splitn(4, '\t');
-        let (Some(id), Some(behavior), Some(behavior_close)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
+        let (Some(id), Some(behavior), Some(behavior_close)) = (fields.next(), fields.next(), fields.next()) else {
             panic!("malformed line in {}: {line:?}", path.display());
         };
-        let key = id
-            .split('.')
-            .map(|part| part.parse::<u32>().unwrap_or(u32::MAX))
-            .collect();
+        let key = id.split('.').map(|part| part.parse::<u32>().unwrap_or(u32::MAX)).collect();
         let case = Case {
             id: id.to_owned(),
-            verdict: Verdict {
-                behavior: behavior.to_owned(),
-                behavior_close: behavior_close.to_owned(),
-            },
+            verdict: Verdict { behavior: behavior.to_owned(), behavior_close: behavior_close.to_owned() },
             reason: fields.next().unwrap_or_default().to_owned(),
         };
         verdicts.insert(key, case);
@@ -260,16 +232,12 @@ async fn autobahn_verdicts_through_gateway_match_direct() {
     let reports = report_root();
 
     let shutdown = CancellationToken::new();
-    let echo = EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .expect("bind echo upstream");
+    let echo = EchoServer::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind echo upstream");
     let echo_addr = echo.local_addr();
     let echo_task = tokio::spawn(echo.run(shutdown.clone()));
 
-    let gateway = Gateway::bind(&gateway_config(echo_addr))
-        .await
-        .expect("bind gateway");
-    let gateway_addr = gateway.ws_addr();
+    let gateway = Gateway::bind(&gateway_config(echo_addr)).await.expect("bind gateway");
+    let gateway_addr = gateway.ws_addr().expect("the config sets ws_listen, so the gateway has a ws listener");
     let gateway_task = tokio::spawn(gateway.run(shutdown.clone()));
 
     // One run after the other, not side by side: the 9.* cases are timed,
@@ -301,19 +269,12 @@ async fn autobahn_verdicts_through_gateway_match_direct() {
         // Re-raise the panic from the blocking task with its own message.
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
-    assert!(
-        drained.is_ok(),
-        "gateway and echo did not shut down within {SHUTDOWN_TIMEOUT:?}"
-    );
+    assert!(drained.is_ok(), "gateway and echo did not shut down within {SHUTDOWN_TIMEOUT:?}");
 
     println!("autobahn direct:  {}", summary(&direct));
     println!("autobahn gateway: {}", summary(&through));
 
-    assert!(
-        direct.len() >= MIN_CASES,
-        "kosoku ran only {} cases against the echo directly",
-        direct.len()
-    );
+    assert!(direct.len() >= MIN_CASES, "kosoku ran only {} cases against the echo directly", direct.len());
 
     // One line per case that failed through the gateway or whose verdict
     // differs from the direct run, with kosoku's reason for the gateway's.
@@ -336,15 +297,10 @@ async fn autobahn_verdicts_through_gateway_match_direct() {
         failing += usize::from(fails);
         differing += usize::from(differs);
         let id = d.or(g).map_or("?", |c| c.id.as_str());
-        let show =
-            |c: Option<&Case>| c.map_or_else(|| "missing".to_owned(), |c| c.verdict.to_string());
+        let show = |c: Option<&Case>| c.map_or_else(|| "missing".to_owned(), |c| c.verdict.to_string());
         let mark = if fails { "  FAILED" } else { "" };
         let why = g.map_or("", |g| g.reason.as_str());
-        lines.push(format!(
-            "  {id}: direct {} | gateway {}{mark} -- {why}",
-            show(d),
-            show(g)
-        ));
+        lines.push(format!("  {id}: direct {} | gateway {}{mark} -- {why}", show(d), show(g)));
     }
     if lines.len() > MAX_LISTED {
         let more = lines.len() - MAX_LISTED;

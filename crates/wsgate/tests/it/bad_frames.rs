@@ -5,8 +5,7 @@
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{
-    Client, FrameSpec, RawClient, Script, api, check_rows, echo_upstream, frame, gateway, opcode,
-    upstream,
+    Client, FrameSpec, RawClient, Script, api, check_rows, echo_upstream, frame, gateway, opcode, upstream,
 };
 
 /// Small limits, so the size rows need only small frames.
@@ -21,69 +20,27 @@ struct BadFrames {
 }
 
 fn bad_frames() -> Vec<BadFrames> {
-    let row = |name, frames, close_code| BadFrames {
-        name,
-        frames,
-        close_code,
-    };
+    let row = |name, frames, close_code| BadFrames { name, frames, close_code };
     let kib = vec![b'k'; 1000];
     vec![
-        row(
-            "an unmasked client frame",
-            vec![frame(opcode::TEXT, "clear").unmasked()],
-            1002,
-        ),
-        row(
-            "a ping with a 126-byte payload",
-            vec![frame(opcode::PING, [b'p'; 126])],
-            1002,
-        ),
-        row(
-            "a close with a 126-byte payload",
-            vec![frame(opcode::CLOSE, [b'c'; 126])],
-            1002,
-        ),
-        row(
-            "a fragmented ping",
-            vec![frame(opcode::PING, "half").not_final()],
-            1002,
-        ),
-        row(
-            "a continuation with no message open",
-            vec![frame(opcode::CONTINUATION, "orphan")],
-            1002,
-        ),
+        row("an unmasked client frame", vec![frame(opcode::TEXT, "clear").unmasked()], 1002),
+        row("a ping with a 126-byte payload", vec![frame(opcode::PING, [b'p'; 126])], 1002),
+        row("a close with a 126-byte payload", vec![frame(opcode::CLOSE, [b'c'; 126])], 1002),
+        row("a fragmented ping", vec![frame(opcode::PING, "half").not_final()], 1002),
+        row("a continuation with no message open", vec![frame(opcode::CONTINUATION, "orphan")], 1002),
         row(
             "a new text frame while a fragmented message is open",
-            vec![
-                frame(opcode::TEXT, "first").not_final(),
-                frame(opcode::TEXT, "second"),
-            ],
+            vec![frame(opcode::TEXT, "first").not_final(), frame(opcode::TEXT, "second")],
             1002,
         ),
         row(
             "a new binary frame while a fragmented message is open",
-            vec![
-                frame(opcode::BINARY, "first").not_final(),
-                frame(opcode::BINARY, "second"),
-            ],
+            vec![frame(opcode::BINARY, "first").not_final(), frame(opcode::BINARY, "second")],
             1002,
         ),
-        row(
-            "reserved data opcode 0x3",
-            vec![frame(0x3, "reserved")],
-            1002,
-        ),
-        row(
-            "reserved control opcode 0xB",
-            vec![frame(0xB, "reserved")],
-            1002,
-        ),
-        row(
-            "RSV2 set with no extension negotiated",
-            vec![frame(opcode::TEXT, "rsv").rsv(0b010)],
-            1002,
-        ),
+        row("reserved data opcode 0x3", vec![frame(0x3, "reserved")], 1002),
+        row("reserved control opcode 0xB", vec![frame(0xB, "reserved")], 1002),
+        row("RSV2 set with no extension negotiated", vec![frame(opcode::TEXT, "rsv").rsv(0b010)], 1002),
         row(
             "a frame larger than max_frame_size",
             vec![frame(opcode::BINARY, vec![b'f'; MAX_FRAME as usize + 1])],
@@ -122,16 +79,8 @@ async fn bad_frames_close_both_sides_with_the_right_code() {
             // The gateway may hang up before reading everything; the close frame is what counts.
             let _ = client.try_send(&bytes).await;
 
-            assert_eq!(
-                client.expect_close_code().await,
-                Some(row.close_code),
-                "client side"
-            );
-            assert_eq!(
-                recorder.next_close_code().await,
-                Some(row.close_code),
-                "upstream side"
-            );
+            assert_eq!(client.expect_close_code().await, Some(row.close_code), "client side");
+            assert_eq!(recorder.next_close_code().await, Some(row.close_code), "upstream side");
         },
     )
     .await;
@@ -149,22 +98,12 @@ async fn frames_within_the_limits_pass() {
     let mut client = RawClient::upgraded(gw.addr(), "/ctx/1.0").await;
 
     // One frame of exactly max_frame_size, then a message of exactly max_message_size.
-    client
-        .send_frame(frame(opcode::BINARY, vec![b'f'; MAX_FRAME as usize]))
-        .await;
+    client.send_frame(frame(opcode::BINARY, vec![b'f'; MAX_FRAME as usize])).await;
     let quarter = vec![b'q'; MAX_MESSAGE as usize / 4];
-    client
-        .send_frame(frame(opcode::BINARY, &quarter).not_final())
-        .await;
-    client
-        .send_frame(frame(opcode::CONTINUATION, &quarter).not_final())
-        .await;
-    client
-        .send_frame(frame(opcode::CONTINUATION, &quarter).not_final())
-        .await;
-    client
-        .send_frame(frame(opcode::CONTINUATION, &quarter))
-        .await;
+    client.send_frame(frame(opcode::BINARY, &quarter).not_final()).await;
+    client.send_frame(frame(opcode::CONTINUATION, &quarter).not_final()).await;
+    client.send_frame(frame(opcode::CONTINUATION, &quarter).not_final()).await;
+    client.send_frame(frame(opcode::CONTINUATION, &quarter)).await;
 
     let mut echoed = 0;
     while echoed < MAX_FRAME as usize + MAX_MESSAGE as usize {
@@ -193,7 +132,6 @@ async fn a_misbehaving_connection_does_not_disturb_another() {
         let bytes: Vec<u8> = row.frames.iter().flat_map(FrameSpec::to_bytes).collect();
         let _ = bad.try_send(&bytes).await;
         let _ = bad.expect_close_code().await;
-        good.echoes(Message::text(format!("after {}", row.name)))
-            .await;
+        good.echoes(Message::text(format!("after {}", row.name))).await;
     }
 }

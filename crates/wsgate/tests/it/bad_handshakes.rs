@@ -23,12 +23,7 @@ fn request(lines: &[&str]) -> Vec<u8> {
 fn bad_handshakes(host: &str) -> Vec<BadHandshake> {
     let host = format!("Host: {host}");
     let key = format!("Sec-WebSocket-Key: {KEY}");
-    let row = |name, request, statuses| BadHandshake {
-        name,
-        request,
-        statuses,
-        header: None,
-    };
+    let row = |name, request, statuses| BadHandshake { name, request, statuses, header: None };
     vec![
         row(
             "POST instead of GET",
@@ -176,26 +171,15 @@ fn bad_handshakes(host: &str) -> Vec<BadHandshake> {
             },
             &[431],
         ),
-        row(
-            "garbage bytes",
-            b"\x00\x01\x02\x03 this is not HTTP \xff\xfe\r\n\r\n".to_vec(),
-            &[400],
-        ),
-        row(
-            "a request line without a version",
-            request(&["GET /echowebsocket/1.0", &host]),
-            &[400],
-        ),
+        row("garbage bytes", b"\x00\x01\x02\x03 this is not HTTP \xff\xfe\r\n\r\n".to_vec(), &[400]),
+        row("a request line without a version", request(&["GET /echowebsocket/1.0", &host]), &[400]),
     ]
 }
 
 #[tokio::test]
 async fn bad_upgrade_requests_get_a_clear_http_error() {
     let echo = echo_upstream().await;
-    let gw = gateway()
-        .api(api("/echowebsocket", "1.0", &echo.url()))
-        .start()
-        .await;
+    let gw = gateway().api(api("/echowebsocket", "1.0", &echo.url())).start().await;
     let addr = gw.addr();
 
     check_rows(
@@ -206,19 +190,9 @@ async fn bad_upgrade_requests_get_a_clear_http_error() {
             // The gateway may stop reading (and even hang up) as soon as it has
             // seen enough; what counts is the answer it sends.
             let _ = client.try_send(&row.request).await;
-            let response = client
-                .try_read_response()
-                .await
-                .expect("the gateway answers before hanging up");
-            assert!(
-                row.statuses.contains(&response.status()),
-                "expected one of {:?}, got {response:?}",
-                row.statuses
-            );
-            assert!(
-                !response.body.is_empty(),
-                "the answer says why in its body: {response:?}"
-            );
+            let response = client.try_read_response().await.expect("the gateway answers before hanging up");
+            assert!(row.statuses.contains(&response.status()), "expected one of {:?}, got {response:?}", row.statuses);
+            assert!(!response.body.is_empty(), "the answer says why in its body: {response:?}");
             if let Some((name, value)) = row.header {
                 assert_eq!(response.header(name), Some(value), "{response:?}");
             }
@@ -231,18 +205,13 @@ async fn bad_upgrade_requests_get_a_clear_http_error() {
 #[tokio::test]
 async fn a_good_upgrade_request_after_the_bad_ones_still_succeeds() {
     let echo = echo_upstream().await;
-    let gw = gateway()
-        .api(api("/echowebsocket", "1.0", &echo.url()))
-        .start()
-        .await;
+    let gw = gateway().api(api("/echowebsocket", "1.0", &echo.url())).start().await;
 
     for bad in bad_handshakes(&gw.addr().to_string()) {
         let mut client = RawClient::connect(gw.addr()).await;
         let _ = client.try_send(&bad.request).await;
     }
     let mut client = RawClient::connect(gw.addr()).await;
-    client
-        .send(&upgrade_request(gw.addr(), "/echowebsocket/1.0", &[]))
-        .await;
+    client.send(&upgrade_request(gw.addr(), "/echowebsocket/1.0", &[])).await;
     assert_eq!(client.read_response_head().await.status(), 101);
 }

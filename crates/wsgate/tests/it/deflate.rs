@@ -49,11 +49,7 @@ asyncio.run(main(sys.argv[1]))
 #[tokio::test]
 async fn permessage_deflate_is_negotiated_end_to_end() {
     let python = tool("WSGATE_PYTHON", "python3");
-    let probe = Command::new(&python)
-        .args(["-c", "import websockets"])
-        .output()
-        .await
-        .expect("python runs");
+    let probe = Command::new(&python).args(["-c", "import websockets"]).output().await.expect("python runs");
     assert!(
         probe.status.success(),
         "{} has no `websockets` module; run ./scripts/test, which installs it and sets WSGATE_PYTHON",
@@ -69,44 +65,21 @@ async fn permessage_deflate_is_negotiated_end_to_end() {
         .expect("the python echo server starts");
     let mut server_out = BufReader::new(server.stdout.take().expect("stdout is piped"));
     let mut port = String::new();
-    within(
-        STEP,
-        "the python echo server prints its port",
-        server_out.read_line(&mut port),
-    )
-    .await
-    .expect("the port line is readable");
-    let port: u16 = port
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("a port, got {port:?}"));
+    within(STEP, "the python echo server prints its port", server_out.read_line(&mut port))
+        .await
+        .expect("the port line is readable");
+    let port: u16 = port.trim().parse().unwrap_or_else(|_| panic!("a port, got {port:?}"));
 
-    let gw = gateway()
-        .api(api("/deflate", "1.0", &format!("ws://127.0.0.1:{port}")))
-        .start()
-        .await;
-    let client = Command::new(&python)
-        .args(["-c", CLIENT, &gw.url("/deflate/1.0")])
-        .kill_on_drop(true)
-        .output();
-    let output = within(
-        Duration::from_secs(20),
-        "the python client finishes",
-        client,
-    )
-    .await
-    .expect("the python client runs");
+    let gw = gateway().api(api("/deflate", "1.0", &format!("ws://127.0.0.1:{port}"))).start().await;
+    let client = Command::new(&python).args(["-c", CLIENT, &gw.url("/deflate/1.0")]).kill_on_drop(true).output();
+    let output =
+        within(Duration::from_secs(20), "the python client finishes", client).await.expect("the python client runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
 
+    assert!(output.status.success(), "the python client exits 0\nstdout: {stdout}\nstderr: {stderr}");
     assert!(
-        output.status.success(),
-        "the python client exits 0\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l == "negotiated: permessage-deflate"),
+        stdout.lines().any(|l| l == "negotiated: permessage-deflate"),
         "the client negotiated permessage-deflate through the gateway; stdout: {stdout}"
     );
     assert!(

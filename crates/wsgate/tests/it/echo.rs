@@ -6,17 +6,12 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::client::{binary_of_len, text_of_len};
-use crate::harness::{
-    Client, RawClient, Script, api, echo_upstream, frame, gateway, opcode, upstream,
-};
+use crate::harness::{Client, RawClient, Script, api, echo_upstream, frame, gateway, opcode, upstream};
 
 #[tokio::test]
 async fn text_binary_and_empty_messages_echo_unchanged() {
     let echo = echo_upstream().await;
-    let gw = gateway()
-        .api(api("/echowebsocket", "1.0", &echo.url()))
-        .start()
-        .await;
+    let gw = gateway().api(api("/echowebsocket", "1.0", &echo.url())).start().await;
     let mut client = Client::connect(&gw.url("/echowebsocket/1.0")).await;
 
     client.echoes(Message::text("hello")).await;
@@ -29,10 +24,7 @@ async fn text_binary_and_empty_messages_echo_unchanged() {
 #[tokio::test]
 async fn every_payload_length_encoding_echoes_unchanged() {
     let echo = echo_upstream().await;
-    let gw = gateway()
-        .api(api("/echowebsocket", "1.0", &echo.url()))
-        .start()
-        .await;
+    let gw = gateway().api(api("/echowebsocket", "1.0", &echo.url())).start().await;
     let mut client = Client::connect(&gw.url("/echowebsocket/1.0")).await;
 
     // 125 is the largest 7-bit length, 126 the smallest 16-bit one,
@@ -46,38 +38,24 @@ async fn every_payload_length_encoding_echoes_unchanged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_16_mib_message_echoes_unchanged() {
     let echo = echo_upstream().await;
-    let gw = gateway()
-        .api(api("/echowebsocket", "1.0", &echo.url()))
-        .start()
-        .await;
+    let gw = gateway().api(api("/echowebsocket", "1.0", &echo.url())).start().await;
     let mut client = Client::connect(&gw.url("/echowebsocket/1.0")).await;
 
     // Exactly the default max_frame_size: the largest frame the gateway must accept.
-    client
-        .echoes_within(binary_of_len(16 << 20), Duration::from_secs(60))
-        .await;
+    client.echoes_within(binary_of_len(16 << 20), Duration::from_secs(60)).await;
 }
 
 #[tokio::test]
 async fn fragments_with_pings_between_them_are_reassembled_and_pings_answered() {
     let echo = echo_upstream().await;
-    let gw = gateway()
-        .api(api("/echowebsocket", "1.0", &echo.url()))
-        .start()
-        .await;
+    let gw = gateway().api(api("/echowebsocket", "1.0", &echo.url())).start().await;
     let mut client = RawClient::upgraded(gw.addr(), "/echowebsocket/1.0").await;
 
-    client
-        .send_frame(frame(opcode::TEXT, "Hel").not_final())
-        .await;
+    client.send_frame(frame(opcode::TEXT, "Hel").not_final()).await;
     client.send_frame(frame(opcode::PING, "p1")).await;
-    client
-        .send_frame(frame(opcode::CONTINUATION, "lo, ").not_final())
-        .await;
+    client.send_frame(frame(opcode::CONTINUATION, "lo, ").not_final()).await;
     client.send_frame(frame(opcode::PING, "p2")).await;
-    client
-        .send_frame(frame(opcode::CONTINUATION, "world"))
-        .await;
+    client.send_frame(frame(opcode::CONTINUATION, "world")).await;
 
     let mut pongs = Vec::new();
     let mut text = Vec::new();
@@ -100,16 +78,9 @@ async fn fragments_with_pings_between_them_are_reassembled_and_pings_answered() 
 #[tokio::test]
 async fn the_subprotocol_the_upstream_selects_reaches_the_client() {
     let chat = upstream(Script::EchoWithProtocol("chat")).await;
-    let gw = gateway()
-        .api(api("/chat", "1.0", &chat.url()))
-        .start()
-        .await;
+    let gw = gateway().api(api("/chat", "1.0", &chat.url())).start().await;
 
-    let mut client = Client::connect_with(
-        &gw.url("/chat/1.0"),
-        &[("Sec-WebSocket-Protocol", "chat, superchat")],
-    )
-    .await;
+    let mut client = Client::connect_with(&gw.url("/chat/1.0"), &[("Sec-WebSocket-Protocol", "chat, superchat")]).await;
 
     assert_eq!(client.protocol(), Some("chat"));
     let request = chat.next_request().await;
@@ -118,5 +89,17 @@ async fn the_subprotocol_the_upstream_selects_reaches_the_client() {
         Some("chat, superchat"),
         "the upstream chooses from the client's own offer"
     );
+    client.echoes(Message::text("in chat")).await;
+}
+
+#[tokio::test]
+async fn the_echo_servers_choice_of_subprotocol_reaches_the_client() {
+    let echo = echo_upstream().await;
+    let gw = gateway().api(api("/echowebsocket", "1.0", &echo.url())).start().await;
+
+    let mut client =
+        Client::connect_with(&gw.url("/echowebsocket/1.0"), &[("Sec-WebSocket-Protocol", "chat, superchat")]).await;
+
+    assert_eq!(client.protocol(), Some("chat"), "the echo server picks the first offer");
     client.echoes(Message::text("in chat")).await;
 }

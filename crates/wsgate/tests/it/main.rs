@@ -22,6 +22,7 @@ mod echo;
 mod routing;
 mod shutdown;
 mod timeouts;
+mod tls;
 mod upstream_handshake;
 mod wscat;
 

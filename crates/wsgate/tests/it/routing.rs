@@ -3,17 +3,12 @@
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::raw::upgrade_request;
-use crate::harness::{
-    Client, RawClient, Script, api, check_rows, echo_upstream, gateway, upstream,
-};
+use crate::harness::{Client, RawClient, Script, api, check_rows, echo_upstream, gateway, upstream};
 
 #[tokio::test]
 async fn version_1_0_and_1_0_0_name_the_same_api() {
     let echo = echo_upstream().await;
-    let gw = gateway()
-        .api(api("/echowebsocket", "1.0", &echo.url()))
-        .start()
-        .await;
+    let gw = gateway().api(api("/echowebsocket", "1.0", &echo.url())).start().await;
 
     for path in ["/echowebsocket/1.0", "/echowebsocket/1.0.0"] {
         let mut client = Client::connect(&gw.url(path)).await;
@@ -24,10 +19,7 @@ async fn version_1_0_and_1_0_0_name_the_same_api() {
 #[tokio::test]
 async fn the_default_version_serves_paths_without_a_version() {
     let echo = echo_upstream().await;
-    let gw = gateway()
-        .api(api("/echowebsocket", "1.0", &echo.url()).default_version())
-        .start()
-        .await;
+    let gw = gateway().api(api("/echowebsocket", "1.0", &echo.url()).default_version()).start().await;
 
     let mut client = Client::connect(&gw.url("/echowebsocket")).await;
     client.echoes(Message::text("no version named")).await;
@@ -37,11 +29,7 @@ async fn the_default_version_serves_paths_without_a_version() {
 async fn the_longest_context_prefix_wins() {
     let short = upstream(Script::Echo).await;
     let long = upstream(Script::Echo).await;
-    let gw = gateway()
-        .api(api("/a", "1.0", &short.url()))
-        .api(api("/a/b", "1.0", &long.url()))
-        .start()
-        .await;
+    let gw = gateway().api(api("/a", "1.0", &short.url())).api(api("/a/b", "1.0", &long.url())).start().await;
 
     let mut client = Client::connect(&gw.url("/a/b/1.0/x")).await;
     client.echoes(Message::text("to /a/b")).await;
@@ -62,36 +50,12 @@ async fn the_rest_of_the_path_and_the_query_are_appended_to_the_endpoint_path() 
         upstream_target: &'static str,
     }
     let rows = vec![
-        Row {
-            endpoint_path: "/base",
-            request: "/ctx/1.0/x/y?q=1",
-            upstream_target: "/base/x/y?q=1",
-        },
-        Row {
-            endpoint_path: "/base",
-            request: "/ctx/1.0.0/x?q=1&r=2",
-            upstream_target: "/base/x?q=1&r=2",
-        },
-        Row {
-            endpoint_path: "/base/",
-            request: "/ctx/1.0/x",
-            upstream_target: "/base/x",
-        },
-        Row {
-            endpoint_path: "",
-            request: "/ctx/1.0/x/y?q=1",
-            upstream_target: "/x/y?q=1",
-        },
-        Row {
-            endpoint_path: "",
-            request: "/ctx/1.0?q=1",
-            upstream_target: "/?q=1",
-        },
-        Row {
-            endpoint_path: "",
-            request: "/ctx/1.0",
-            upstream_target: "/",
-        },
+        Row { endpoint_path: "/base", request: "/ctx/1.0/x/y?q=1", upstream_target: "/base/x/y?q=1" },
+        Row { endpoint_path: "/base", request: "/ctx/1.0.0/x?q=1&r=2", upstream_target: "/base/x?q=1&r=2" },
+        Row { endpoint_path: "/base/", request: "/ctx/1.0/x", upstream_target: "/base/x" },
+        Row { endpoint_path: "", request: "/ctx/1.0/x/y?q=1", upstream_target: "/x/y?q=1" },
+        Row { endpoint_path: "", request: "/ctx/1.0?q=1", upstream_target: "/?q=1" },
+        Row { endpoint_path: "", request: "/ctx/1.0", upstream_target: "/" },
     ];
     check_rows(
         rows,
@@ -103,12 +67,7 @@ async fn the_rest_of_the_path_and_the_query_are_appended_to_the_endpoint_path() 
 
             let _client = Client::connect(&gw.url(row.request)).await;
             let request = recorder.next_request().await;
-            assert_eq!(
-                request.target(),
-                row.upstream_target,
-                "{}",
-                request.start_line
-            );
+            assert_eq!(request.target(), row.upstream_target, "{}", request.start_line);
         },
     )
     .await;
@@ -117,48 +76,27 @@ async fn the_rest_of_the_path_and_the_query_are_appended_to_the_endpoint_path() 
 #[tokio::test]
 async fn an_unknown_path_gets_404() {
     let echo = echo_upstream().await;
-    let gw = gateway()
-        .api(api("/echowebsocket", "1.0", &echo.url()))
-        .start()
-        .await;
+    let gw = gateway().api(api("/echowebsocket", "1.0", &echo.url())).start().await;
 
-    for path in [
-        "/nope/1.0",
-        "/echowebsocket/2.0",
-        "/echowebsocket",
-        "/",
-        "/echowebsocketx/1.0",
-    ] {
+    for path in ["/nope/1.0", "/echowebsocket/2.0", "/echowebsocket", "/", "/echowebsocketx/1.0"] {
         let mut client = RawClient::connect(gw.addr()).await;
         client.send(&upgrade_request(gw.addr(), path, &[])).await;
         let response = client.read_response().await;
         assert_eq!(response.status(), 404, "{path}: {response:?}");
-        assert!(
-            !response.body.is_empty(),
-            "{path}: the 404 says why in its body"
-        );
+        assert!(!response.body.is_empty(), "{path}: the 404 says why in its body");
     }
 }
 
 #[tokio::test]
 async fn a_plain_http_get_to_a_websocket_route_gets_426() {
     let echo = echo_upstream().await;
-    let gw = gateway()
-        .api(api("/echowebsocket", "1.0", &echo.url()))
-        .start()
-        .await;
+    let gw = gateway().api(api("/echowebsocket", "1.0", &echo.url())).start().await;
 
     let mut client = RawClient::connect(gw.addr()).await;
-    let request = format!(
-        "GET /echowebsocket/1.0 HTTP/1.1\r\nHost: {}\r\n\r\n",
-        gw.addr()
-    );
+    let request = format!("GET /echowebsocket/1.0 HTTP/1.1\r\nHost: {}\r\n\r\n", gw.addr());
     client.send(request.as_bytes()).await;
     let response = client.read_response().await;
     assert_eq!(response.status(), 426, "{response:?}");
     let upgrade = response.header("Upgrade").unwrap_or("");
-    assert!(
-        upgrade.eq_ignore_ascii_case("websocket"),
-        "426 names the protocol to upgrade to: {response:?}"
-    );
+    assert!(upgrade.eq_ignore_ascii_case("websocket"), "426 names the protocol to upgrade to: {response:?}");
 }

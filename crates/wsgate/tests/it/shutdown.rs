@@ -13,10 +13,7 @@ use crate::harness::{Client, api, check_rows, echo_upstream, gateway, within};
 async fn sigterm_closes_live_connections_with_1001_and_exits_0() {
     let echo = echo_upstream().await;
     let dir = TempDir::new("sigterm");
-    let config = gateway()
-        .shutdown_timeout("3s")
-        .api(api("/echowebsocket", "1.0", &echo.url()))
-        .toml();
+    let config = gateway().shutdown_timeout("3s").api(api("/echowebsocket", "1.0", &echo.url())).toml();
     let config = dir.write("wsgate.toml", &config);
     let mut served = serve(&config, dir.path()).await;
 
@@ -26,23 +23,12 @@ async fn sigterm_closes_live_connections_with_1001_and_exits_0() {
 
     terminate(&served.child);
 
-    assert_eq!(
-        client.expect_close_code().await,
-        Some(1001),
-        "the client is told the gateway is going away"
-    );
+    assert_eq!(client.expect_close_code().await, Some(1001), "the client is told the gateway is going away");
     client.finish().await;
-    let status = within(
-        Duration::from_secs(6),
-        "wsgate exits within its 3s shutdown deadline",
-        served.child.wait(),
-    )
-    .await
-    .expect("wsgate's exit status");
-    assert!(
-        status.success(),
-        "wsgate exits 0 after draining, got {status:?}"
-    );
+    let status = within(Duration::from_secs(6), "wsgate exits within its 3s shutdown deadline", served.child.wait())
+        .await
+        .expect("wsgate's exit status");
+    assert!(status.success(), "wsgate exits 0 after draining, got {status:?}");
 }
 
 #[tokio::test]
@@ -53,13 +39,9 @@ async fn sigterm_with_no_connections_exits_0_at_once() {
 
     terminate(&served.child);
 
-    let status = within(
-        Duration::from_secs(3),
-        "wsgate exits promptly",
-        served.child.wait(),
-    )
-    .await
-    .expect("wsgate's exit status");
+    let status = within(Duration::from_secs(3), "wsgate exits promptly", served.child.wait())
+        .await
+        .expect("wsgate's exit status");
     assert!(status.success(), "wsgate exits 0, got {status:?}");
 }
 
@@ -71,9 +53,8 @@ async fn an_invalid_config_exits_non_zero_with_one_line_naming_the_key() {
         key: &'static str,
     }
     let valid = "[gateway]\nws_listen = \"127.0.0.1:0\"\n";
-    let api_with = |field: &str| {
-        format!("{valid}\n[[apis]]\nname = \"Bad\"\ncontext = \"/bad\"\nauth = \"none\"\n{field}\n")
-    };
+    let api_with =
+        |field: &str| format!("{valid}\n[[apis]]\nname = \"Bad\"\ncontext = \"/bad\"\nauth = \"none\"\n{field}\n");
     let rows = vec![
         Row {
             name: "an empty version",
@@ -110,24 +91,15 @@ async fn an_invalid_config_exits_non_zero_with_one_line_naming_the_key() {
                 .arg(dir.path())
                 .kill_on_drop(true)
                 .output();
-            let output = within(Duration::from_secs(10), "wsgate refuses the config", run)
-                .await
-                .expect("wsgate runs");
+            let output = within(Duration::from_secs(10), "wsgate refuses the config", run).await.expect("wsgate runs");
             let stderr = String::from_utf8_lossy(&output.stderr);
             let stdout = String::from_utf8_lossy(&output.stdout);
 
             assert!(!output.status.success(), "exits non-zero; stderr: {stderr}");
             let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
             assert_eq!(lines.len(), 1, "exactly one line on stderr, got {stderr:?}");
-            assert!(
-                lines[0].contains(row.key),
-                "the line names `{}`: {stderr:?}",
-                row.key
-            );
-            assert!(
-                !stdout.contains("listening"),
-                "nothing was bound: {stdout:?}"
-            );
+            assert!(lines[0].contains(row.key), "the line names `{}`: {stderr:?}", row.key);
+            assert!(!stdout.contains("listening"), "nothing was bound: {stdout:?}");
         },
     )
     .await;

@@ -13,17 +13,11 @@ use crate::harness::{Client, STEP, Script, api, echo_upstream, gateway, upstream
 #[tokio::test]
 async fn a_slow_loris_gets_408_while_other_clients_connect() {
     let echo = echo_upstream().await;
-    let gw = gateway()
-        .handshake_timeout("1s")
-        .api(api("/echowebsocket", "1.0", &echo.url()))
-        .start()
-        .await;
+    let gw = gateway().handshake_timeout("1s").api(api("/echowebsocket", "1.0", &echo.url())).start().await;
 
     // One byte every 200 ms: the whole request would take about a minute.
     let request = upgrade_request(gw.addr(), "/echowebsocket/1.0", &[]);
-    let stream = TcpStream::connect(gw.addr())
-        .await
-        .expect("the slow client connects");
+    let stream = TcpStream::connect(gw.addr()).await.expect("the slow client connects");
     let (mut reader, mut writer) = stream.into_split();
     let started = Instant::now();
     let dribble = tokio::spawn(async move {
@@ -63,18 +57,12 @@ async fn a_slow_loris_gets_408_while_other_clients_connect() {
 #[tokio::test]
 async fn an_idle_connection_is_closed_with_1001_on_both_sides() {
     let recorder = upstream(Script::Echo).await;
-    let gw = gateway()
-        .idle_timeout("1s")
-        .api(api("/ctx", "1.0", &recorder.url()))
-        .start()
-        .await;
+    let gw = gateway().idle_timeout("1s").api(api("/ctx", "1.0", &recorder.url())).start().await;
     let mut client = Client::connect(&gw.url("/ctx/1.0")).await;
     client.echoes(Message::text("then silence")).await;
     let started = Instant::now();
 
-    let code = client
-        .expect_close_code_within(Duration::from_secs(3))
-        .await;
+    let code = client.expect_close_code_within(Duration::from_secs(3)).await;
     let waited = started.elapsed();
 
     assert_eq!(code, Some(1001));
@@ -82,27 +70,17 @@ async fn an_idle_connection_is_closed_with_1001_on_both_sides() {
         waited >= Duration::from_millis(900) && waited < Duration::from_millis(2500),
         "closed when the 1s idle_timeout expires, not after {waited:?}"
     );
-    assert_eq!(
-        recorder.next_close_code().await,
-        Some(1001),
-        "the upstream is told too"
-    );
+    assert_eq!(recorder.next_close_code().await, Some(1001), "the upstream is told too");
 }
 
 #[tokio::test]
 async fn traffic_keeps_a_connection_from_idling_out() {
     let echo = echo_upstream().await;
-    let gw = gateway()
-        .idle_timeout("1s")
-        .api(api("/echowebsocket", "1.0", &echo.url()))
-        .start()
-        .await;
+    let gw = gateway().idle_timeout("1s").api(api("/echowebsocket", "1.0", &echo.url())).start().await;
     let mut client = Client::connect(&gw.url("/echowebsocket/1.0")).await;
 
     for i in 0..6 {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        client
-            .echoes(Message::text(format!("still here {i}")))
-            .await;
+        client.echoes(Message::text(format!("still here {i}"))).await;
     }
 }

@@ -11,10 +11,7 @@ use crate::harness::{RawClient, STEP, Script, api, check_rows, gateway, upstream
 #[tokio::test]
 async fn end_to_end_headers_reach_the_upstream_with_forwarding_headers_added() {
     let recorder = upstream(Script::EchoWithProtocol("chat")).await;
-    let gw = gateway()
-        .api(api("/ctx", "1.0", &recorder.url()))
-        .start()
-        .await;
+    let gw = gateway().api(api("/ctx", "1.0", &recorder.url())).start().await;
 
     let mut client = RawClient::connect(gw.addr()).await;
     let request = upgrade_request(
@@ -33,44 +30,25 @@ async fn end_to_end_headers_reach_the_upstream_with_forwarding_headers_added() {
     assert_eq!(response.header("Sec-WebSocket-Protocol"), Some("chat"));
 
     let seen = recorder.next_request().await;
-    assert_eq!(
-        seen.header("Sec-WebSocket-Protocol"),
-        Some("chat, superchat")
-    );
-    assert_eq!(
-        seen.header("Sec-WebSocket-Extensions"),
-        Some("x-test-extension; level=1")
-    );
+    assert_eq!(seen.header("Sec-WebSocket-Protocol"), Some("chat, superchat"));
+    assert_eq!(seen.header("Sec-WebSocket-Extensions"), Some("x-test-extension; level=1"));
     assert_eq!(seen.header("Origin"), Some("http://app.example"));
     assert_eq!(seen.header("X-Custom"), Some("kept as is"));
-    assert_eq!(
-        seen.header("X-Forwarded-For"),
-        Some("127.0.0.1"),
-        "{seen:?}"
-    );
+    assert_eq!(seen.header("X-Forwarded-For"), Some("127.0.0.1"), "{seen:?}");
     let proto = seen.header("X-Forwarded-Proto").unwrap_or("");
-    assert!(
-        proto == "ws" || proto == "http",
-        "X-Forwarded-Proto names the client's scheme: {seen:?}"
-    );
+    assert!(proto == "ws" || proto == "http", "X-Forwarded-Proto names the client's scheme: {seen:?}");
     assert_eq!(
         seen.header("X-Forwarded-Host"),
         Some(gw.addr().to_string().as_str()),
         "X-Forwarded-Host is the Host the client asked for"
     );
-    assert_eq!(
-        seen.header("Host"),
-        Some(recorder.addr().to_string().as_str())
-    );
+    assert_eq!(seen.header("Host"), Some(recorder.addr().to_string().as_str()));
 }
 
 #[tokio::test]
 async fn hop_by_hop_headers_do_not_reach_the_upstream() {
     let recorder = upstream(Script::Echo).await;
-    let gw = gateway()
-        .api(api("/ctx", "1.0", &recorder.url()))
-        .start()
-        .await;
+    let gw = gateway().api(api("/ctx", "1.0", &recorder.url())).start().await;
 
     let mut client = RawClient::connect(gw.addr()).await;
     let request = format!(
@@ -87,11 +65,7 @@ async fn hop_by_hop_headers_do_not_reach_the_upstream() {
 
     let seen = recorder.next_request().await;
     for hop_by_hop in ["X-Hop-Secret", "Keep-Alive", "Proxy-Authorization", "TE"] {
-        assert_eq!(
-            seen.header(hop_by_hop),
-            None,
-            "{hop_by_hop} must not be forwarded: {seen:?}"
-        );
+        assert_eq!(seen.header(hop_by_hop), None, "{hop_by_hop} must not be forwarded: {seen:?}");
     }
     let connection = seen.header("Connection").unwrap_or("");
     assert!(
@@ -110,21 +84,13 @@ async fn a_non_101_upstream_answer_reaches_the_client_and_is_never_an_upgrade() 
         |status| format!("upstream answers {status}"),
         |status| async move {
             let refuser = upstream(Script::Answer(status)).await;
-            let gw = gateway()
-                .api(api("/ctx", "1.0", &refuser.url()))
-                .start()
-                .await;
+            let gw = gateway().api(api("/ctx", "1.0", &refuser.url())).start().await;
 
             let mut client = RawClient::connect(gw.addr()).await;
-            client
-                .send(&upgrade_request(gw.addr(), "/ctx/1.0", &[]))
-                .await;
+            client.send(&upgrade_request(gw.addr(), "/ctx/1.0", &[])).await;
             let response = client.read_response().await;
             assert_eq!(response.status(), status, "{response:?}");
-            assert!(
-                client.is_hung_up().await,
-                "after a non-101 answer the connection carries no frames and ends"
-            );
+            assert!(client.is_hung_up().await, "after a non-101 answer the connection carries no frames and ends");
         },
     )
     .await;
@@ -136,9 +102,7 @@ async fn an_upstream_101_with_a_wrong_accept_value_gets_502() {
     let gw = gateway().api(api("/ctx", "1.0", &liar.url())).start().await;
 
     let mut client = RawClient::connect(gw.addr()).await;
-    client
-        .send(&upgrade_request(gw.addr(), "/ctx/1.0", &[]))
-        .await;
+    client.send(&upgrade_request(gw.addr(), "/ctx/1.0", &[])).await;
     let response = client.read_response().await;
     assert_eq!(response.status(), 502, "{response:?}");
     assert!(!response.body.is_empty(), "the 502 says why in its body");
@@ -150,15 +114,10 @@ async fn a_refused_upstream_connection_gets_502() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let closed = listener.local_addr().expect("a bound address");
     drop(listener);
-    let gw = gateway()
-        .api(api("/ctx", "1.0", &format!("ws://{closed}")))
-        .start()
-        .await;
+    let gw = gateway().api(api("/ctx", "1.0", &format!("ws://{closed}"))).start().await;
 
     let mut client = RawClient::connect(gw.addr()).await;
-    client
-        .send(&upgrade_request(gw.addr(), "/ctx/1.0", &[]))
-        .await;
+    client.send(&upgrade_request(gw.addr(), "/ctx/1.0", &[])).await;
     let response = client.read_response().await;
     assert_eq!(response.status(), 502, "{response:?}");
     assert!(!response.body.is_empty(), "the 502 says why in its body");
@@ -167,17 +126,11 @@ async fn a_refused_upstream_connection_gets_502() {
 #[tokio::test]
 async fn an_upstream_that_never_answers_gets_504_after_the_upstream_handshake_timeout() {
     let silent = upstream(Script::NeverAnswer).await;
-    let gw = gateway()
-        .upstream_handshake_timeout("500ms")
-        .api(api("/ctx", "1.0", &silent.url()))
-        .start()
-        .await;
+    let gw = gateway().upstream_handshake_timeout("500ms").api(api("/ctx", "1.0", &silent.url())).start().await;
 
     let mut client = RawClient::connect(gw.addr()).await;
     let started = Instant::now();
-    client
-        .send(&upgrade_request(gw.addr(), "/ctx/1.0", &[]))
-        .await;
+    client.send(&upgrade_request(gw.addr(), "/ctx/1.0", &[])).await;
     let response = client.read_response().await;
     let waited = started.elapsed();
     assert_eq!(response.status(), 504, "{response:?}");

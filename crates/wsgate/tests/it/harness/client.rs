@@ -28,59 +28,32 @@ impl Client {
 
     /// Opens `url` with extra request headers, failing the test if the upgrade fails.
     pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Client {
-        Client::try_connect_with(url, headers)
-            .await
-            .unwrap_or_else(|err| panic!("upgrade to {url} fails: {err}"))
+        Client::try_connect_with(url, headers).await.unwrap_or_else(|err| panic!("upgrade to {url} fails: {err}"))
     }
 
     /// Opens `url`, returning the handshake error (e.g. `Http(response)`) instead of failing.
     pub async fn try_connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Client, WsError> {
         let mut request = url.into_client_request()?;
         for (name, value) in headers {
-            let name: tokio_tungstenite::tungstenite::http::HeaderName =
-                name.parse().expect("a valid header name");
-            request.headers_mut().insert(
-                name,
-                HeaderValue::from_str(value).expect("a valid header value"),
-            );
+            let name: tokio_tungstenite::tungstenite::http::HeaderName = name.parse().expect("a valid header name");
+            request.headers_mut().insert(name, HeaderValue::from_str(value).expect("a valid header value"));
         }
-        let authority = request
-            .uri()
-            .authority()
-            .expect("the url names a host")
-            .to_string();
-        let tcp = within(STEP, "the client connects", TcpStream::connect(&authority))
-            .await
-            .map_err(WsError::Io)?;
-        let (ws, response) =
-            within(STEP, "the upgrade completes", client_async(request, tcp)).await?;
+        let authority = request.uri().authority().expect("the url names a host").to_string();
+        let tcp = within(STEP, "the client connects", TcpStream::connect(&authority)).await.map_err(WsError::Io)?;
+        let (ws, response) = within(STEP, "the upgrade completes", client_async(request, tcp)).await?;
         Ok(Client { ws, response })
-    }
-
-    /// The 101 response the client got.
-    pub fn response(&self) -> &Response {
-        &self.response
     }
 
     /// The subprotocol the 101 selected, if any.
     pub fn protocol(&self) -> Option<&str> {
-        self.response
-            .headers()
-            .get("Sec-WebSocket-Protocol")
-            .and_then(|v| v.to_str().ok())
+        self.response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok())
     }
 
     pub async fn send(&mut self, message: Message) {
-        within(STEP, "the client sends", self.ws.send(message))
-            .await
-            .expect("the client sends");
+        within(STEP, "the client sends", self.ws.send(message)).await.expect("the client sends");
     }
 
     /// The next data or close message; pings and pongs are skipped (tungstenite answers pings itself).
-    pub async fn recv(&mut self) -> Message {
-        self.recv_within(STEP).await
-    }
-
     pub async fn recv_within(&mut self, limit: Duration) -> Message {
         within(limit, "a message arrives", async {
             loop {
@@ -101,29 +74,17 @@ impl Client {
     }
 
     pub async fn echoes_within(&mut self, message: Message, limit: Duration) {
-        within(limit, "the client sends", self.ws.send(message.clone()))
-            .await
-            .expect("the client sends");
+        within(limit, "the client sends", self.ws.send(message.clone())).await.expect("the client sends");
         let reply = self.recv_within(limit).await;
-        assert!(
-            reply == message,
-            "expected the echo of {message:?}, got {reply:?}"
-        );
+        assert!(reply == message, "expected the echo of {message:?}, got {reply:?}");
     }
 
     /// Starts the close handshake with `code`.
     pub async fn close_with(&mut self, code: u16) {
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: "test".into(),
-        };
-        within(
-            STEP,
-            "the client sends its close",
-            self.ws.close(Some(frame)),
-        )
-        .await
-        .expect("the client sends its close");
+        let frame = CloseFrame { code: CloseCode::from(code), reason: "test".into() };
+        within(STEP, "the client sends its close", self.ws.close(Some(frame)))
+            .await
+            .expect("the client sends its close");
     }
 
     /// Waits for a close frame and returns its code (`None` for a close without one).
@@ -135,10 +96,7 @@ impl Client {
     /// Keeps reading until the connection ends, which also flushes tungstenite's
     /// automatic reply to a close frame. Errors count as an end.
     pub async fn finish(&mut self) {
-        within(STEP, "the connection ends", async {
-            while let Some(Ok(_)) = self.ws.next().await {}
-        })
-        .await;
+        within(STEP, "the connection ends", async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
     }
 
     pub async fn expect_close_code_within(&mut self, limit: Duration) -> Option<u16> {

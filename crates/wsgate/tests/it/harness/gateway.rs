@@ -55,6 +55,9 @@ pub struct GatewayBuilder {
 pub fn gateway() -> GatewayBuilder {
     let settings = [
         ("ws_listen", "\"127.0.0.1:0\""),
+        // The wss listener is on by default: a free port, and a certificate generated once
+        // into a data dir that all tests of this run share.
+        ("wss_listen", "\"127.0.0.1:0\""),
         ("max_frame_size", "16777216"),
         ("max_message_size", "67108864"),
         ("handshake_timeout", "\"10s\""),
@@ -67,11 +70,9 @@ pub fn gateway() -> GatewayBuilder {
     ]
     .into_iter()
     .map(|(k, v)| (k, v.to_string()))
+    .chain([("data_dir", format!("{:?}", std::env::temp_dir().join("wsgate-it-data")))])
     .collect();
-    GatewayBuilder {
-        settings,
-        apis: Vec::new(),
-    }
+    GatewayBuilder { settings, apis: Vec::new() }
 }
 
 impl GatewayBuilder {
@@ -86,10 +87,6 @@ impl GatewayBuilder {
 
     pub fn max_message_size(self, bytes: u64) -> Self {
         self.set("max_message_size", bytes.to_string())
-    }
-
-    pub fn max_header_size(self, bytes: u64) -> Self {
-        self.set("max_header_size", bytes.to_string())
     }
 
     pub fn handshake_timeout(self, duration: &str) -> Self {
@@ -136,12 +133,11 @@ impl GatewayBuilder {
     /// Parses the config as the binary would, binds, and runs the gateway in a task.
     pub async fn start(self) -> RunningGateway {
         let toml = self.toml();
-        let config = Config::from_toml(&toml)
-            .unwrap_or_else(|err| panic!("test config is valid ({err:?}):\n{toml}"));
+        let config = Config::from_toml(&toml).unwrap_or_else(|err| panic!("test config is valid ({err:?}):\n{toml}"));
         let gateway = within(STEP, "the gateway binds", Gateway::bind(&config))
             .await
             .unwrap_or_else(|err| panic!("the gateway binds: {err:?}"));
-        let addr = gateway.ws_addr();
+        let addr = gateway.ws_addr().expect("the ws listener is on");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -149,11 +145,7 @@ impl GatewayBuilder {
                 gateway.run(shutdown).await;
             }
         });
-        RunningGateway {
-            addr,
-            shutdown,
-            task,
-        }
+        RunningGateway { addr, shutdown, task }
     }
 }
 
@@ -191,9 +183,7 @@ pub struct Echo {
 
 pub async fn echo_upstream() -> Echo {
     let loopback: SocketAddr = "127.0.0.1:0".parse().expect("a socket address");
-    let echo = within(STEP, "the echo server binds", EchoServer::bind(loopback))
-        .await
-        .expect("the echo server binds");
+    let echo = within(STEP, "the echo server binds", EchoServer::bind(loopback)).await.expect("the echo server binds");
     let addr = echo.local_addr();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn({
@@ -202,11 +192,7 @@ pub async fn echo_upstream() -> Echo {
             echo.run(shutdown).await;
         }
     });
-    Echo {
-        addr,
-        shutdown,
-        task,
-    }
+    Echo { addr, shutdown, task }
 }
 
 impl Echo {

@@ -20,9 +20,9 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use client::Client;
-pub use gateway::{Echo, RunningGateway, api, echo_upstream, gateway};
-pub use raw::{Frame, FrameSpec, RawClient, close_frame, frame, opcode};
-pub use scripted::{Script, ScriptedUpstream, upstream};
+pub use gateway::{api, echo_upstream, gateway};
+pub use raw::{FrameSpec, RawClient, close_frame, frame, opcode};
+pub use scripted::{Script, upstream};
 
 /// How long one step (connect, one answer, one frame) may take before the test fails.
 pub const STEP: Duration = Duration::from_secs(5);
@@ -50,18 +50,11 @@ where
                 .try_into_panic()
                 .ok()
                 .and_then(|p| {
-                    p.downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 })
                 .unwrap_or_else(|| "task failed".to_string());
             failures.push(format!("  {row_name}: {why}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} row(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} row(s) failed:\n{}", failures.len(), failures.join("\n"));
 }

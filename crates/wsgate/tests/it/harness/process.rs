@@ -19,12 +19,8 @@ pub struct TempDir {
 
 impl TempDir {
     pub fn new(label: &str) -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let path =
-            std::env::temp_dir().join(format!("wsgate-it-{label}-{}-{nanos}", std::process::id()));
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+        let path = std::env::temp_dir().join(format!("wsgate-it-{label}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path).expect("the temp dir is created");
         TempDir { path }
     }
@@ -74,34 +70,21 @@ pub async fn serve(config: &Path, data_dir: &Path) -> Served {
         let mut line = String::new();
         loop {
             line.clear();
-            let n = stdout
-                .read_line(&mut line)
-                .await
-                .expect("stdout is readable");
-            assert!(
-                n > 0,
-                "wsgate exited before printing `wsgate: ws listening on ADDR`"
-            );
+            let n = stdout.read_line(&mut line).await.expect("stdout is readable");
+            assert!(n > 0, "wsgate exited before printing `wsgate: ws listening on ADDR`");
             if let Some(addr) = line.trim().strip_prefix("wsgate: ws listening on ") {
                 return addr.to_string();
             }
         }
     })
     .await;
-    Served {
-        child,
-        ws_addr,
-        _stdout: stdout,
-    }
+    Served { child, ws_addr, _stdout: stdout }
 }
 
 /// Sends SIGTERM to a child we spawned.
 pub fn terminate(child: &Child) {
     let pid = child.id().expect("the child is still running");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill runs");
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs");
     assert!(status.success(), "kill -TERM {pid} succeeds");
 }
 
@@ -110,11 +93,7 @@ pub fn terminate(child: &Child) {
 pub fn tool(env_var: &str, name: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "{env_var}={} does not exist; run ./scripts/test, which installs it",
-            path.display()
-        );
+        assert!(path.is_file(), "{env_var}={} does not exist; run ./scripts/test, which installs it", path.display());
         return path;
     }
     std::env::var_os("PATH")

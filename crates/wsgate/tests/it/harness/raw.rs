@@ -42,13 +42,7 @@ pub struct FrameSpec {
 
 /// A final frame, masked as a client must send it.
 pub fn frame(opcode: u8, payload: impl AsRef<[u8]>) -> FrameSpec {
-    FrameSpec {
-        fin: true,
-        rsv: 0,
-        opcode,
-        mask: Some([0x37, 0xfa, 0x21, 0x3d]),
-        payload: payload.as_ref().to_vec(),
-    }
+    FrameSpec { fin: true, rsv: 0, opcode, mask: Some([0x37, 0xfa, 0x21, 0x3d]), payload: payload.as_ref().to_vec() }
 }
 
 /// A masked close frame carrying `code` and no reason.
@@ -92,12 +86,7 @@ impl FrameSpec {
         match self.mask {
             Some(key) => {
                 out.extend_from_slice(&key);
-                out.extend(
-                    self.payload
-                        .iter()
-                        .zip(key.iter().cycle())
-                        .map(|(b, k)| b ^ k),
-                );
+                out.extend(self.payload.iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
             }
             None => out.extend_from_slice(&self.payload),
         }
@@ -123,10 +112,7 @@ impl Frame {
     }
 
     pub fn is_data(&self) -> bool {
-        matches!(
-            self.opcode,
-            opcode::CONTINUATION | opcode::TEXT | opcode::BINARY
-        )
+        matches!(self.opcode, opcode::CONTINUATION | opcode::TEXT | opcode::BINARY)
     }
 }
 
@@ -150,16 +136,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Fram
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload).await?;
     if let Some(key) = mask {
-        payload
-            .iter_mut()
-            .zip(key.iter().cycle())
-            .for_each(|(b, k)| *b ^= k);
+        payload.iter_mut().zip(key.iter().cycle()).for_each(|(b, k)| *b ^= k);
     }
-    Ok(Frame {
-        fin: head[0] & 0x80 != 0,
-        opcode: head[0] & 0x0f,
-        payload,
-    })
+    Ok(Frame { fin: head[0] & 0x80 != 0, opcode: head[0] & 0x0f, payload })
 }
 
 /// A request or response head: the start line and the header fields in order.
@@ -172,10 +151,7 @@ pub struct Head {
 impl Head {
     /// The first value of header `name`, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The status of a response head (`HTTP/1.1 404 Not Found` → 404).
@@ -194,20 +170,14 @@ impl Head {
 }
 
 /// Reads a head up to its blank line. `Ok(None)` when the peer closed before a byte came.
-pub async fn read_head<R: AsyncRead + Unpin>(
-    r: &mut BufReader<R>,
-) -> std::io::Result<Option<Head>> {
+pub async fn read_head<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> std::io::Result<Option<Head>> {
     let mut head = Head::default();
     let mut total = 0;
     loop {
         let mut line = Vec::new();
         let n = r.read_until(b'\n', &mut line).await?;
         if n == 0 {
-            return if total == 0 {
-                Ok(None)
-            } else {
-                Err(std::io::ErrorKind::UnexpectedEof.into())
-            };
+            return if total == 0 { Ok(None) } else { Err(std::io::ErrorKind::UnexpectedEof.into()) };
         }
         total += n;
         if total > MAX_HEAD {
@@ -220,8 +190,7 @@ pub async fn read_head<R: AsyncRead + Unpin>(
         if head.start_line.is_empty() {
             head.start_line = line;
         } else if let Some((name, value)) = line.split_once(':') {
-            head.headers
-                .push((name.trim().to_string(), value.trim().to_string()));
+            head.headers.push((name.trim().to_string(), value.trim().to_string()));
         }
     }
 }
@@ -240,10 +209,6 @@ impl HttpResponse {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.head.header(name)
-    }
-
-    pub fn body_text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
@@ -267,12 +232,8 @@ pub struct RawClient {
 
 impl RawClient {
     pub async fn connect(addr: SocketAddr) -> RawClient {
-        let stream = within(STEP, "raw client connects", TcpStream::connect(addr))
-            .await
-            .expect("raw client connects");
-        RawClient {
-            io: BufReader::new(stream),
-        }
+        let stream = within(STEP, "raw client connects", TcpStream::connect(addr)).await.expect("raw client connects");
+        RawClient { io: BufReader::new(stream) }
     }
 
     /// Connects and completes a valid upgrade to `path`, asserting the 101.
@@ -308,14 +269,10 @@ impl RawClient {
 
     /// Reads a response head only; what follows (frames after a 101) stays unread.
     pub async fn read_response_head(&mut self) -> Head {
-        within(
-            STEP,
-            "the server answers the request",
-            read_head(&mut self.io),
-        )
-        .await
-        .expect("the answer is readable")
-        .expect("the server answered before hanging up")
+        within(STEP, "the server answers the request", read_head(&mut self.io))
+            .await
+            .expect("the answer is readable")
+            .expect("the server answered before hanging up")
     }
 
     /// Reads a whole non-101 response: its head and a body sized by Content-Length,
@@ -328,23 +285,14 @@ impl RawClient {
 
     /// The response, or `None` when the server hung up (or reset) without answering.
     pub async fn try_read_response(&mut self) -> Option<HttpResponse> {
-        let head = within(
-            STEP,
-            "the server answers or hangs up",
-            read_head(&mut self.io),
-        )
-        .await
-        .ok()??;
+        let head = within(STEP, "the server answers or hangs up", read_head(&mut self.io)).await.ok()??;
         let body = self.read_body(&head).await;
         Some(HttpResponse { head, body })
     }
 
     async fn read_body(&mut self, head: &Head) -> Vec<u8> {
         let mut body = Vec::new();
-        match head
-            .header("Content-Length")
-            .and_then(|v| v.parse::<usize>().ok())
-        {
+        match head.header("Content-Length").and_then(|v| v.parse::<usize>().ok()) {
             Some(len) => {
                 body.resize(len, 0);
                 within(STEP, "the body arrives", self.io.read_exact(&mut body))
@@ -360,9 +308,7 @@ impl RawClient {
     }
 
     pub async fn read_frame(&mut self) -> Frame {
-        within(STEP, "a frame arrives", read_frame(&mut self.io))
-            .await
-            .expect("a whole frame arrives")
+        within(STEP, "a frame arrives", read_frame(&mut self.io)).await.expect("a whole frame arrives")
     }
 
     /// Reads frames until a close frame and returns its code; data, pings and pongs are skipped.
@@ -378,9 +324,6 @@ impl RawClient {
     /// True when the peer has closed the connection (EOF or reset) within `STEP`.
     pub async fn is_hung_up(&mut self) -> bool {
         let mut rest = Vec::new();
-        matches!(
-            tokio::time::timeout(STEP, self.io.read_to_end(&mut rest)).await,
-            Ok(_)
-        )
+        tokio::time::timeout(STEP, self.io.read_to_end(&mut rest)).await.is_ok()
     }
 }

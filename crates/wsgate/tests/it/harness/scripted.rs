@@ -57,9 +57,7 @@ pub struct ScriptedUpstream {
 }
 
 pub async fn upstream(script: Script) -> ScriptedUpstream {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("the scripted upstream binds");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("the scripted upstream binds");
     let addr = listener.local_addr().expect("a bound address");
     let (tx, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
@@ -71,11 +69,7 @@ pub async fn upstream(script: Script) -> ScriptedUpstream {
             while connections.try_join_next().is_some() {}
         }
     });
-    ScriptedUpstream {
-        addr,
-        events: Mutex::new(rx),
-        task,
-    }
+    ScriptedUpstream { addr, events: Mutex::new(rx), task }
 }
 
 impl ScriptedUpstream {
@@ -91,13 +85,9 @@ impl ScriptedUpstream {
     /// The next thing the upstream observed.
     pub async fn next_event(&self) -> Event {
         let mut events = self.events.lock().await;
-        within(
-            STEP,
-            "the scripted upstream observes something",
-            events.recv(),
-        )
-        .await
-        .expect("the scripted upstream is running")
+        within(STEP, "the scripted upstream observes something", events.recv())
+            .await
+            .expect("the scripted upstream is running")
     }
 
     /// The head of the next upgrade request the gateway sent.
@@ -164,9 +154,7 @@ async fn serve(stream: TcpStream, script: Script, events: mpsc::UnboundedSender<
             return;
         }
         Script::WrongAccept => switching_protocols("bm90IHRoZSByaWdodCBhY2NlcHQ=", None),
-        Script::EchoWithProtocol(protocol) => {
-            switching_protocols(&derive_accept_key(key.as_bytes()), Some(protocol))
-        }
+        Script::EchoWithProtocol(protocol) => switching_protocols(&derive_accept_key(key.as_bytes()), Some(protocol)),
         _ => switching_protocols(&derive_accept_key(key.as_bytes()), None),
     };
     if io.get_mut().write_all(answer.as_bytes()).await.is_err() {
@@ -195,11 +183,7 @@ fn switching_protocols(accept: &str, protocol: Option<&str>) -> String {
 }
 
 /// The frame loop after a 101: records every frame and acts out the script.
-async fn relay_frames(
-    mut io: BufReader<TcpStream>,
-    script: Script,
-    events: mpsc::UnboundedSender<Event>,
-) {
+async fn relay_frames(mut io: BufReader<TcpStream>, script: Script, events: mpsc::UnboundedSender<Event>) {
     // Set once this side has sent its close frame: a close that arrives after it
     // is the reply, and gets none.
     let mut sent_close = false;
@@ -226,16 +210,15 @@ async fn relay_frames(
             }
             _ => None,
         };
-        if let Some(bytes) = reply {
-            if io.get_mut().write_all(&bytes).await.is_err() {
-                let _ = events.send(Event::Ended);
-                return;
-            }
+        if let Some(bytes) = reply
+            && io.get_mut().write_all(&bytes).await.is_err()
+        {
+            let _ = events.send(Event::Ended);
+            return;
         }
         if frame.opcode == opcode::CLOSE {
-            // The close handshake is done from the upstream's side; wait for the
-            // gateway to end the TCP connection, as a server should.
-            let _ = tokio::time::timeout(STEP, read_frame(&mut io)).await;
+            // Both close frames have now crossed; the server ends the TCP
+            // connection first (RFC 6455 section 7.1.1).
             let _ = events.send(Event::Ended);
             return;
         }
