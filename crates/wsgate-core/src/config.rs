@@ -396,6 +396,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_in_the_repo_parses() {
+        let example = include_str!("../../../config/wsgate.example.toml");
+        let config = Config::from_toml(example).expect("config/wsgate.example.toml is valid");
+        assert_eq!(config.apis.len(), 1);
+        assert_eq!(config.gateway.wss_listen, "0.0.0.0:8099");
+    }
+
+    #[test]
     fn the_documented_example_parses() {
         let config = Config::from_toml(ECHO).expect("valid");
         assert_eq!(config.gateway.idle_timeout, Duration::from_secs(2));
