@@ -41,21 +41,13 @@ impl Target {
     /// Parses `ws://HOST[:PORT][/PATH]` and resolves HOST once, so that connection setup in the
     /// measured loops never touches DNS.
     pub async fn resolve(url: &str) -> anyhow::Result<Target> {
-        let rest = url
-            .strip_prefix("ws://")
-            .with_context(|| format!("{url}: only ws:// URLs are supported"))?;
+        let rest = url.strip_prefix("ws://").with_context(|| format!("{url}: only ws:// URLs are supported"))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let has_port = authority
-            .rsplit_once(':')
-            .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
-        let host_port = if has_port {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
-        };
+        let has_port = authority.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+        let host_port = if has_port { authority.to_owned() } else { format!("{authority}:80") };
         let addr = tokio::net::lookup_host(&host_port)
             .await
             .with_context(|| format!("resolving {host_port}"))?
@@ -80,15 +72,11 @@ pub struct Conn {
 /// Connects, upgrades and returns the connection ready for frames. `buf_size` sizes the frame
 /// reader; it only bounds how many frames one `read` can return, not the frame size.
 pub async fn connect(target: &Target, buf_size: usize) -> anyhow::Result<Conn> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, upgrade(target, buf_size))
-        .await
-        .context("connect and upgrade timed out")?
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, upgrade(target, buf_size)).await.context("connect and upgrade timed out")?
 }
 
 async fn upgrade(target: &Target, buf_size: usize) -> anyhow::Result<Conn> {
-    let mut stream = TcpStream::connect(target.addr)
-        .await
-        .with_context(|| format!("connecting to {}", target.addr))?;
+    let mut stream = TcpStream::connect(target.addr).await.with_context(|| format!("connecting to {}", target.addr))?;
     // Echo benchmarks write small frames and wait for answers: Nagle would add delay, not save work.
     stream.set_nodelay(true)?;
     stream.write_all(&target.request).await?;
@@ -98,10 +86,7 @@ async fn upgrade(target: &Target, buf_size: usize) -> anyhow::Result<Conn> {
             break i + 4;
         }
         if frames.is_full() {
-            bail!(
-                "upgrade response head does not fit {} bytes",
-                frames.buf.len()
-            );
+            bail!("upgrade response head does not fit {} bytes", frames.buf.len());
         }
         if frames.fill(&mut stream).await? == 0 {
             bail!("server closed the connection during the upgrade");
@@ -122,9 +107,8 @@ fn check_switching_protocols(head: &[u8]) -> anyhow::Result<()> {
         bail!("upgrade refused: {status}");
     }
     let accepted = lines.any(|line| {
-        line.split_once(':').is_some_and(|(name, value)| {
-            name.eq_ignore_ascii_case("sec-websocket-accept") && value.trim() == ACCEPT
-        })
+        line.split_once(':')
+            .is_some_and(|(name, value)| name.eq_ignore_ascii_case("sec-websocket-accept") && value.trim() == ACCEPT)
     });
     if !accepted {
         bail!("101 without the expected Sec-WebSocket-Accept");
@@ -153,10 +137,7 @@ pub async fn connect_many(
             pending.spawn(async move { connect(&target, buf_size).await });
             started += 1;
         }
-        let joined = pending
-            .join_next()
-            .await
-            .context("no connection attempt left")?;
+        let joined = pending.join_next().await.context("no connection attempt left")?;
         let conn = joined
             .context("connect task panicked")?
             .with_context(|| format!("connection {} of {count}", conns.len() + 1))?;
@@ -198,13 +179,7 @@ pub struct FrameReader {
 
 impl FrameReader {
     pub fn new(size: usize) -> FrameReader {
-        FrameReader {
-            buf: vec![0; size].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            skip: 0,
-            current: None,
-        }
+        FrameReader { buf: vec![0; size].into_boxed_slice(), start: 0, end: 0, skip: 0, current: None }
     }
 
     fn unparsed(&self) -> &[u8] {
@@ -252,10 +227,7 @@ impl FrameReader {
             if b.len() < 2 {
                 return None;
             }
-            let frame = Frame {
-                fin: b[0] & 0x80 != 0,
-                opcode: b[0] & 0x0f,
-            };
+            let frame = Frame { fin: b[0] & 0x80 != 0, opcode: b[0] & 0x0f };
             // Servers must not mask, but a mask key only lengthens the header; skip it if present.
             let mask_len = if b[1] & 0x80 != 0 { 4 } else { 0 };
             let (len, header_len) = match b[1] & 0x7f {
@@ -364,18 +336,13 @@ mod tests {
         let frame = masked_frame(OP_BINARY, &data, mask);
         assert_eq!(frame[1], 0x80 | 126);
         assert_eq!(&frame[4..8], &mask);
-        let unmasked: Vec<u8> = frame[8..]
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ mask[i % 4])
-            .collect();
+        let unmasked: Vec<u8> = frame[8..].iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
         assert_eq!(unmasked, data);
     }
 
     #[test]
     fn checks_the_accept_value() {
-        let ok =
-            format!("HTTP/1.1 101 Switching Protocols\r\nsec-websocket-accept: {ACCEPT}\r\n\r\n");
+        let ok = format!("HTTP/1.1 101 Switching Protocols\r\nsec-websocket-accept: {ACCEPT}\r\n\r\n");
         assert!(check_switching_protocols(ok.as_bytes()).is_ok());
         let wrong = "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: x\r\n\r\n";
         assert!(check_switching_protocols(wrong.as_bytes()).is_err());

@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;
 
 use crate::client::{self, OP_BINARY, Target};
-use crate::{Report, parse_duration};
+use crate::{Report, parse_duration, usage};
 
 /// A cycle that takes longer than this is abandoned and counted as failed.
 const CYCLE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -77,24 +77,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     tokio::time::sleep(args.warmup).await;
     let (done0, failed0, t0) = tally.snapshot();
+    let wait0 = usage::own_run_queue_wait();
     tokio::time::sleep(args.duration).await;
     let (done1, failed1, t1) = tally.snapshot();
+    let waited = usage::own_run_queue_wait().saturating_sub(wait0);
     workers.abort_all();
 
     let seconds = (t1 - t0).as_secs_f64();
     let cycles = done1 - done0;
     let failed = failed1 - failed0;
     let rate = cycles as f64 / seconds;
-    let first_error = tally
-        .first_error
-        .lock()
-        .map(|e| e.clone())
-        .unwrap_or_default();
+    let first_error = tally.first_error.lock().map(|e| e.clone()).unwrap_or_default();
     if cycles == 0 {
-        bail!(
-            "no cycle completed: {}",
-            first_error.as_deref().unwrap_or("no error either")
-        );
+        bail!("no cycle completed: {}", first_error.as_deref().unwrap_or("no error either"));
     }
     let mut report = Report::new("cycles");
     report
@@ -102,11 +97,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .field("seconds", format!("{seconds:.3}"))
         .field("cycles", cycles)
         .field("failed", failed)
-        .field("cycles_per_s", format!("{rate:.0}"));
-    let mut human = format!(
-        "cycles {}: {rate:.0}/s ({} concurrent), {failed} failed",
-        args.url, args.concurrency
-    );
+        .field("cycles_per_s", format!("{rate:.0}"))
+        .field("wait_ms", format!("{:.1}", waited.as_secs_f64() * 1e3));
+    let mut human = format!("cycles {}: {rate:.0}/s ({} concurrent), {failed} failed", args.url, args.concurrency);
     if let Some(e) = first_error.filter(|_| failed > 0) {
         human += &format!(" (first: {e})");
     }
@@ -116,11 +109,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 impl Tally {
     fn snapshot(&self) -> (u64, u64, Instant) {
-        (
-            self.done.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-            Instant::now(),
-        )
+        (self.done.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed), Instant::now())
     }
 
     fn record_failure(&self, error: String) {

@@ -21,7 +21,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::task::JoinSet;
 
 use crate::client::{self, FrameReader, OP_BINARY, Target};
-use crate::{Report, parse_duration};
+use crate::{Report, parse_duration, usage};
 
 /// How long after the last due time to wait for outstanding echoes; later ones count as lost.
 const GRACE: Duration = Duration::from_secs(2);
@@ -93,31 +93,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for (c, conn) in conns.into_iter().enumerate() {
         let (read_half, write_half) = conn.stream.into_split();
         writers.push(write_half);
-        frames.push(client::masked_frame(
-            OP_BINARY,
-            &payload,
-            client::mask_for(c),
-        ));
-        let mut echoes = Echoes {
-            samples: Vec::with_capacity(schedule.sent_on(c as u64) as usize),
-            received: 0,
-        };
+        frames.push(client::masked_frame(OP_BINARY, &payload, client::mask_for(c)));
+        let mut echoes = Echoes { samples: Vec::with_capacity(schedule.sent_on(c as u64) as usize), received: 0 };
         let reader = conn.frames;
         readers.spawn(async move {
-            let read = collect(
-                read_half,
-                reader,
-                c as u64,
-                schedule,
-                measure_from,
-                &mut echoes,
-            );
+            let read = collect(read_half, reader, c as u64, schedule, measure_from, &mut echoes);
             // Running out of time only means some echoes are lost; they are counted below.
             let outcome = tokio::time::timeout_at(give_up_at.into(), read).await;
             outcome.unwrap_or(Ok(())).map(|()| echoes)
         });
     }
 
+    let wait0 = usage::own_run_queue_wait();
     // The pacer: bounded by the message count; each write is one small frame.
     let mut max_lag = Duration::ZERO;
     for k in 0..schedule.total {
@@ -146,6 +133,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         samples.extend_from_slice(&echoes.samples);
     }
     drop(writers);
+    let waited = usage::own_run_queue_wait().saturating_sub(wait0);
     samples.sort_unstable();
 
     let lost = schedule.total - received;
@@ -167,7 +155,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .field("p999_us", us(0.999))
         .field("max_us", us(1.0))
         .field("mean_us", format!("{mean:.1}"))
-        .field("max_send_lag_us", max_lag.as_micros());
+        .field("max_send_lag_us", max_lag.as_micros())
+        .field("wait_ms", format!("{:.1}", waited.as_secs_f64() * 1e3));
     let human = format!(
         "latency {} at {:.0} msg/s: p50 {} µs, p99 {} µs, p99.9 {} µs, lost {lost}",
         args.url,
@@ -215,9 +204,7 @@ async fn collect(
             let due = schedule.due(c + echoes.received * schedule.connections);
             echoes.received += 1;
             if due >= measure_from {
-                echoes
-                    .samples
-                    .push(now.saturating_duration_since(due).as_nanos() as u64);
+                echoes.samples.push(now.saturating_duration_since(due).as_nanos() as u64);
             }
         }
     }
@@ -249,12 +236,7 @@ mod tests {
 
     #[test]
     fn messages_are_spread_over_connections() {
-        let s = Schedule {
-            start: Instant::now(),
-            rate: 10.0,
-            connections: 3,
-            total: 10,
-        };
+        let s = Schedule { start: Instant::now(), rate: 10.0, connections: 3, total: 10 };
         assert_eq!((0..3).map(|c| s.sent_on(c)).collect::<Vec<_>>(), [4, 3, 3]);
         assert_eq!(s.due(10) - s.due(0), Duration::from_secs(1));
     }

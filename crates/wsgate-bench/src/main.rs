@@ -29,10 +29,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "Load generator for WebSocket echo services and proxies"
-)]
+#[command(version, about = "Load generator for WebSocket echo services and proxies")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,9 +50,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // One thread on purpose: the benchmark pins it to one core and the proxies to another.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         match cli.command {
             Command::Throughput(args) => throughput::run(args).await,
@@ -74,9 +69,7 @@ struct Report {
 
 impl Report {
     fn new(mode: &str) -> Report {
-        Report {
-            line: format!("mode={mode}"),
-        }
+        Report { line: format!("mode={mode}") }
     }
 
     fn field(&mut self, key: &str, value: impl Display) -> &mut Report {
@@ -97,9 +90,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 10s or 500ms"))?;
+    let value: f64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 10s or 500ms"))?;
     let seconds = match unit {
         "ms" => value / 1e3,
         "s" => value,

@@ -59,17 +59,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // The pumps run until they are aborted below, so the measured window is bounded by time
     // alone; a slow server lowers the count, it cannot stall the tool.
     tokio::time::sleep(args.warmup).await;
-    let (count0, cpu0, t0) = (
-        echoed.load(Ordering::Relaxed),
-        cpu(&args.pids)?,
-        Instant::now(),
-    );
+    let (count0, cpu0, t0) = (echoed.load(Ordering::Relaxed), cpu(&args.pids)?, Instant::now());
+    let wait0 = usage::own_run_queue_wait();
     tokio::time::sleep(args.duration).await;
-    let (count1, cpu1, t1) = (
-        echoed.load(Ordering::Relaxed),
-        cpu(&args.pids)?,
-        Instant::now(),
-    );
+    let (count1, cpu1, t1) = (echoed.load(Ordering::Relaxed), cpu(&args.pids)?, Instant::now());
+    let waited = usage::own_run_queue_wait().saturating_sub(wait0);
 
     // A pump that already ended failed; its error explains a low figure better than the figure.
     if let Some(ended) = pumps.try_join_next() {
@@ -89,19 +83,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .field("seconds", format!("{seconds:.3}"))
         .field("messages", messages)
         .field("msgs_per_s", format!("{rate:.0}"))
-        .field(
-            "mib_per_s",
-            format!("{:.1}", rate * args.size as f64 / f64::from(1 << 20)),
-        );
+        .field("mib_per_s", format!("{:.1}", rate * args.size as f64 / f64::from(1 << 20)))
+        .field("wait_ms", format!("{:.1}", waited.as_secs_f64() * 1e3));
     let mut human = format!(
         "throughput {}: {rate:.0} msg/s ({} B, {}×{} in flight)",
         args.url, args.size, args.connections, args.inflight
     );
     if !args.pids.is_empty() && messages > 0 {
         let us = (cpu1 - cpu0) * 1e6 / messages as f64;
-        report
-            .field("cpu_s", format!("{:.2}", cpu1 - cpu0))
-            .field("cpu_us_per_msg", format!("{us:.3}"));
+        report.field("cpu_s", format!("{:.2}", cpu1 - cpu0)).field("cpu_us_per_msg", format!("{us:.3}"));
         human += &format!(", server CPU {us:.3} µs/msg");
     }
     report.print(&human);
@@ -117,12 +107,7 @@ fn cpu(pids: &[u32]) -> anyhow::Result<f64> {
 
 /// Keeps one connection's window full: `burst` holds `inflight` copies of the same masked frame
 /// of `frame_len` bytes, so refilling k messages is one write of its first k frames.
-async fn pump(
-    mut conn: Conn,
-    burst: Vec<u8>,
-    frame_len: usize,
-    echoed: Arc<AtomicU64>,
-) -> anyhow::Result<()> {
+async fn pump(mut conn: Conn, burst: Vec<u8>, frame_len: usize, echoed: Arc<AtomicU64>) -> anyhow::Result<()> {
     let inflight = burst.len() / frame_len;
     conn.stream.write_all(&burst).await?;
     loop {

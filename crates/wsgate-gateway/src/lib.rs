@@ -32,7 +32,7 @@ use wsgate_core::config::{Config, ConfigError, GatewaySettings};
 use wsgate_tls::TlsError;
 use wsgate_tls::server::{CertificateFiles, ReloadingCertificate};
 
-use relay::RelayLimits;
+use relay::RelayConfig;
 use route::{RouteTable, UpstreamTlsError};
 use upstream::{ClientInfo, UpstreamTimeouts};
 
@@ -54,7 +54,8 @@ pub enum GatewayError {
 pub(crate) struct Shared {
     pub settings: GatewaySettings,
     pub routes: RouteTable,
-    pub relay_limits: RelayLimits,
+    /// Per-connection relay settings; `extensions` is set per connection from its handshake.
+    pub relay_limits: RelayConfig,
     pub upstream_timeouts: UpstreamTimeouts,
 }
 
@@ -113,7 +114,8 @@ impl Gateway {
             _ => None,
         };
         let shared = Shared {
-            relay_limits: RelayLimits {
+            relay_limits: RelayConfig {
+                extensions: false,
                 max_frame: settings.max_frame_size,
                 max_message: settings.max_message_size,
                 idle_timeout: settings.idle_timeout,

@@ -10,7 +10,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::rejection::Rejection;
-use crate::relay;
+use crate::relay::{self, RelayConfig};
 use crate::route::Route;
 use crate::upstream::{self, ClientInfo};
 use crate::{Shared, access_log};
@@ -74,9 +74,15 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
         return;
     }
     // 5. Relay frames until both sides close.
-    let report =
-        relay::relay(client, upstream.stream, &request.head.early, &upstream.early, shared.relay_limits, shutdown)
-            .await;
+    let report = relay::relay(
+        client,
+        upstream.stream,
+        &request.head.early,
+        &upstream.early,
+        RelayConfig { extensions: upstream.extensions, ..shared.relay_limits },
+        shutdown,
+    )
+    .await;
     access_log::upgraded(&info, &route, started, &report);
 }
 

@@ -70,6 +70,8 @@ pub struct Upstream {
     pub response: Vec<u8>,
     /// Frame bytes the upstream sent right after its 101.
     pub early: Vec<u8>,
+    /// Whether the 101 negotiated an extension (permessage-deflate): RSV bits then pass.
+    pub extensions: bool,
 }
 
 /// Connects to the route's endpoints in round-robin order, falling back to the next one when a
@@ -157,7 +159,8 @@ async fn upgrade(
     match status {
         101 => {
             let response = switching_protocols(&headers, request)?;
-            Ok(Upstream { stream, response, early: buf[len..].to_vec() })
+            let extensions = header(&headers, "sec-websocket-extensions").is_some_and(|v| !v.trim_ascii().is_empty());
+            Ok(Upstream { stream, response, early: buf[len..].to_vec(), extensions })
         }
         100..=199 => Err(Rejection::UpstreamInvalidUpgrade("informational response")),
         _ => {

@@ -9,10 +9,12 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -79,28 +81,51 @@ impl EchoServer {
     }
 }
 
+/// Picks the first subprotocol the client offers.
+// The callback's signature is tungstenite's; its error type is an HTTP response.
+#[allow(clippy::result_large_err)]
+fn first_offered_protocol(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+    let first = request
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|offers| offers.split(',').map(str::trim).find(|p| !p.is_empty()))
+        .and_then(|p| HeaderValue::from_str(p).ok());
+    if let Some(protocol) = first {
+        response.headers_mut().insert("sec-websocket-protocol", protocol);
+    }
+    Ok(response)
+}
+
 async fn echo_connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
     let config = WebSocketConfig::default().max_message_size(Some(64 << 20)).max_frame_size(Some(16 << 20));
-    let choose_protocol = |request: &Request, mut response: Response| {
-        let first = request
-            .headers()
-            .get("sec-websocket-protocol")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|offers| offers.split(',').map(str::trim).find(|p| !p.is_empty()))
-            .and_then(|p| HeaderValue::from_str(p).ok());
-        if let Some(protocol) = first {
-            response.headers_mut().insert("sec-websocket-protocol", protocol);
-        }
-        Ok(response)
-    };
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, choose_protocol, Some(config)).await
+    let Ok(mut ws) =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, first_offered_protocol, Some(config)).await
     else {
         return;
     };
-    while let Some(Ok(message)) = ws.next().await {
-        let echo = matches!(message, Message::Text(_) | Message::Binary(_));
-        if echo && ws.send(message).await.is_err() {
-            break;
+    while let Some(result) = ws.next().await {
+        match result {
+            Ok(message) => {
+                let echo = matches!(message, Message::Text(_) | Message::Binary(_));
+                if echo && ws.send(message).await.is_err() {
+                    break;
+                }
+            }
+            Err(err) => {
+                // Fail the connection the way RFC 6455 §7.1.7 prefers: with a close frame
+                // that says why, rather than a silent TCP drop.
+                let code = match err {
+                    WsError::Utf8(_) => CloseCode::Invalid,
+                    WsError::Capacity(_) => CloseCode::Size,
+                    WsError::Protocol(_) => CloseCode::Protocol,
+                    _ => break,
+                };
+                let _ = ws.close(Some(CloseFrame { code, reason: "".into() })).await;
+                let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+                break;
+            }
         }
     }
 }

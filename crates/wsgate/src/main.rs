@@ -91,8 +91,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             apply_common(&mut config, &common)?;
             let gateway = Gateway::bind(&config).await?;
+            stop_on_signal(shutdown.clone())?;
             print_listeners(&gateway);
-            stop_on_signal(shutdown.clone());
             gateway.run(shutdown).await;
         }
         Command::Demo { common } => demo(common, shutdown).await?,
@@ -104,8 +104,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 let config = wsgate_tls::server::server_config(certificate)?;
                 echo = echo.with_tls(tokio_rustls::TlsAcceptor::from(config));
             }
+            stop_on_signal(shutdown.clone())?;
             println!("wsgate: echo listening on {}", echo.local_addr());
-            stop_on_signal(shutdown.clone());
             echo.run(shutdown).await;
         }
     }
@@ -148,6 +148,7 @@ async fn demo(common: Common, shutdown: CancellationToken) -> anyhow::Result<()>
     });
     apply_common(&mut config, &common)?;
     let gateway = Gateway::bind(&config).await?;
+    stop_on_signal(shutdown.clone())?;
     print_listeners(&gateway);
     println!();
     println!("wsgate demo is running: the EchoWebSocket API (context /echowebsocket, version 1.0)");
@@ -162,7 +163,6 @@ async fn demo(common: Common, shutdown: CancellationToken) -> anyhow::Result<()>
     }
     println!();
     println!("Press Ctrl-C to stop.");
-    stop_on_signal(shutdown.clone());
     let echo_task = tokio::spawn(echo.run(shutdown.clone()));
     gateway.run(shutdown).await;
     let _ = echo_task.await;
@@ -183,30 +183,29 @@ fn print_listeners(gateway: &Gateway) {
     }
 }
 
-/// Cancels `shutdown` on SIGTERM or Ctrl-C.
-fn stop_on_signal(shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    shutdown.cancel();
-                    return;
-                }
-            };
+/// Cancels `shutdown` on SIGTERM or Ctrl-C. The handlers are installed before this returns, so
+/// a signal sent as soon as the "listening" line appears already drains instead of killing.
+fn stop_on_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+        tokio::spawn(async move {
             tokio::select! {
-                _ = ctrl_c => {}
                 _ = term.recv() => {}
+                _ = interrupt.recv() => {}
             }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        tracing::info!("shutting down: draining live connections");
+            tracing::info!("shutting down: draining live connections");
+            shutdown.cancel();
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
         shutdown.cancel();
     });
+    Ok(())
 }
 
 /// Logs go to stderr; `WSGATE_LOG_FORMAT=json` makes them JSON lines, `RUST_LOG` filters them.

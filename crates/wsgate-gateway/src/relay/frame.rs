@@ -22,6 +22,8 @@ pub enum Violation {
     MaskedUpstreamFrame,
     #[error("reserved opcode")]
     ReservedOpcode,
+    #[error("reserved bits set without a negotiated extension")]
+    ReservedBits,
     #[error("control frame over 125 bytes")]
     ControlFrameTooLong,
     #[error("fragmented control frame")]
@@ -54,8 +56,9 @@ pub enum Scan {
     /// The first `consumed` bytes may be forwarded; the rest (an incomplete header or close
     /// frame) must be presented again with more bytes after it.
     Continue { consumed: usize },
-    /// A whole close frame ends at `consumed`; nothing after it belongs to the connection.
-    Close { consumed: usize, code: Option<u16> },
+    /// A whole close frame starts at `start` and ends at `consumed`; nothing after it belongs
+    /// to the connection.
+    Close { start: usize, consumed: usize, code: Option<u16> },
     /// The frame starting at `consumed` breaks a rule; only the bytes before it may be forwarded.
     Violation { consumed: usize, violation: Violation },
 }
@@ -72,6 +75,9 @@ pub struct Scanner {
     sender: Sender,
     max_frame: u64,
     max_message: u64,
+    /// Whether RSV bits may be set: only when the handshake negotiated an extension
+    /// (permessage-deflate uses RSV1), which then owns their meaning.
+    extensions: bool,
     /// Payload bytes of the current frame not seen yet; 0 means "at a frame boundary".
     payload_left: u64,
     /// A fragmented data message is open (its first frame had FIN = 0).
@@ -89,12 +95,18 @@ impl Scanner {
             sender,
             max_frame,
             max_message,
+            extensions: false,
             payload_left: 0,
             in_message: false,
             message_len: 0,
             messages: 0,
             bytes: 0,
         }
+    }
+
+    /// Lets RSV bits through, for connections whose handshake negotiated an extension.
+    pub fn with_extensions(self, negotiated: bool) -> Scanner {
+        Scanner { extensions: negotiated, ..self }
     }
 
     /// Whether the bytes accepted so far end exactly at a frame boundary, where the gateway may
@@ -131,7 +143,7 @@ impl Scanner {
                 }
                 let code = header.close_code(&data[pos + header.len..end]);
                 self.bytes += end as u64;
-                return Scan::Close { consumed: end, code };
+                return Scan::Close { start: pos, consumed: end, code };
             }
             self.account(&header);
             pos += header.len;
@@ -155,6 +167,9 @@ impl Scanner {
         }
         if header.payload >> 63 != 0 {
             return Err(Violation::InvalidLength);
+        }
+        if header.rsv != 0 && !self.extensions {
+            return Err(Violation::ReservedBits);
         }
         match header.opcode {
             0x8..=0xA => {
@@ -199,6 +214,8 @@ impl Scanner {
 #[derive(Debug)]
 struct Header {
     fin: bool,
+    /// RSV1..3 as the bits 0x70 of the first byte.
+    rsv: u8,
     opcode: u8,
     masked: bool,
     mask: [u8; 4],
@@ -222,7 +239,7 @@ impl Header {
             mask.copy_from_slice(data.get(len..len + 4)?);
             len += 4;
         }
-        Some(Header { fin: b0 & 0x80 != 0, opcode: b0 & 0x0F, masked, mask, payload, len })
+        Some(Header { fin: b0 & 0x80 != 0, rsv: b0 & 0x70, opcode: b0 & 0x0F, masked, mask, payload, len })
     }
 
     /// The status code of a close frame, unmasked for reading only; the bytes stay as sent.
@@ -327,7 +344,7 @@ mod tests {
         let mut data = close[..len].to_vec();
         data.extend(b"trailing");
         assert_eq!(s.scan(&data[..len - 1], false), Scan::Continue { consumed: 0 });
-        assert_eq!(s.scan(&data, false), Scan::Close { consumed: len, code: Some(4000) });
+        assert_eq!(s.scan(&data, false), Scan::Close { start: 0, consumed: len, code: Some(4000) });
     }
 
     #[test]
@@ -361,6 +378,16 @@ mod tests {
     }
 
     #[test]
+    fn reserved_bits_pass_only_when_an_extension_was_negotiated() {
+        let mut deflated = frame(true, 1, true, b"x");
+        deflated[0] |= 0x40;
+        let mut plain = client();
+        assert_eq!(plain.scan(&deflated, false), Scan::Violation { consumed: 0, violation: Violation::ReservedBits });
+        let mut negotiated = client().with_extensions(true);
+        assert_eq!(negotiated.scan(&deflated, false), Scan::Continue { consumed: deflated.len() });
+    }
+
+    #[test]
     fn a_new_message_inside_a_fragmented_one_is_refused() {
         let mut s = client();
         let mut data = frame(false, 1, true, b"a");
@@ -385,6 +412,6 @@ mod tests {
         let mut out = [0; MAX_CLOSE_FRAME];
         let len = write_close(&mut out, 1014, "upstream went away", None);
         let mut s = Scanner::new(Sender::Upstream, 10, 10);
-        assert_eq!(s.scan(&out[..len], false), Scan::Close { consumed: len, code: Some(1014) });
+        assert_eq!(s.scan(&out[..len], false), Scan::Close { start: 0, consumed: len, code: Some(1014) });
     }
 }

@@ -23,9 +23,11 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use frame::{Scanner, Sender};
 use pump::{Pump, PumpEvent};
 
-/// Limits and timeouts of one relayed connection.
+/// Limits, timeouts and negotiated features of one relayed connection.
 #[derive(Debug, Clone, Copy)]
-pub struct RelayLimits {
+pub struct RelayConfig {
+    /// Whether the handshake negotiated an extension; RSV bits are refused otherwise.
+    pub extensions: bool,
     pub max_frame: u64,
     pub max_message: u64,
     pub idle_timeout: Duration,
@@ -69,7 +71,7 @@ pub async fn relay<C, U>(
     upstream: U,
     client_early: &[u8],
     upstream_early: &[u8],
-    limits: RelayLimits,
+    limits: RelayConfig,
     shutdown: CancellationToken,
 ) -> RelayReport
 where
@@ -81,12 +83,12 @@ where
         client,
         upstream,
         to_upstream: Pump::new(
-            Scanner::new(Sender::Client, limits.max_frame, limits.max_message),
+            Scanner::new(Sender::Client, limits.max_frame, limits.max_message).with_extensions(limits.extensions),
             Some([mask[0], mask[1], mask[2], mask[3]]),
             client_early,
         ),
         to_client: Pump::new(
-            Scanner::new(Sender::Upstream, limits.max_frame, limits.max_message),
+            Scanner::new(Sender::Upstream, limits.max_frame, limits.max_message).with_extensions(limits.extensions),
             None,
             upstream_early,
         ),
@@ -101,6 +103,9 @@ where
     .await
 }
 
+/// How long closes owed after a close timeout get to be written.
+const LAST_CALL: Duration = Duration::from_secs(1);
+
 /// The idle timer ticks four times per timeout, so an idle connection is closed between 1 and
 /// 1.25 timeouts after its last frame without touching the timer on every frame.
 fn idle_tick(idle_timeout: Duration) -> Duration {
@@ -112,6 +117,8 @@ enum Phase {
     Open { seen_bytes: u64, last_active: Instant },
     /// A close is on its way; the timer is the deadline for the other side's answer.
     Closing,
+    /// The answer did not come; owed closes were sent and the timer is the last deadline.
+    LastCall,
 }
 
 struct Relay<C, U> {
@@ -123,7 +130,7 @@ struct Relay<C, U> {
     timer: Pin<Box<Sleep>>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     phase: Phase,
-    limits: RelayLimits,
+    limits: RelayConfig,
     client_close: Option<u16>,
     upstream_close: Option<u16>,
     /// The first reason the connection started to end.
@@ -143,7 +150,9 @@ where
                 self.start_closing(EndReason::Closed);
             }
             PumpEvent::Violation(violation) => {
-                self.to_client.close_dst(violation.close_code(), &violation.to_string());
+                // The upstream got its close already; the client gets the same once the
+                // upstream has answered (replies to the client's earlier frames come first).
+                self.to_client.close_dst_after_src(violation.close_code(), &violation.to_string());
                 self.start_closing(EndReason::ClientViolation);
             }
             PumpEvent::SrcGone => {
@@ -168,7 +177,7 @@ where
                 self.start_closing(EndReason::Closed);
             }
             PumpEvent::Violation(violation) => {
-                self.to_upstream.close_dst(violation.close_code(), &violation.to_string());
+                self.to_upstream.close_dst_after_src(violation.close_code(), &violation.to_string());
                 self.start_closing(EndReason::UpstreamViolation);
             }
             PumpEvent::SrcGone => {
@@ -216,12 +225,18 @@ where
                 false
             }
             Phase::Closing => {
-                // The other side did not answer (or read) in time: drop both sockets.
                 if self.end == Some(EndReason::Closed) {
                     self.end = Some(EndReason::CloseTimeout);
                 }
-                true
+                // Closes held back for an answer that never came go out now, with a short
+                // last deadline for them to be written.
+                let owed = self.to_client.pay_owed_close() | self.to_upstream.pay_owed_close();
+                self.phase = Phase::LastCall;
+                self.timer.as_mut().reset(now + LAST_CALL);
+                !owed
             }
+            // Nobody answered or read in time: drop both sockets.
+            Phase::LastCall => true,
         }
     }
 

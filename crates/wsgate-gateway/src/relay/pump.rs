@@ -45,6 +45,10 @@ pub struct Pump {
     filled: usize,
     /// Boxed because it exists only while closing; idle connections stay small.
     inject: Option<Box<Injected>>,
+    /// A close the gateway owes `dst`, sent in place of `src`'s own close frame when that
+    /// arrives, so that whatever `src` sent before it (replies to earlier frames) still
+    /// reaches `dst` first.
+    owed_close: Option<(u16, String)>,
     /// Mask for frames the gateway writes to `dst`: `Some` when `dst` is the upstream.
     mask: Option<[u8; 4]>,
     /// False once `src` sent its close, broke the rules or vanished.
@@ -67,6 +71,7 @@ impl Pump {
             ready: 0,
             filled: 0,
             inject: None,
+            owed_close: None,
             mask,
             reading: true,
             forwarding: true,
@@ -95,6 +100,25 @@ impl Pump {
             let mut injected = Box::new(Injected { frame: [0; MAX_CLOSE_FRAME], len: 0, written: 0 });
             injected.len = write_close(&mut injected.frame, code, reason, self.mask);
             self.inject = Some(injected);
+        }
+    }
+
+    /// Owes `dst` a close, sent when `src` closes (see `owed_close`) or when
+    /// [`Pump::pay_owed_close`] is called.
+    pub fn close_dst_after_src(&mut self, code: u16, reason: &str) {
+        if self.forwarding && self.inject.is_none() && !self.done {
+            self.owed_close = Some((code, reason.to_string()));
+        }
+    }
+
+    /// Sends an owed close now (at the next frame boundary): `src` took too long.
+    pub fn pay_owed_close(&mut self) -> bool {
+        match self.owed_close.take() {
+            Some((code, reason)) => {
+                self.close_dst(code, &reason);
+                true
+            }
+            None => false,
         }
     }
 
@@ -218,9 +242,17 @@ impl Pump {
                 }
                 None
             }
-            Scan::Close { consumed, code } => {
-                self.ready += consumed;
-                self.stop_reading();
+            Scan::Close { start, consumed, code } => {
+                if self.owed_close.is_some() {
+                    // Their close is dropped; the gateway's goes in its place, after the frames
+                    // that came before it.
+                    self.ready += start;
+                    self.stop_reading();
+                    self.pay_owed_close();
+                } else {
+                    self.ready += consumed;
+                    self.stop_reading();
+                }
                 Some(PumpEvent::Close(code))
             }
             Scan::Violation { consumed, violation } => {
@@ -238,6 +270,7 @@ impl Pump {
 
     fn src_gone(&mut self) -> PumpEvent {
         self.stop_reading();
+        self.pay_owed_close();
         PumpEvent::SrcGone
     }
 

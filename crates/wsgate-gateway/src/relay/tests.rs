@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 use super::frame::{MAX_CLOSE_FRAME, write_close};
 use super::*;
 
-const LIMITS: RelayLimits = RelayLimits {
+const LIMITS: RelayConfig = RelayConfig {
+    extensions: false,
     max_frame: 1 << 16,
     max_message: 1 << 17,
     idle_timeout: Duration::from_secs(60),
@@ -43,7 +44,7 @@ struct Sides {
     shutdown: CancellationToken,
 }
 
-fn start(limits: RelayLimits) -> Sides {
+fn start(limits: RelayConfig) -> Sides {
     let (client, gateway_client) = duplex(1 << 16);
     let (upstream, gateway_upstream) = duplex(1 << 16);
     let shutdown = CancellationToken::new();
@@ -92,7 +93,7 @@ async fn frames_pass_unchanged_both_ways_and_closes_end_the_relay() {
 }
 
 #[tokio::test]
-async fn a_client_violation_closes_both_sides_with_1002_after_the_valid_frames() {
+async fn a_client_violation_closes_both_sides_with_1002_after_the_replies_in_flight() {
     let mut s = start(LIMITS);
     let good = frame(0x1, true, true, b"ok");
     let mut bytes = good.clone();
@@ -100,16 +101,31 @@ async fn a_client_violation_closes_both_sides_with_1002_after_the_valid_frames()
     s.client.write_all(&bytes).await.expect("write");
     assert_eq!(read_exact(&mut s.upstream, good.len()).await, good);
     assert_eq!(read_close_code(&mut s.upstream).await, 1002);
+    // The upstream's answer to "ok" and its close reply: the answer reaches the client, the
+    // close is replaced by the gateway's 1002.
+    let reply = frame(0x1, true, false, b"ok");
+    let mut answer = reply.clone();
+    answer.extend(close(1000, false));
+    s.upstream.write_all(&answer).await.expect("write");
+    assert_eq!(read_exact(&mut s.client, reply.len()).await, reply);
     assert_eq!(read_close_code(&mut s.client).await, 1002);
-    s.upstream.write_all(&close(1002, false)).await.expect("write");
     assert_eq!(s.relay.await.expect("relay").end, EndReason::ClientViolation);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_violation_still_reaches_the_client_after_the_close_timeout() {
+    let mut s = start(LIMITS);
+    s.client.write_all(&frame(0x3, true, true, b"")).await.expect("write");
+    assert_eq!(read_close_code(&mut s.upstream).await, 1002);
+    assert_eq!(read_close_code(&mut s.client).await, 1002);
 }
 
 #[tokio::test]
 async fn an_oversized_frame_closes_both_sides_with_1009() {
-    let mut s = start(RelayLimits { max_frame: 10, ..LIMITS });
+    let mut s = start(RelayConfig { max_frame: 10, ..LIMITS });
     s.client.write_all(&frame(0x2, true, true, &[0; 11])).await.expect("write");
     assert_eq!(read_close_code(&mut s.upstream).await, 1009);
+    s.upstream.write_all(&close(1009, false)).await.expect("write");
     assert_eq!(read_close_code(&mut s.client).await, 1009);
 }
 
@@ -147,7 +163,7 @@ async fn the_gateway_close_waits_for_the_end_of_a_frame_in_flight() {
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_connection_is_closed_with_1001() {
-    let mut s = start(RelayLimits { idle_timeout: Duration::from_secs(1), ..LIMITS });
+    let mut s = start(RelayConfig { idle_timeout: Duration::from_secs(1), ..LIMITS });
     assert_eq!(read_close_code(&mut s.client).await, 1001);
     assert_eq!(read_close_code(&mut s.upstream).await, 1001);
     assert_eq!(s.relay.await.expect("relay").end, EndReason::Idle);

@@ -49,7 +49,8 @@ asyncio.run(main(sys.argv[1]))
 #[tokio::test]
 async fn permessage_deflate_is_negotiated_end_to_end() {
     let python = tool("WSGATE_PYTHON", "python3");
-    let probe = Command::new(&python).args(["-c", "import websockets"]).output().await.expect("python runs");
+    let probe = Command::new(&python).args(["-c", "import websockets"]).kill_on_drop(true).output();
+    let probe = within(Duration::from_secs(20), "python imports websockets", probe).await.expect("python runs");
     assert!(
         probe.status.success(),
         "{} has no `websockets` module; run ./scripts/test, which installs it and sets WSGATE_PYTHON",

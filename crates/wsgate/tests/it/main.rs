@@ -4,9 +4,12 @@
 //!
 //! Reading order: `harness` (how a test sets up its world), then the tests in
 //! the order of a connection's life: `echo`, `routing`, `upstream_handshake`,
-//! `bad_handshakes`, `bad_frames`, `close_codes`, `timeouts`, then the tests
-//! against tools and the binary: `wscat`, `deflate`, `shutdown`, and the
+//! `bad_handshakes`, `bad_frames`, `close_codes`, `timeouts`, `tls`, then the
+//! tests against tools and the binary: `wscat`, `deflate`, `shutdown`, and the
 //! Autobahn conformance run in `autobahn`.
+//!
+//! External tools are found through `WSGATE_WSCAT` and `WSGATE_PYTHON` (set by
+//! `scripts/test`); a test whose tool is missing fails and says so.
 
 // A test that cannot go on should stop at once with the reason; `expect` is
 // used where the reason is worth a sentence.

@@ -97,6 +97,7 @@ async fn a_plain_http_get_to_a_websocket_route_gets_426() {
     client.send(request.as_bytes()).await;
     let response = client.read_response().await;
     assert_eq!(response.status(), 426, "{response:?}");
+    assert!(!response.body.is_empty(), "the 426 says why in its body");
     let upgrade = response.header("Upgrade").unwrap_or("");
     assert!(upgrade.eq_ignore_ascii_case("websocket"), "426 names the protocol to upgrade to: {response:?}");
 }

@@ -7,13 +7,13 @@ use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::process::{TempDir, serve, terminate};
-use crate::harness::{Client, api, check_rows, echo_upstream, gateway, within};
+use crate::harness::{Client, Script, api, check_rows, gateway, upstream, within};
 
 #[tokio::test]
-async fn sigterm_closes_live_connections_with_1001_and_exits_0() {
-    let echo = echo_upstream().await;
+async fn sigterm_closes_live_connections_with_1001_on_both_sides_and_exits_0() {
+    let recorder = upstream(Script::Echo).await;
     let dir = TempDir::new("sigterm");
-    let config = gateway().shutdown_timeout("3s").api(api("/echowebsocket", "1.0", &echo.url())).toml();
+    let config = gateway().shutdown_timeout("3s").api(api("/echowebsocket", "1.0", &recorder.url())).toml();
     let config = dir.write("wsgate.toml", &config);
     let mut served = serve(&config, dir.path()).await;
 
@@ -25,14 +25,17 @@ async fn sigterm_closes_live_connections_with_1001_and_exits_0() {
 
     assert_eq!(client.expect_close_code().await, Some(1001), "the client is told the gateway is going away");
     client.finish().await;
+    assert_eq!(recorder.next_close_code().await, Some(1001), "the upstream is told too");
     let status = within(Duration::from_secs(6), "wsgate exits within its 3s shutdown deadline", served.child.wait())
         .await
         .expect("wsgate's exit status");
     assert!(status.success(), "wsgate exits 0 after draining, got {status:?}");
 }
 
+/// The listening line is the readiness signal scripts wait for, so a SIGTERM
+/// sent the moment it appears must already find the drain handler in place.
 #[tokio::test]
-async fn sigterm_with_no_connections_exits_0_at_once() {
+async fn sigterm_right_after_the_listening_line_exits_0() {
     let dir = TempDir::new("sigterm-idle");
     let config = dir.write("wsgate.toml", &gateway().toml());
     let mut served = serve(&config, dir.path()).await;
@@ -52,7 +55,7 @@ async fn an_invalid_config_exits_non_zero_with_one_line_naming_the_key() {
         toml: String,
         key: &'static str,
     }
-    let valid = "[gateway]\nws_listen = \"127.0.0.1:0\"\n";
+    let valid = "[gateway]\nws_listen = \"127.0.0.1:0\"\nwss_listen = \"off\"\n";
     let api_with =
         |field: &str| format!("{valid}\n[[apis]]\nname = \"Bad\"\ncontext = \"/bad\"\nauth = \"none\"\n{field}\n");
     let rows = vec![
@@ -68,14 +71,10 @@ async fn an_invalid_config_exits_non_zero_with_one_line_naming_the_key() {
         },
         Row {
             name: "a listen address that is not IP:port",
-            toml: "[gateway]\nws_listen = \"nowhere\"\n".to_string(),
+            toml: "[gateway]\nws_listen = \"nowhere\"\nwss_listen = \"off\"\n".to_string(),
             key: "ws_listen",
         },
-        Row {
-            name: "a duration without a unit",
-            toml: "[gateway]\nws_listen = \"127.0.0.1:0\"\nidle_timeout = \"10\"\n".to_string(),
-            key: "idle_timeout",
-        },
+        Row { name: "a duration without a unit", toml: format!("{valid}idle_timeout = \"10\"\n"), key: "idle_timeout" },
     ];
     check_rows(
         rows,

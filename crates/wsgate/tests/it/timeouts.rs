@@ -17,7 +17,9 @@ async fn a_slow_loris_gets_408_while_other_clients_connect() {
 
     // One byte every 200 ms: the whole request would take about a minute.
     let request = upgrade_request(gw.addr(), "/echowebsocket/1.0", &[]);
-    let stream = TcpStream::connect(gw.addr()).await.expect("the slow client connects");
+    let stream = within(STEP, "the slow client connects", TcpStream::connect(gw.addr()))
+        .await
+        .expect("the slow client connects");
     let (mut reader, mut writer) = stream.into_split();
     let started = Instant::now();
     let dribble = tokio::spawn(async move {

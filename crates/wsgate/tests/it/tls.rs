@@ -55,7 +55,8 @@ impl Pki {
     /// A leaf for `names`, valid now unless `expired`.
     fn leaf(&self, file: &str, names: &[&str], expired: bool) -> Leaf {
         let key = KeyPair::generate().expect("a leaf key");
-        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
         if expired {
             params.not_before = rcgen::date_time_ymd(2020, 1, 1);
             params.not_after = rcgen::date_time_ymd(2021, 1, 1);
@@ -112,12 +113,15 @@ async fn start(gateway_keys: &str, apis: &str) -> Running {
 }
 
 fn api(context: &str, endpoint: &str, extra: &str) -> String {
-    format!("[[apis]]\nname = \"{context}\"\ncontext = \"/{context}\"\nversion = \"1.0\"\nendpoints = [\"{endpoint}\"]\nauth = \"none\"\n{extra}\n")
+    format!(
+        "[[apis]]\nname = \"{context}\"\ncontext = \"/{context}\"\nversion = \"1.0\"\nendpoints = [\"{endpoint}\"]\nauth = \"none\"\n{extra}\n"
+    )
 }
 
 /// A wss echo upstream presenting `leaf`, stopped when the token drops.
 async fn tls_echo(leaf: &Leaf, listen: &str) -> (SocketAddr, tokio_util::sync::DropGuard) {
-    let files = wsgate_tls::server::CertificateFiles { cert: leaf.cert.clone(), key: leaf.key.clone(), generated: false };
+    let files =
+        wsgate_tls::server::CertificateFiles { cert: leaf.cert.clone(), key: leaf.key.clone(), generated: false };
     let certificate = wsgate_tls::server::ReloadingCertificate::load(files).expect("the echo's certificate loads");
     let config = wsgate_tls::server::server_config(certificate).expect("a server config");
     tls_echo_with(config, listen).await
@@ -139,7 +143,8 @@ type WssStream = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStr
 async fn wss_connect(addr: SocketAddr, path: &str, config: Arc<ClientConfig>) -> (WssStream, Vec<u8>) {
     let tcp = within(STEP, "TCP connect", TcpStream::connect(addr)).await.expect("TCP connect");
     let name = ServerName::try_from("localhost").expect("a server name");
-    let tls = within(STEP, "TLS handshake", TlsConnector::from(config).connect(name, tcp)).await.expect("TLS handshake");
+    let tls =
+        within(STEP, "TLS handshake", TlsConnector::from(config).connect(name, tcp)).await.expect("TLS handshake");
     let presented = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()).unwrap_or_default();
     let url = format!("wss://localhost:{}{path}", addr.port());
     let (ws, _) = within(STEP, "upgrade", tokio_tungstenite::client_async(url, tls)).await.expect("upgrade");
@@ -267,7 +272,8 @@ async fn mutual_tls_presents_the_api_client_certificate_to_the_upstream() {
         .expect("server config");
     let (echo, _echo) = tls_echo_with(Arc::new(config), "127.0.0.1:0").await;
     let endpoint = format!("wss://localhost:{}", echo.port());
-    let with_cert = format!("ca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}", pki.ca_pem, client.cert, client.key);
+    let with_cert =
+        format!("ca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}", pki.ca_pem, client.cert, client.key);
     let without_cert = format!("ca_file = {:?}", pki.ca_pem);
     let gw = start("", &[api("mtls", &endpoint, &with_cert), api("nocert", &endpoint, &without_cert)].concat()).await;
     let ws = gw.ws.expect("ws on");
@@ -282,8 +288,9 @@ async fn the_default_and_an_explicit_443_port_both_reach_the_upstream() {
     let (echo, _echo) = tls_echo(&pki.leaf("echo", &["127.0.0.44"], false), "127.0.0.44:443").await;
     assert_eq!(echo.port(), 443);
     let ca = format!("ca_file = {:?}", pki.ca_pem);
-    let gw = start("", &[api("implicit", "wss://127.0.0.44", &ca), api("explicit", "wss://127.0.0.44:443/", &ca)].concat())
-        .await;
+    let gw =
+        start("", &[api("implicit", "wss://127.0.0.44", &ca), api("explicit", "wss://127.0.0.44:443/", &ca)].concat())
+            .await;
     let ws = gw.ws.expect("ws on");
     round_trip(&mut ws_connect(ws, "/implicit/1.0").await, "default port").await;
     round_trip(&mut ws_connect(ws, "/explicit/1.0").await, "explicit port").await;

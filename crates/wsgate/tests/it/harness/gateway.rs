@@ -45,7 +45,8 @@ impl Api {
 }
 
 /// A gateway config under construction; every `[gateway]` key starts at the
-/// documented default, except `ws_listen`, which asks the OS for a free port.
+/// documented default, except `ws_listen`, which asks the OS for a free port, and
+/// `wss_listen`, which is off.
 #[derive(Debug, Clone)]
 pub struct GatewayBuilder {
     settings: BTreeMap<&'static str, String>,
@@ -55,6 +56,8 @@ pub struct GatewayBuilder {
 pub fn gateway() -> GatewayBuilder {
     let settings = [
         ("ws_listen", "\"127.0.0.1:0\""),
+        // The wss listener has tests of its own; here it would only hold a fixed port.
+        ("wss_listen", "\"off\""),
         // The wss listener is on by default: a free port, and a certificate generated once
         // into a data dir that all tests of this run share.
         ("wss_listen", "\"127.0.0.1:0\""),

@@ -99,6 +99,8 @@ impl FrameSpec {
 pub struct Frame {
     pub fin: bool,
     pub opcode: u8,
+    /// Whether the sender masked it, as every client-to-server frame must be.
+    pub masked: bool,
     pub payload: Vec<u8>,
 }
 
@@ -138,7 +140,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Fram
     if let Some(key) = mask {
         payload.iter_mut().zip(key.iter().cycle()).for_each(|(b, k)| *b ^= k);
     }
-    Ok(Frame { fin: head[0] & 0x80 != 0, opcode: head[0] & 0x0f, payload })
+    Ok(Frame { fin: head[0] & 0x80 != 0, opcode: head[0] & 0x0f, masked: mask.is_some(), payload })
 }
 
 /// A request or response head: the start line and the header fields in order.
@@ -313,11 +315,17 @@ impl RawClient {
 
     /// Reads frames until a close frame and returns its code; data, pings and pongs are skipped.
     pub async fn expect_close_code(&mut self) -> Option<u16> {
+        let mut skipped = Vec::new();
         loop {
-            let frame = self.read_frame().await;
+            let frame = match tokio::time::timeout(STEP, read_frame(&mut self.io)).await {
+                Ok(Ok(frame)) => frame,
+                Ok(Err(err)) => panic!("the connection ended ({err}) without a close frame; before it: {skipped:?}"),
+                Err(_) => panic!("no close frame within {STEP:?}; instead: {skipped:?}"),
+            };
             if frame.opcode == opcode::CLOSE {
                 return frame.close_code();
             }
+            skipped.push(format!("opcode {:#x} fin {} {} bytes", frame.opcode, frame.fin, frame.payload.len()));
         }
     }
 

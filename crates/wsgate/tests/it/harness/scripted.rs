@@ -82,12 +82,17 @@ impl ScriptedUpstream {
         format!("ws://{}", self.addr)
     }
 
-    /// The next thing the upstream observed.
+    /// The next thing the upstream observed. Fails on an unmasked frame: towards
+    /// the upstream the gateway is a client, and a client masks every frame.
     pub async fn next_event(&self) -> Event {
         let mut events = self.events.lock().await;
-        within(STEP, "the scripted upstream observes something", events.recv())
+        let event = within(STEP, "the scripted upstream observes something", events.recv())
             .await
-            .expect("the scripted upstream is running")
+            .expect("the scripted upstream is running");
+        if let Event::Frame(frame) = &event {
+            assert!(frame.masked, "the gateway sent the upstream an unmasked frame: {frame:?}");
+        }
+        event
     }
 
     /// The head of the next upgrade request the gateway sent.

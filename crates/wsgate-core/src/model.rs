@@ -1,0 +1,298 @@
+//! What the control plane manages and the gateway enforces: APIs and their lifecycle, business
+//! plans, users and roles, applications, subscriptions, client credentials, signing keys and
+//! revoked tokens. Plain data with serde; the rules that need no I/O live here too.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ApiSpec, AuthMode};
+
+/// Seconds since the Unix epoch; the store keeps every time in this form.
+pub type UnixTime = i64;
+
+/// Where an API is in its life. Only `Published` and `Deprecated` APIs take connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Lifecycle {
+    Created,
+    Published,
+    Deprecated,
+    Retired,
+    Blocked,
+}
+
+impl Lifecycle {
+    pub const ALL: [Lifecycle; 5] =
+        [Lifecycle::Created, Lifecycle::Published, Lifecycle::Deprecated, Lifecycle::Retired, Lifecycle::Blocked];
+
+    /// The moves a publisher may make. Retired is final; Blocked is a pause that can be lifted.
+    pub fn can_move_to(self, to: Lifecycle) -> bool {
+        use Lifecycle::*;
+        matches!(
+            (self, to),
+            (Created, Published)
+                | (Published, Deprecated | Blocked)
+                | (Deprecated, Published | Retired | Blocked)
+                | (Blocked, Published | Deprecated)
+        )
+    }
+
+    /// Whether the gateway accepts new connections to an API in this state.
+    pub fn invokable(self) -> bool {
+        matches!(self, Lifecycle::Published | Lifecycle::Deprecated)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Created => "CREATED",
+            Lifecycle::Published => "PUBLISHED",
+            Lifecycle::Deprecated => "DEPRECATED",
+            Lifecycle::Retired => "RETIRED",
+            Lifecycle::Blocked => "BLOCKED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Lifecycle> {
+        Lifecycle::ALL.into_iter().find(|state| state.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// A WebSocket API as the control plane stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiRecord {
+    /// Opaque, generated at creation, never reused.
+    pub id: String,
+    pub name: String,
+    /// `/segment[/segment…]`, validated like the config file's `context`.
+    pub context: String,
+    pub version: String,
+    /// `ws://` or `wss://` URLs; may be empty while CREATED, required to publish.
+    pub endpoints: Vec<String>,
+    /// Names of business plans subscribers may choose; at least one to publish.
+    pub plans: Vec<String>,
+    pub auth: AuthMode,
+    pub state: Lifecycle,
+    /// Whether `/context/...` without a version routes here.
+    pub default_version: bool,
+    /// PEM CA bundle path trusted for `wss://` endpoints instead of the system roots.
+    pub ca_file: Option<String>,
+    /// Accept any upstream certificate (explicit, logged).
+    pub insecure_skip_verify: bool,
+    /// The user who created it.
+    pub owner: String,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+impl ApiRecord {
+    /// The data plane's view of this API.
+    pub fn to_spec(&self) -> ApiSpec {
+        ApiSpec {
+            name: self.name.clone(),
+            context: self.context.clone(),
+            version: self.version.clone(),
+            endpoints: self.endpoints.clone(),
+            auth: self.auth,
+            default_version: self.default_version,
+            ca_file: self.ca_file.as_ref().map(Into::into),
+            client_cert: None,
+            client_key: None,
+            insecure_skip_verify: self.insecure_skip_verify,
+        }
+    }
+}
+
+/// A business plan (throttling tier). `None` means unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub name: String,
+    pub description: String,
+    pub messages_per_minute: Option<u64>,
+    pub max_connections: Option<u32>,
+}
+
+impl Plan {
+    /// The tiers every new store starts with, as in WSO2's defaults.
+    pub fn defaults() -> Vec<Plan> {
+        let plan = |name: &str, description: &str, messages: Option<u64>, connections: Option<u32>| Plan {
+            name: name.into(),
+            description: description.into(),
+            messages_per_minute: messages,
+            max_connections: connections,
+        };
+        vec![
+            plan("Bronze", "1,000 messages per minute, 10 connections", Some(1_000), Some(10)),
+            plan("Silver", "5,000 messages per minute, 50 connections", Some(5_000), Some(50)),
+            plan("Gold", "20,000 messages per minute, 200 connections", Some(20_000), Some(200)),
+            plan("Unlimited", "No limits", None, None),
+        ]
+    }
+}
+
+/// What a user may do. `Admin` may do everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    /// Creates and edits APIs.
+    Creator,
+    /// Moves APIs through their lifecycle.
+    Publisher,
+    /// Owns applications and subscribes them to APIs.
+    Subscriber,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Creator, Role::Publisher, Role::Subscriber];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Creator => "creator",
+            Role::Publisher => "publisher",
+            Role::Subscriber => "subscriber",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    /// argon2 PHC string; never the password.
+    pub password_hash: String,
+    pub roles: Vec<Role>,
+    pub created_at: UnixTime,
+}
+
+impl User {
+    /// Admins hold every role.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&Role::Admin) || self.roles.contains(&role)
+    }
+}
+
+/// A signed-in user's session (browser cookie or CLI bearer). Only a hash of the token is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// SHA-256 of the session token, hex.
+    pub token_hash: String,
+    pub user: String,
+    pub expires_at: UnixTime,
+}
+
+/// An application owned by a subscriber; it holds subscriptions and client credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Application {
+    pub id: String,
+    /// Unique per owner.
+    pub name: String,
+    pub owner: String,
+    pub description: String,
+    pub created_at: UnixTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SubscriptionState {
+    Active,
+    Blocked,
+    Removed,
+}
+
+impl SubscriptionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionState::Active => "ACTIVE",
+            SubscriptionState::Blocked => "BLOCKED",
+            SubscriptionState::Removed => "REMOVED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SubscriptionState> {
+        [SubscriptionState::Active, SubscriptionState::Blocked, SubscriptionState::Removed]
+            .into_iter()
+            .find(|state| state.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// An application's right to call an API under a plan the API offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    pub application_id: String,
+    pub api_id: String,
+    pub plan: String,
+    pub state: SubscriptionState,
+    pub created_at: UnixTime,
+}
+
+/// An application's OAuth2 client credentials. One pair per application; regenerating replaces
+/// it. The secret is shown once and kept only as an argon2 hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientCredentials {
+    pub application_id: String,
+    pub client_id: String,
+    pub secret_hash: String,
+    pub created_at: UnixTime,
+}
+
+/// A key the key manager signs access tokens with. Old keys stay published in the JWKS until
+/// the last token they signed has expired (`retire_at`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKey {
+    pub kid: String,
+    /// `"ES256"`.
+    pub algorithm: String,
+    /// PKCS#8 DER of the private key.
+    pub private_pkcs8: Vec<u8>,
+    /// Uncompressed public point (65 bytes for P-256), for the JWKS.
+    pub public_key: Vec<u8>,
+    pub created_at: UnixTime,
+    /// After this time no new token is signed with it.
+    pub active_until: UnixTime,
+    /// After this time it leaves the JWKS.
+    pub retire_at: UnixTime,
+}
+
+/// A revoked access token, kept until it would have expired anyway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedToken {
+    pub jti: String,
+    pub expires_at: UnixTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_moves_follow_the_documented_graph() {
+        use Lifecycle::*;
+        assert!(Created.can_move_to(Published));
+        assert!(Published.can_move_to(Deprecated));
+        assert!(Deprecated.can_move_to(Retired));
+        assert!(Published.can_move_to(Blocked) && Blocked.can_move_to(Published));
+        assert!(!Created.can_move_to(Retired));
+        assert!(!Retired.can_move_to(Published));
+        assert!(!Published.can_move_to(Created));
+        assert_eq!(Lifecycle::ALL.iter().filter(|s| s.invokable()).count(), 2);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for state in Lifecycle::ALL {
+            assert_eq!(Lifecycle::parse(state.as_str()), Some(state));
+        }
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(serde_json_like(Lifecycle::Published), "PUBLISHED");
+    }
+
+    fn serde_json_like(state: Lifecycle) -> String {
+        toml::Value::try_from(state).map(|v| v.as_str().unwrap_or_default().to_string()).unwrap_or_default()
+    }
+}
