@@ -29,6 +29,10 @@ pub struct Config {
     #[serde(default)]
     pub gateway: GatewaySettings,
     #[serde(default)]
+    pub control: ControlSettings,
+    #[serde(default)]
+    pub store: StoreSettings,
+    #[serde(default)]
     pub apis: Vec<ApiSpec>,
 }
 
@@ -138,6 +142,58 @@ pub fn default_data_dir() -> PathBuf {
         Some(home) => home.join(".local/share/wsgate"),
         None => PathBuf::from("wsgate-data"),
     }
+}
+
+/// The control plane: portals, REST API and OAuth2 server on one HTTPS listener, with the
+/// same certificate as the wss listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSettings {
+    /// HTTPS listener, or `"off"` (also `--control-listen`).
+    pub listen: String,
+    /// Lifetime of access tokens issued by the OAuth2 token endpoint.
+    #[serde(with = "duration::serde_text")]
+    pub token_ttl: Duration,
+    /// Lifetime of a signed-in session (portal cookie or CLI bearer).
+    #[serde(with = "duration::serde_text")]
+    pub session_ttl: Duration,
+    /// How long a signing key signs new tokens before a new one replaces it. It stays in the
+    /// JWKS for one `token_ttl` more, so tokens it signed stay valid until they expire.
+    #[serde(with = "duration::serde_text")]
+    pub signing_key_rotation: Duration,
+    /// `iss` of issued tokens. Default: `https://localhost:<control port>`.
+    pub issuer: Option<String>,
+    /// Whether anyone may create a subscriber account in the developer portal.
+    pub self_signup: bool,
+}
+
+impl Default for ControlSettings {
+    fn default() -> Self {
+        ControlSettings {
+            listen: "0.0.0.0:9443".into(),
+            token_ttl: Duration::from_secs(3600),
+            session_ttl: Duration::from_secs(8 * 3600),
+            signing_key_rotation: Duration::from_secs(24 * 3600),
+            issuer: None,
+            self_signup: true,
+        }
+    }
+}
+
+impl ControlSettings {
+    /// The `listen` address, `None` when it is `"off"`.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        listen_addr("control.listen", &self.listen)
+    }
+}
+
+/// Where configuration, keys and subscriptions are kept.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// `postgres://user@host:port/db` to share one store between gateway nodes. Absent: an
+    /// SQLite file `wsgate.db` in the data directory.
+    pub url: Option<String>,
 }
 
 /// How a client proves who it is. `oauth2` is the default, so an API is never open by omission.
@@ -265,6 +321,21 @@ impl Config {
         let gw = &self.gateway;
         if gw.ws_listen_addr()?.is_none() && gw.wss_listen_addr()?.is_none() {
             return Err(invalid("gateway.ws_listen", "ws_listen and wss_listen cannot both be \"off\""));
+        }
+        self.control.listen_addr()?;
+        for (key, value) in [
+            ("control.token_ttl", self.control.token_ttl),
+            ("control.session_ttl", self.control.session_ttl),
+            ("control.signing_key_rotation", self.control.signing_key_rotation),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key, "must be longer than 0"));
+            }
+        }
+        if let Some(url) = &self.store.url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(invalid("store.url", format!("\"{url}\" must be a postgres:// URL (leave it out for SQLite)")));
         }
         if gw.tls_cert.is_some() != gw.tls_key.is_some() {
             return Err(invalid("gateway.tls_key", "tls_cert and tls_key go together: set both or neither"));

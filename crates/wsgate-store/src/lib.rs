@@ -1,0 +1,172 @@
+//! The store: everything the control plane writes and the gateway reads, behind one trait with
+//! two backends. SQLite is the embedded default (one file in the data directory); PostgreSQL is
+//! for several gateway nodes sharing one configuration. Both run the same migrations and pass
+//! the same test suite.
+//!
+//! Modules, in reading order:
+//! - this file: the [`Store`] trait, its errors and the change feed.
+//! - `sqlite`, `postgres`: the backends.
+//!
+//! Every write is one transaction: it is either wholly stored (and then acknowledged) or not at
+//! all. After a write commits, a [`Change`] is sent on the change feed — in-process for SQLite,
+//! through LISTEN/NOTIFY for PostgreSQL so that every node hears every other node's writes.
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+use wsgate_core::model::{
+    ApiRecord, Application, ClientCredentials, Plan, RevokedToken, Session, SigningKey, Subscription,
+    SubscriptionState, UnixTime, User,
+};
+
+/// Why a store call failed. Variants are facts a caller can act on.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    /// The record to read, change or delete does not exist (`what` names its kind).
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    /// A uniqueness rule would break; the message says which, in words a user understands
+    /// (e.g. "an API with context /echowebsocket and version 1.0 already exists").
+    #[error("{0}")]
+    Conflict(String),
+    /// The database cannot be reached (PostgreSQL down, file unreadable). Nothing was written;
+    /// the call may be retried.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Any other database failure. Nothing was written.
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+/// What kind of data changed; the gateway rebuilds its snapshot on any change it cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Change {
+    Users,
+    Apis,
+    Plans,
+    Applications,
+    Subscriptions,
+    Credentials,
+    SigningKeys,
+    Revocations,
+}
+
+impl Change {
+    pub const ALL: [Change; 8] = [
+        Change::Users,
+        Change::Apis,
+        Change::Plans,
+        Change::Applications,
+        Change::Subscriptions,
+        Change::Credentials,
+        Change::SigningKeys,
+        Change::Revocations,
+    ];
+
+    /// The name used as the NOTIFY payload.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Users => "users",
+            Change::Apis => "apis",
+            Change::Plans => "plans",
+            Change::Applications => "applications",
+            Change::Subscriptions => "subscriptions",
+            Change::Credentials => "credentials",
+            Change::SigningKeys => "signing_keys",
+            Change::Revocations => "revocations",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Change> {
+        Change::ALL.into_iter().find(|change| change.as_str() == text)
+    }
+}
+
+/// Which subscriptions to list; `None` fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionFilter<'a> {
+    pub application_id: Option<&'a str>,
+    pub api_id: Option<&'a str>,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The operations of a store. Reads return `Ok(None)` (or an empty list) for what does not
+/// exist; writes return [`StoreError::NotFound`] when what they change does not exist.
+/// Callers generate ids and timestamps; the store keeps them as given.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    // --- users and sessions: called by sign-in and every authenticated control-plane request
+
+    /// Conflict when the name is taken.
+    async fn create_user(&self, user: &User) -> Result<()>;
+    async fn user(&self, name: &str) -> Result<Option<User>>;
+    async fn list_users(&self) -> Result<Vec<User>>;
+    /// Replaces roles and password hash of an existing user.
+    async fn update_user(&self, user: &User) -> Result<()>;
+    async fn create_session(&self, session: &Session) -> Result<()>;
+    /// The session with this token hash, if it has not expired at `now`.
+    async fn session(&self, token_hash: &str, now: UnixTime) -> Result<Option<Session>>;
+    /// Sign-out. Not an error when already gone.
+    async fn delete_session(&self, token_hash: &str) -> Result<()>;
+
+    // --- APIs: written by publishers, read by the gateway's snapshot
+
+    /// Conflict when another API has the same name and version, or the same context and
+    /// canonical version (`1.0` = `1.0.0`).
+    async fn create_api(&self, api: &ApiRecord) -> Result<()>;
+    async fn api(&self, id: &str) -> Result<Option<ApiRecord>>;
+    /// All APIs, ordered by name then version.
+    async fn list_apis(&self) -> Result<Vec<ApiRecord>>;
+    /// Replaces every field of the API with this id; the same conflicts as create.
+    async fn update_api(&self, api: &ApiRecord) -> Result<()>;
+    /// Deletes the API and its subscriptions.
+    async fn delete_api(&self, id: &str) -> Result<()>;
+
+    // --- business plans
+
+    /// Ordered by name. A new store holds [`Plan::defaults`].
+    async fn list_plans(&self) -> Result<Vec<Plan>>;
+    /// Creates or replaces the plan with this name.
+    async fn put_plan(&self, plan: &Plan) -> Result<()>;
+
+    // --- applications, subscriptions, credentials: written from the developer portal
+
+    /// Conflict when the owner already has an application with this name.
+    async fn create_application(&self, app: &Application) -> Result<()>;
+    async fn application(&self, id: &str) -> Result<Option<Application>>;
+    /// Applications of one owner (ordered by name), or all with `None`.
+    async fn list_applications(&self, owner: Option<&str>) -> Result<Vec<Application>>;
+    /// Deletes the application, its subscriptions and its credentials.
+    async fn delete_application(&self, id: &str) -> Result<()>;
+
+    /// Conflict when the application already has a subscription to this API that is not
+    /// REMOVED.
+    async fn create_subscription(&self, subscription: &Subscription) -> Result<()>;
+    async fn subscription(&self, id: &str) -> Result<Option<Subscription>>;
+    /// Ordered by creation time.
+    async fn list_subscriptions(&self, filter: SubscriptionFilter<'_>) -> Result<Vec<Subscription>>;
+    async fn set_subscription_state(&self, id: &str, state: SubscriptionState) -> Result<()>;
+
+    /// Creates or replaces the application's credentials (regenerating keys). Conflict when the
+    /// client id is used by another application.
+    async fn put_credentials(&self, credentials: &ClientCredentials) -> Result<()>;
+    async fn credentials_by_client_id(&self, client_id: &str) -> Result<Option<ClientCredentials>>;
+    async fn credentials_for_application(&self, application_id: &str) -> Result<Option<ClientCredentials>>;
+
+    // --- key manager: signing keys and revoked tokens
+
+    /// Creates or replaces the key with this kid.
+    async fn put_signing_key(&self, key: &SigningKey) -> Result<()>;
+    /// All keys, newest first.
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKey>>;
+    /// Records a revocation; revoking twice is not an error.
+    async fn revoke_token(&self, token: &RevokedToken) -> Result<()>;
+    /// Revocations whose tokens have not expired at `now`.
+    async fn list_revoked_tokens(&self, now: UnixTime) -> Result<Vec<RevokedToken>>;
+
+    // --- change feed
+
+    /// Changes committed after this call, from this process and (PostgreSQL) every other
+    /// node. A lagging receiver should reload everything.
+    fn changes(&self) -> broadcast::Receiver<Change>;
+}
