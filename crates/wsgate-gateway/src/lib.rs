@@ -4,7 +4,7 @@
 //! Modules, in the order a connection meets them:
 //! - `tls`: decrypt connections of the wss listener.
 //! - [`handshake`]: read and check the client's upgrade request.
-//! - [`route`]: find the API by context and version.
+//! - [`route`]: find the API by context and version, in the current [`snapshot`].
 //! - [`upstream`]: connect and upgrade to the API's endpoint.
 //! - [`relay`]: frame-aware, payload-blind relay of both directions.
 //! - [`rejection`]: every refusal before the upgrade, written as an HTTP response.
@@ -14,6 +14,7 @@
 
 pub mod handshake;
 pub mod route;
+pub mod snapshot;
 pub mod upstream;
 pub mod relay;
 pub mod rejection;
@@ -34,6 +35,7 @@ use wsgate_tls::server::{CertificateFiles, ReloadingCertificate};
 
 use relay::RelayConfig;
 use route::{RouteTable, UpstreamTlsError};
+use snapshot::{Snapshot, SnapshotHandle};
 use upstream::{ClientInfo, UpstreamTimeouts};
 
 /// Errors that stop the gateway from starting.
@@ -53,7 +55,8 @@ pub enum GatewayError {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub settings: GatewaySettings,
-    pub routes: RouteTable,
+    /// APIs by context and version; swapped whole when the store changes.
+    pub snapshot: SnapshotHandle,
     /// Per-connection relay settings; `extensions` is set per connection from its handshake.
     pub relay_limits: RelayConfig,
     pub upstream_timeouts: UpstreamTimeouts,
@@ -125,7 +128,7 @@ impl Gateway {
                 connect: settings.connect_timeout,
                 handshake: settings.upstream_handshake_timeout,
             },
-            routes,
+            snapshot: SnapshotHandle::new(Snapshot { routes }),
             settings,
         };
         Ok(Gateway { ws, wss, shared: Arc::new(shared) })
@@ -149,6 +152,18 @@ impl Gateway {
     /// SHA-256 fingerprint of the certificate the wss listener presents now.
     pub fn certificate_fingerprint(&self) -> Option<String> {
         self.wss.as_ref().map(|w| w.certificate.fingerprint())
+    }
+
+    /// Serves the store's published APIs beside the config file's: loads them now, then follows
+    /// the store's change feed until `shutdown`, so an API published through the control plane
+    /// takes connections within moments and a retired one stops taking them.
+    pub async fn follow_store(
+        &self,
+        store: Arc<dyn wsgate_store::Store>,
+        file_apis: Vec<wsgate_core::config::ApiSpec>,
+        shutdown: CancellationToken,
+    ) -> Result<(), wsgate_store::StoreError> {
+        snapshot::follow(store, file_apis, self.shared.snapshot.clone(), shutdown).await
     }
 
     /// Accepts connections until `shutdown` is cancelled, then lets live connections close
@@ -197,5 +212,25 @@ async fn accept(listener: Option<&TcpListener>) -> Option<(TcpStream, SocketAddr
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle proxied connection costs its task (this future plus tokio's header), two
+    /// sockets and nothing else; the future's size is the part this crate controls.
+    #[tokio::test]
+    async fn a_relayed_connection_task_stays_small() {
+        let config = Config::from_toml("[gateway]\nws_listen = \"127.0.0.1:0\"\nwss_listen = \"off\"\n").expect("config");
+        let gateway = Gateway::bind(&config).await.expect("bind");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("listener");
+        let _client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+        let (server, peer) = listener.accept().await.expect("accept");
+        let info = ClientInfo { addr: peer, proto: "http" };
+        let connection = pipeline::serve_connection(server, info, gateway.shared.clone(), CancellationToken::new());
+        let size = std::mem::size_of_val(&connection);
+        assert!(size <= 700, "a connection's future is {size} bytes");
     }
 }

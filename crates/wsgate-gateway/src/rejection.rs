@@ -44,6 +44,8 @@ pub enum Rejection {
     MissingHost,
     #[error("a body is not allowed on an upgrade request")]
     BodyNotAllowed,
+    #[error("this API requires OAuth2 access tokens, which this gateway build cannot check yet")]
+    TokenChecksUnavailable,
     #[error("upstream refused the connection")]
     UpstreamRefused,
     #[error("upstream unreachable")]
@@ -83,6 +85,7 @@ impl Rejection {
             | Rejection::UpstreamTlsFailed(_)
             | Rejection::UpstreamInvalidUpgrade(_) => 502,
             Rejection::UpstreamConnectTimeout | Rejection::UpstreamHandshakeTimeout => 504,
+            Rejection::TokenChecksUnavailable => 503,
             Rejection::UpstreamDeclined { status, .. } => *status,
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::ClientConfig;
-use wsgate_core::config::{ApiSpec, Endpoint, Scheme};
+use wsgate_core::config::{ApiSpec, AuthMode, Endpoint, Scheme};
 use wsgate_core::version;
 use wsgate_tls::TlsError;
 use wsgate_tls::client::UpstreamTlsOptions;
@@ -28,6 +28,7 @@ pub struct Api {
     pub context: String,
     pub version: String,
     pub endpoints: Vec<Endpoint>,
+    pub auth: AuthMode,
     /// How `wss://` endpoints are verified; `None` when the API has none.
     pub tls: Option<Arc<ClientConfig>>,
     /// Round-robin cursor over `endpoints`.
@@ -56,6 +57,7 @@ impl Api {
             context: spec.context.clone(),
             version: spec.version.clone(),
             endpoints,
+            auth: spec.auth,
             tls,
             next_endpoint: AtomicUsize::new(0),
         })
@@ -92,11 +94,22 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// Builds the table from specs that must all load (the config file's: a broken one stops
+    /// the start).
     pub fn new(specs: &[ApiSpec]) -> Result<RouteTable, UpstreamTlsError> {
+        let apis = specs
+            .iter()
+            .enumerate()
+            .map(|(index, spec)| Api::from_spec(spec).map_err(|source| UpstreamTlsError { index, name: spec.name.clone(), source }))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RouteTable::from_apis(apis, specs))
+    }
+
+    /// Builds the table from loaded APIs and the specs they came from (same order). A later API
+    /// with the same context and version replaces an earlier one.
+    pub fn from_apis(apis: Vec<Api>, specs: &[ApiSpec]) -> RouteTable {
         let mut table = RouteTable::default();
-        for (index, spec) in specs.iter().enumerate() {
-            let api =
-                Api::from_spec(spec).map_err(|source| UpstreamTlsError { index, name: spec.name.clone(), source })?;
+        for (api, spec) in apis.into_iter().zip(specs) {
             let api = Arc::new(api);
             let context = table.contexts.entry(spec.context.clone()).or_default();
             if spec.default_version {
@@ -104,7 +117,7 @@ impl RouteTable {
             }
             context.versions.insert(version::canonical(&spec.version).to_string(), api);
         }
-        Ok(table)
+        table
     }
 
     /// Finds the API for a request target such as `/echowebsocket/1.0.0/room?x=1`.

@@ -59,8 +59,9 @@ pub struct UpstreamTimeouts {
     pub handshake: Duration,
 }
 
-/// The upstream socket: plain for `ws://`, TLS for `wss://`.
-pub type UpstreamStream = Either<TcpStream, TlsStream<TcpStream>>;
+/// The upstream socket: plain for `ws://`, TLS for `wss://`. The TLS state is boxed so that
+/// plain connections do not carry its size.
+pub type UpstreamStream = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
 /// An upgraded upstream connection.
 #[derive(Debug)]
@@ -113,7 +114,7 @@ async fn secure(tcp: TcpStream, endpoint: &Endpoint, route: &Route) -> Result<Up
     let name = ServerName::try_from(endpoint.host.clone())
         .map_err(|_| Rejection::UpstreamTlsFailed(format!("\"{}\" is not a valid TLS server name", endpoint.host)))?;
     match TlsConnector::from(config.clone()).connect(name, tcp).await {
-        Ok(tls) => Ok(Either::Right(tls)),
+        Ok(tls) => Ok(Either::Right(Box::new(tls))),
         Err(err) => Err(Rejection::UpstreamTlsFailed(err.to_string())),
     }
 }

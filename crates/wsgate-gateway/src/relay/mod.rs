@@ -65,15 +65,16 @@ pub struct RelayReport {
 
 /// Relays until both sides have closed, one side vanished, or a limit ended the connection.
 /// `client_early` and `upstream_early` are frame bytes that arrived together with the
-/// handshakes.
-pub async fn relay<C, U>(
+/// handshakes; they are copied in, so the caller can free everything the handshake left
+/// before awaiting the (long-lived) returned future.
+pub fn relay<C, U>(
     client: C,
     upstream: U,
     client_early: &[u8],
     upstream_early: &[u8],
     limits: RelayConfig,
     shutdown: CancellationToken,
-) -> RelayReport
+) -> impl Future<Output = RelayReport> + use<C, U>
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
@@ -100,7 +101,6 @@ where
         upstream_close: None,
         end: None,
     }
-    .await
 }
 
 /// How long closes owed after a close timeout get to be written.

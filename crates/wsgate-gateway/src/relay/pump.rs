@@ -48,7 +48,7 @@ pub struct Pump {
     /// A close the gateway owes `dst`, sent in place of `src`'s own close frame when that
     /// arrives, so that whatever `src` sent before it (replies to earlier frames) still
     /// reaches `dst` first.
-    owed_close: Option<(u16, String)>,
+    owed_close: Option<Box<(u16, String)>>,
     /// Mask for frames the gateway writes to `dst`: `Some` when `dst` is the upstream.
     mask: Option<[u8; 4]>,
     /// False once `src` sent its close, broke the rules or vanished.
@@ -107,13 +107,13 @@ impl Pump {
     /// [`Pump::pay_owed_close`] is called.
     pub fn close_dst_after_src(&mut self, code: u16, reason: &str) {
         if self.forwarding && self.inject.is_none() && !self.done {
-            self.owed_close = Some((code, reason.to_string()));
+            self.owed_close = Some(Box::new((code, reason.to_string())));
         }
     }
 
     /// Sends an owed close now (at the next frame boundary): `src` took too long.
     pub fn pay_owed_close(&mut self) -> bool {
-        match self.owed_close.take() {
+        match self.owed_close.take().map(|owed| *owed) {
             Some((code, reason)) => {
                 self.close_dst(code, &reason);
                 true

@@ -177,3 +177,4 @@ async fn an_unanswered_close_times_out() {
     let report = s.relay.await.expect("relay");
     assert_eq!(report.end, EndReason::CloseTimeout);
 }
+
