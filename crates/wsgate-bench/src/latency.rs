@@ -8,9 +8,9 @@
 //! in the payload and every message is the same pre-masked frame.
 //!
 //! Tokio's timers have 1 ms granularity, far coarser than a loopback round trip, so the pacer
-//! sleeps only until shortly before a due time and then spins with `yield_now`, which also lets
-//! the readers run and polls the sockets on every turn. The load generator owns its core, so the
-//! spinning costs nothing that is measured.
+//! sleeps on a [`Timer`] (a timerfd) instead. How late the pacer woke is reported
+//! (`mean_send_lag_us`, `max_send_lag_us`): it is part of every round trip measured, the same
+//! for every server, and large only when something else shared the load generator's core.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,13 +21,11 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::task::JoinSet;
 
 use crate::client::{self, FrameReader, OP_BINARY, Target};
+use crate::timer::Timer;
 use crate::{Report, parse_duration, usage};
 
 /// How long after the last due time to wait for outstanding echoes; later ones count as lost.
 const GRACE: Duration = Duration::from_secs(2);
-
-/// The pacer sleeps on a timer only when the next due time is further away than this.
-const SPIN_WINDOW: Duration = Duration::from_millis(3);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -106,21 +104,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let wait0 = usage::own_run_queue_wait();
     // The pacer: bounded by the message count; each write is one small frame.
-    let mut max_lag = Duration::ZERO;
+    let mut timer = Timer::new()?;
+    let (mut max_lag, mut total_lag) = (Duration::ZERO, Duration::ZERO);
     for k in 0..schedule.total {
         let due = schedule.due(k);
-        loop {
-            let now = Instant::now();
-            if now >= due {
-                max_lag = max_lag.max(now - due);
-                break;
-            }
-            if due - now > SPIN_WINDOW {
-                tokio::time::sleep_until((due - SPIN_WINDOW / 2).into()).await;
-            } else {
-                tokio::task::yield_now().await;
-            }
-        }
+        timer.sleep_until(due).await?;
+        let lag = Instant::now().saturating_duration_since(due);
+        max_lag = max_lag.max(lag);
+        total_lag += lag;
         let c = (k % schedule.connections) as usize;
         writers[c].write_all(&frames[c]).await?;
     }
@@ -155,6 +146,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .field("p999_us", us(0.999))
         .field("max_us", us(1.0))
         .field("mean_us", format!("{mean:.1}"))
+        .field("mean_send_lag_us", format!("{:.1}", total_lag.as_secs_f64() * 1e6 / schedule.total.max(1) as f64))
         .field("max_send_lag_us", max_lag.as_micros())
         .field("wait_ms", format!("{:.1}", waited.as_secs_f64() * 1e3));
     let human = format!(

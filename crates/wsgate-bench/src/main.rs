@@ -10,6 +10,7 @@
 //! - [`client`]: the WebSocket client (upgrade, masked frames, a zero-copy frame reader).
 //! - [`throughput`]: closed-loop echo rate with a fixed number of messages in flight.
 //! - [`latency`]: round trips at a fixed offered rate, measured from each message's due time.
+//! - [`timer`]: a microsecond-precise sleep (timerfd) for the latency pacer.
 //! - [`cycles`]: connect, upgrade, echo, close, again.
 //! - [`idle`]: resident memory per idle connection of the processes under test.
 //! - [`usage`]: CPU time and resident memory read from `/proc`.
@@ -21,6 +22,7 @@ mod cycles;
 mod idle;
 mod latency;
 mod throughput;
+mod timer;
 mod usage;
 
 use std::fmt::Display;

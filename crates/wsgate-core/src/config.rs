@@ -32,6 +32,10 @@ pub struct Config {
     pub control: ControlSettings,
     #[serde(default)]
     pub store: StoreSettings,
+    /// External OAuth2/OIDC providers whose access tokens the gateway accepts besides the
+    /// control plane's own.
+    #[serde(default)]
+    pub identity_providers: Vec<IdentityProvider>,
     #[serde(default)]
     pub apis: Vec<ApiSpec>,
 }
@@ -185,6 +189,35 @@ impl ControlSettings {
     pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
         listen_addr("control.listen", &self.listen)
     }
+}
+
+/// An external identity provider, trusted for the tokens whose `iss` is `issuer`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityProvider {
+    /// The exact `iss` of its tokens.
+    pub issuer: String,
+    /// Where its public keys are published (`https://` only). Fetched at start and again when a
+    /// token names a key not seen yet, at most once per `jwks_refresh_interval`.
+    pub jwks_url: String,
+    /// The `aud` its tokens must carry for this gateway.
+    #[serde(default = "default_audience")]
+    pub audience: String,
+    /// PEM CA bundle to trust for `jwks_url` instead of the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The least time between two fetches of the JWKS, so that tokens naming unknown keys
+    /// cannot make the gateway hammer the provider.
+    #[serde(default = "default_jwks_refresh", with = "duration::serde_text")]
+    pub jwks_refresh_interval: Duration,
+}
+
+fn default_audience() -> String {
+    "wsgate".into()
+}
+
+fn default_jwks_refresh() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// Where configuration, keys and subscriptions are kept.
@@ -364,6 +397,18 @@ impl Config {
                 return Err(invalid(key, "must be longer than 0"));
             }
         }
+        for (index, provider) in self.identity_providers.iter().enumerate() {
+            let key = |field: &str| format!("identity_providers[{index}].{field}");
+            if provider.issuer.trim().is_empty() {
+                return Err(invalid(key("issuer"), "must not be empty"));
+            }
+            if !provider.jwks_url.starts_with("https://") {
+                return Err(invalid(key("jwks_url"), format!("\"{}\" must be an https:// URL", provider.jwks_url)));
+            }
+            if self.identity_providers[..index].iter().any(|other| other.issuer == provider.issuer) {
+                return Err(invalid(key("issuer"), format!("{} is declared twice", provider.issuer)));
+            }
+        }
         let mut seen: Vec<(&str, &str)> = Vec::new();
         let mut defaults: Vec<&str> = Vec::new();
         for (index, api) in self.apis.iter().enumerate() {
@@ -412,7 +457,7 @@ impl ApiSpec {
         if self.auth == AuthMode::Oauth2 {
             return Err(invalid(
                 key("auth"),
-                "\"oauth2\" (the default) is not supported by this build yet; set auth = \"none\" for a keyless API",
+                "\"oauth2\" (the default) needs an API managed in the control plane (wsgate api create); APIs in this file must be keyless: set auth = \"none\"",
             ));
         }
         Ok(())

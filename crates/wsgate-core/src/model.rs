@@ -77,10 +77,21 @@ pub struct ApiRecord {
     pub ca_file: Option<String>,
     /// Accept any upstream certificate (explicit, logged).
     pub insecure_skip_verify: bool,
+    /// Scopes a token must carry (all of them) to open a connection; empty: none required.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Whether a live connection is closed (4001 "token expired") when its token expires
+    /// (true, WSO2's behaviour) or may outlive it (false).
+    #[serde(default = "yes")]
+    pub close_on_token_expiry: bool,
     /// The user who created it.
     pub owner: String,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ApiRecord {

@@ -3,17 +3,27 @@
 
 use std::time::Instant;
 
+use crate::auth::Principal;
 use crate::rejection::Rejection;
 use crate::relay::RelayReport;
 use crate::route::Route;
 use crate::upstream::ClientInfo;
 
-pub fn upgraded(client: &ClientInfo, route: &Route, started: Instant, report: &RelayReport) {
+pub fn upgraded(
+    client: &ClientInfo,
+    route: &Route,
+    caller: Option<&Principal>,
+    started: Instant,
+    report: &RelayReport,
+) {
     tracing::info!(
         target: "wsgate::access",
         client = %client.addr,
         api = %route.api.name,
         version = %route.api.version,
+        application = caller.map(|c| c.application.as_str()).unwrap_or("-"),
+        subscriber = caller.map(|c| c.subscriber.as_str()).unwrap_or("-"),
+        plan = caller.map(|c| c.plan.as_str()).unwrap_or("-"),
         status = 101,
         duration_ms = started.elapsed().as_millis() as u64,
         messages_in = report.client_messages,

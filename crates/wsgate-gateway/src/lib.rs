@@ -5,9 +5,12 @@
 //! - `tls`: decrypt connections of the wss listener.
 //! - [`handshake`]: read and check the client's upgrade request.
 //! - [`route`]: find the API by context and version, in the current [`snapshot`].
+//! - [`auth`]: check the access token and the caller's subscription; [`idp`]: keys of external
+//!   identity providers.
 //! - [`upstream`]: connect and upgrade to the API's endpoint.
 //! - [`relay`]: frame-aware, payload-blind relay of both directions.
 //! - [`rejection`]: every refusal before the upgrade, written as an HTTP response.
+//! - [`registry`]: live token-authenticated connections, closed when revoked.
 //! - `pipeline`: the one function that chains the steps; `access_log`: one event per connection.
 //!
 //! [`Gateway`] binds the listener and runs the accept loop; shutdown is an argument.
@@ -15,9 +18,12 @@
 pub mod handshake;
 pub mod route;
 pub mod snapshot;
+pub mod auth;
+pub mod idp;
 pub mod upstream;
 pub mod relay;
 pub mod rejection;
+pub mod registry;
 mod tls;
 mod pipeline;
 mod access_log;
@@ -33,6 +39,7 @@ use wsgate_core::config::{Config, ConfigError, GatewaySettings};
 use wsgate_tls::TlsError;
 use wsgate_tls::server::{CertificateFiles, ReloadingCertificate};
 
+use registry::Registry;
 use relay::RelayConfig;
 use route::{RouteTable, UpstreamTlsError};
 use snapshot::{Snapshot, SnapshotHandle};
@@ -57,6 +64,10 @@ pub(crate) struct Shared {
     pub settings: GatewaySettings,
     /// APIs by context and version; swapped whole when the store changes.
     pub snapshot: SnapshotHandle,
+    /// External identity providers and their cached keys.
+    pub providers: idp::Providers,
+    /// Live token-authenticated connections, swept after each snapshot swap.
+    pub registry: Arc<Registry>,
     /// Per-connection relay settings; `extensions` is set per connection from its handshake.
     pub relay_limits: RelayConfig,
     pub upstream_timeouts: UpstreamTimeouts,
@@ -93,6 +104,7 @@ impl Gateway {
         config.validate()?;
         let settings = config.gateway.clone();
         let routes = RouteTable::new(&config.apis)?;
+        let providers = idp::Providers::new(&config.identity_providers)?;
         let certificate = match settings.wss_listen_addr()? {
             Some(_) => {
                 let files = wsgate_tls::server::locate_or_generate(
@@ -128,9 +140,12 @@ impl Gateway {
                 connect: settings.connect_timeout,
                 handshake: settings.upstream_handshake_timeout,
             },
-            snapshot: SnapshotHandle::new(Snapshot { routes }),
+            snapshot: SnapshotHandle::new(Snapshot { routes, ..Snapshot::default() }),
+            registry: Arc::default(),
+            providers,
             settings,
         };
+        shared.providers.warm_up();
         Ok(Gateway { ws, wss, shared: Arc::new(shared) })
     }
 
@@ -157,13 +172,24 @@ impl Gateway {
     /// Serves the store's published APIs beside the config file's: loads them now, then follows
     /// the store's change feed until `shutdown`, so an API published through the control plane
     /// takes connections within moments and a retired one stops taking them.
+    ///
+    /// `issuer` is the `iss` the control plane puts in access tokens (`None`: no token is
+    /// valid). Revoking a token, subscription, application or API closes its live connections.
     pub async fn follow_store(
         &self,
         store: Arc<dyn wsgate_store::Store>,
         file_apis: Vec<wsgate_core::config::ApiSpec>,
+        issuer: Option<String>,
         shutdown: CancellationToken,
     ) -> Result<(), wsgate_store::StoreError> {
-        snapshot::follow(store, file_apis, self.shared.snapshot.clone(), shutdown).await
+        let follow = snapshot::Follow {
+            store,
+            file_apis,
+            issuer,
+            handle: self.shared.snapshot.clone(),
+            registry: self.shared.registry.clone(),
+        };
+        snapshot::follow(follow, shutdown).await
     }
 
     /// Accepts connections until `shutdown` is cancelled, then lets live connections close
@@ -223,7 +249,8 @@ mod tests {
     /// sockets and nothing else; the future's size is the part this crate controls.
     #[tokio::test]
     async fn a_relayed_connection_task_stays_small() {
-        let config = Config::from_toml("[gateway]\nws_listen = \"127.0.0.1:0\"\nwss_listen = \"off\"\n").expect("config");
+        let config =
+            Config::from_toml("[gateway]\nws_listen = \"127.0.0.1:0\"\nwss_listen = \"off\"\n").expect("config");
         let gateway = Gateway::bind(&config).await.expect("bind");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("listener");
         let _client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
@@ -231,6 +258,6 @@ mod tests {
         let info = ClientInfo { addr: peer, proto: "http" };
         let connection = pipeline::serve_connection(server, info, gateway.shared.clone(), CancellationToken::new());
         let size = std::mem::size_of_val(&connection);
-        assert!(size <= 700, "a connection's future is {size} bytes");
+        assert!(size <= 768, "a connection's future is {size} bytes");
     }
 }

@@ -44,8 +44,22 @@ pub enum Rejection {
     MissingHost,
     #[error("a body is not allowed on an upgrade request")]
     BodyNotAllowed,
-    #[error("this API requires OAuth2 access tokens, which this gateway build cannot check yet")]
-    TokenChecksUnavailable,
+    #[error("access token missing: send Authorization: Bearer <token> or ?access_token=<token>")]
+    MissingToken,
+    #[error("invalid access token: {0}")]
+    InvalidToken(&'static str),
+    #[error("the Authorization header and the access_token parameter carry different tokens")]
+    ConflictingTokens,
+    #[error(
+        "WebSocket APIs take OAuth2 bearer tokens (Authorization: Bearer or ?access_token=); API keys and Basic credentials are not accepted"
+    )]
+    CredentialsNotAccepted,
+    #[error("forbidden: {0}")]
+    NotAllowed(crate::snapshot::Denial),
+    #[error("the access token lacks a scope this API requires")]
+    InsufficientScope,
+    #[error("this API is blocked")]
+    ApiBlocked,
     #[error("upstream refused the connection")]
     UpstreamRefused,
     #[error("upstream unreachable")]
@@ -85,8 +99,20 @@ impl Rejection {
             | Rejection::UpstreamTlsFailed(_)
             | Rejection::UpstreamInvalidUpgrade(_) => 502,
             Rejection::UpstreamConnectTimeout | Rejection::UpstreamHandshakeTimeout => 504,
-            Rejection::TokenChecksUnavailable => 503,
+            Rejection::MissingToken | Rejection::InvalidToken(_) | Rejection::CredentialsNotAccepted => 401,
+            Rejection::ConflictingTokens => 400,
+            Rejection::NotAllowed(_) | Rejection::InsufficientScope | Rejection::ApiBlocked => 403,
             Rejection::UpstreamDeclined { status, .. } => *status,
+        }
+    }
+
+    /// A short, quote-free description for the `WWW-Authenticate` header.
+    fn description(&self) -> &'static str {
+        match self {
+            Rejection::MissingToken => "missing access token",
+            Rejection::InvalidToken(why) => why,
+            Rejection::CredentialsNotAccepted => "WebSocket APIs take OAuth2 bearer tokens",
+            _ => "",
         }
     }
 
@@ -110,7 +136,19 @@ impl Rejection {
         }
         let status = self.status();
         let body = format!("{self}\n");
+        let challenge;
         let extra = match self {
+            // RFC 6750 §3: what an OAuth2 client reads to know why.
+            Rejection::MissingToken | Rejection::InvalidToken(_) | Rejection::CredentialsNotAccepted => {
+                challenge = format!(
+                    "WWW-Authenticate: Bearer realm=\"wsgate\", error=\"invalid_token\", error_description=\"{}\"\r\n",
+                    self.description()
+                );
+                challenge.as_str()
+            }
+            Rejection::InsufficientScope => {
+                "WWW-Authenticate: Bearer realm=\"wsgate\", error=\"insufficient_scope\", error_description=\"missing scope\"\r\n"
+            }
             Rejection::MethodNotAllowed => "Allow: GET\r\n",
             Rejection::UpgradeRequired => "Upgrade: websocket\r\nConnection: Upgrade\r\n",
             Rejection::UnsupportedWebSocketVersion => "Sec-WebSocket-Version: 13\r\n",

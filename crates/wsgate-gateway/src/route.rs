@@ -29,10 +29,24 @@ pub struct Api {
     pub version: String,
     pub endpoints: Vec<Endpoint>,
     pub auth: AuthMode,
+    /// What the control plane knows of this API; `None` for APIs from the config file.
+    pub managed: Option<Managed>,
     /// How `wss://` endpoints are verified; `None` when the API has none.
     pub tls: Option<Arc<ClientConfig>>,
     /// Round-robin cursor over `endpoints`.
     next_endpoint: AtomicUsize,
+}
+
+/// The control plane's facts about a stored API, used by token checks.
+#[derive(Debug, Clone)]
+pub struct Managed {
+    pub id: String,
+    /// Blocked APIs stay routable so their callers learn why (403) instead of a 404.
+    pub blocked: bool,
+    /// Scopes a token must carry, all of them.
+    pub scopes: Vec<String>,
+    /// Whether a token's expiry closes its live connection (4001).
+    pub close_on_token_expiry: bool,
 }
 
 impl Api {
@@ -58,6 +72,7 @@ impl Api {
             version: spec.version.clone(),
             endpoints,
             auth: spec.auth,
+            managed: None,
             tls,
             next_endpoint: AtomicUsize::new(0),
         })
@@ -100,7 +115,9 @@ impl RouteTable {
         let apis = specs
             .iter()
             .enumerate()
-            .map(|(index, spec)| Api::from_spec(spec).map_err(|source| UpstreamTlsError { index, name: spec.name.clone(), source }))
+            .map(|(index, spec)| {
+                Api::from_spec(spec).map_err(|source| UpstreamTlsError { index, name: spec.name.clone(), source })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(RouteTable::from_apis(apis, specs))
     }
@@ -118,6 +135,15 @@ impl RouteTable {
             context.versions.insert(version::canonical(&spec.version).to_string(), api);
         }
         table
+    }
+
+    /// Store-managed APIs in the table, by id, with whether each is blocked.
+    pub fn managed_apis(&self) -> HashMap<&str, bool> {
+        self.contexts
+            .values()
+            .flat_map(|context| context.versions.values().chain(context.default.iter()))
+            .filter_map(|api| api.managed.as_ref().map(|m| (m.id.as_str(), m.blocked)))
+            .collect()
     }
 
     /// Finds the API for a request target such as `/echowebsocket/1.0.0/room?x=1`.

@@ -1,21 +1,69 @@
-//! What the gateway knows about APIs, as one immutable snapshot. The store is never queried on
-//! a connection's path: the snapshot is rebuilt from the store's change feed and swapped in
-//! whole, and each connection resolves its route against the snapshot current at its handshake.
+//! What the gateway knows, as one immutable snapshot: routes, and what token checks read
+//! (signing keys, revocations, applications, subscriptions). The store is never queried on a
+//! connection's path: the snapshot is rebuilt from the store's change feed and swapped in
+//! whole, each handshake reads the snapshot current at that moment, and after each swap the
+//! registry closes live connections the new snapshot no longer allows.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 use wsgate_core::config::ApiSpec;
-use wsgate_core::model::ApiRecord;
-use wsgate_store::{Change, Store, StoreError};
+use wsgate_core::model::{ApiRecord, Application, Lifecycle, Subscription, SubscriptionState};
+use wsgate_store::{Store, StoreError, SubscriptionFilter};
 
-use crate::route::{Api, RouteTable};
+use crate::idp::VerifyKey;
+use crate::registry::Registry;
+use crate::route::{Api, Managed, RouteTable};
 
 /// Everything a handshake looks up.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub routes: RouteTable,
+    pub access: Access,
+}
+
+/// What token checks read.
+#[derive(Debug, Default)]
+pub struct Access {
+    /// The `iss` every token must carry; `None` when no control plane issues tokens.
+    pub issuer: Option<String>,
+    /// The control plane's public keys by `kid`, for keys not yet retired.
+    pub keys: HashMap<String, VerifyKey>,
+    /// Application ids by OAuth2 client id, for tokens of external identity providers.
+    pub client_ids: HashMap<String, String>,
+    /// `jti`s of revoked tokens that have not expired yet.
+    pub revoked: HashSet<String>,
+    pub applications: HashMap<String, Application>,
+    /// Subscriptions that are not REMOVED, by (application id, API id).
+    pub subscriptions: HashMap<(String, String), Subscription>,
+}
+
+impl Access {
+    /// Whether `application_id` may still use API `api_id`: it exists and its subscription is
+    /// active.
+    pub fn allows(&self, application_id: &str, api_id: &str) -> Result<&Subscription, Denial> {
+        if !self.applications.contains_key(application_id) {
+            return Err(Denial::ApplicationDeleted);
+        }
+        match self.subscriptions.get(&(application_id.to_string(), api_id.to_string())) {
+            Some(subscription) if subscription.state == SubscriptionState::Active => Ok(subscription),
+            Some(_) => Err(Denial::SubscriptionBlocked),
+            None => Err(Denial::NotSubscribed),
+        }
+    }
+}
+
+/// Why an application may not (or no longer) use an API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error("the application does not exist")]
+    ApplicationDeleted,
+    #[error("the application is not subscribed to this API")]
+    NotSubscribed,
+    #[error("the subscription is blocked")]
+    SubscriptionBlocked,
 }
 
 /// A cheap-clone handle to the current snapshot. Readers take the lock only to clone an `Arc`,
@@ -32,65 +80,132 @@ impl SnapshotHandle {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn replace(&self, snapshot: Snapshot) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
+    fn replace(&self, snapshot: Snapshot) -> Arc<Snapshot> {
+        let snapshot = Arc::new(snapshot);
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = snapshot.clone();
+        snapshot
     }
 }
 
-/// Builds routes from the config file's APIs and the store's invokable ones. A store API whose
-/// TLS settings do not load is left out (and logged) rather than taking the others down; file
-/// APIs win over store APIs with the same context and version.
-pub fn build(file_apis: &[ApiSpec], store_apis: &[ApiRecord]) -> Snapshot {
+/// The store's contents a snapshot is built from.
+#[derive(Debug, Default)]
+pub struct StoreView {
+    pub apis: Vec<ApiRecord>,
+    pub keys: Vec<wsgate_core::model::SigningKey>,
+    pub revoked: Vec<wsgate_core::model::RevokedToken>,
+    pub applications: Vec<Application>,
+    pub subscriptions: Vec<Subscription>,
+    pub credentials: Vec<wsgate_core::model::ClientCredentials>,
+}
+
+impl StoreView {
+    pub async fn load(store: &dyn Store) -> Result<StoreView, StoreError> {
+        let now = unix_now();
+        Ok(StoreView {
+            apis: store.list_apis().await?,
+            keys: store.list_signing_keys().await?,
+            revoked: store.list_revoked_tokens(now).await?,
+            applications: store.list_applications(None).await?,
+            subscriptions: store.list_subscriptions(SubscriptionFilter::default()).await?,
+            credentials: store.list_credentials().await?,
+        })
+    }
+}
+
+/// Builds a snapshot. Store APIs that are PUBLISHED, DEPRECATED or BLOCKED are routed (blocked
+/// ones only to be refused with 403); a store API whose TLS settings do not load is left out
+/// and logged rather than taking the others down; file APIs win over store APIs with the same
+/// context and version.
+pub fn build(file_apis: &[ApiSpec], view: &StoreView, issuer: Option<&str>) -> Snapshot {
     let mut specs = Vec::new();
     let mut apis = Vec::new();
-    let store_specs = store_apis.iter().filter(|record| record.state.invokable()).map(ApiRecord::to_spec);
-    for spec in store_specs.chain(file_apis.iter().cloned()) {
+    let routed = view.apis.iter().filter(|record| record.state.invokable() || record.state == Lifecycle::Blocked);
+    let store_apis = routed.map(|record| (record.to_spec(), Some(managed(record))));
+    for (spec, managed) in store_apis.chain(file_apis.iter().map(|spec| (spec.clone(), None))) {
         match Api::from_spec(&spec) {
-            Ok(api) => {
+            Ok(mut api) => {
+                api.managed = managed;
                 apis.push(api);
                 specs.push(spec);
             }
-            Err(err) => tracing::error!(api = %spec.name, version = %spec.version, error = %err, "API left out of routing"),
+            Err(err) => {
+                tracing::error!(api = %spec.name, version = %spec.version, error = %err, "API left out of routing")
+            }
         }
     }
-    Snapshot { routes: RouteTable::from_apis(apis, &specs) }
+    let now = unix_now();
+    let access = Access {
+        issuer: issuer.map(str::to_string),
+        keys: view
+            .keys
+            .iter()
+            .filter(|k| k.retire_at > now)
+            .map(|k| (k.kid.clone(), VerifyKey::Es256(k.public_key.clone())))
+            .collect(),
+        client_ids: view.credentials.iter().map(|c| (c.client_id.clone(), c.application_id.clone())).collect(),
+        revoked: view.revoked.iter().map(|r| r.jti.clone()).collect(),
+        applications: view.applications.iter().map(|a| (a.id.clone(), a.clone())).collect(),
+        subscriptions: view
+            .subscriptions
+            .iter()
+            .filter(|s| s.state != SubscriptionState::Removed)
+            .map(|s| ((s.application_id.clone(), s.api_id.clone()), s.clone()))
+            .collect(),
+    };
+    Snapshot { routes: RouteTable::from_apis(apis, &specs), access }
 }
 
-/// Loads the store's APIs into `handle` now, then keeps it current until `shutdown`. While the
+fn managed(record: &ApiRecord) -> Managed {
+    Managed {
+        id: record.id.clone(),
+        blocked: record.state == Lifecycle::Blocked,
+        scopes: record.scopes.clone(),
+        close_on_token_expiry: record.close_on_token_expiry,
+    }
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+}
+
+/// Where the snapshot comes from and who is told when it changes.
+pub struct Follow {
+    pub store: Arc<dyn Store>,
+    pub file_apis: Vec<ApiSpec>,
+    pub issuer: Option<String>,
+    pub handle: SnapshotHandle,
+    pub registry: Arc<Registry>,
+}
+
+/// Loads the store into the snapshot now, then keeps it current until `shutdown`; after each
+/// swap the registry closes live connections the new snapshot no longer allows. While the
 /// store is unreachable the last snapshot keeps serving.
-pub async fn follow(
-    store: Arc<dyn Store>,
-    file_apis: Vec<ApiSpec>,
-    handle: SnapshotHandle,
-    shutdown: CancellationToken,
-) -> Result<(), StoreError> {
+pub async fn follow(follow: Follow, shutdown: CancellationToken) -> Result<(), StoreError> {
+    let Follow { store, file_apis, issuer, handle, registry } = follow;
     // Subscribe before the first load, so a change committed in between is not missed.
     let mut changes = store.changes();
-    handle.replace(build(&file_apis, &store.list_apis().await?));
+    handle.replace(build(&file_apis, &StoreView::load(store.as_ref()).await?, issuer.as_deref()));
     tokio::spawn(async move {
         loop {
-            let relevant = tokio::select! {
+            tokio::select! {
                 _ = shutdown.cancelled() => return,
                 change = changes.recv() => match change {
-                    Ok(change) => change == Change::Apis,
-                    // Missed some: reload to be sure. Closed: the store is gone.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                    // Missed some (lagged): reload everything, which is what happens anyway.
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
-            };
-            if !relevant {
-                continue;
             }
             // Changes often come in bursts (create then publish): take them all, reload once.
             while changes.try_recv().is_ok() {}
             loop {
-                match store.list_apis().await {
-                    Ok(apis) => {
-                        handle.replace(build(&file_apis, &apis));
+                match StoreView::load(store.as_ref()).await {
+                    Ok(view) => {
+                        let snapshot = handle.replace(build(&file_apis, &view, issuer.as_deref()));
+                        registry.sweep(&snapshot);
                         break;
                     }
                     Err(err) => {
-                        tracing::warn!(error = %err, "cannot reload APIs; the previous routes stay");
+                        tracing::warn!(error = %err, "cannot reload from the store; the previous snapshot stays");
                         tokio::select! {
                             _ = shutdown.cancelled() => return,
                             _ = tokio::time::sleep(Duration::from_secs(1)) => {}

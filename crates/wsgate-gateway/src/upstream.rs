@@ -12,6 +12,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
+use crate::auth::Principal;
 use crate::handshake::{HeadError, UpgradeRequest, accept_value, read_http_head};
 use crate::rejection::{Rejection, reason_phrase};
 use crate::route::Route;
@@ -44,6 +45,10 @@ const NOT_FORWARDED: &[&str] = &[
     "x-forwarded-proto",
     "x-forwarded-host",
 ];
+
+/// Headers that tell the upstream who the authenticated caller is. A client's own headers with
+/// this prefix are dropped, so the upstream can trust them.
+const IDENTITY_PREFIX: &str = "x-wsgate-";
 
 /// Who is calling and how, for the X-Forwarded-* headers.
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +86,7 @@ pub async fn open(
     route: &Route,
     request: &UpgradeRequest,
     client: ClientInfo,
+    caller: Option<&Principal>,
     timeouts: UpstreamTimeouts,
 ) -> Result<Upstream, Rejection> {
     let mut last_error = Rejection::UpstreamUnreachable;
@@ -90,7 +96,7 @@ pub async fn open(
                 // TLS and the upgrade share one deadline: together they are the upstream's answer.
                 let handshake = async {
                     let stream = secure(tcp, endpoint, route).await?;
-                    upgrade(stream, endpoint, route, request, client).await
+                    upgrade(stream, endpoint, route, request, client, caller).await
                 };
                 return tokio::time::timeout(timeouts.handshake, handshake)
                     .await
@@ -139,8 +145,9 @@ async fn upgrade(
     route: &Route,
     request: &UpgradeRequest,
     client: ClientInfo,
+    caller: Option<&Principal>,
 ) -> Result<Upstream, Rejection> {
-    let head = request_head(endpoint, route, request, client);
+    let head = request_head(endpoint, route, request, client, caller);
     stream.write_all(head.as_bytes()).await.map_err(|_| Rejection::UpstreamUnreachable)?;
     let (buf, len) = read_http_head(&mut stream, MAX_RESPONSE_HEAD, |bytes| {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -172,7 +179,13 @@ async fn upgrade(
 }
 
 /// The request line and headers sent upstream.
-fn request_head(endpoint: &Endpoint, route: &Route, request: &UpgradeRequest, client: ClientInfo) -> String {
+fn request_head(
+    endpoint: &Endpoint,
+    route: &Route,
+    request: &UpgradeRequest,
+    client: ClientInfo,
+    caller: Option<&Principal>,
+) -> String {
     let mut path = format!("{}{}", endpoint.base_path, route.rest);
     if !path.starts_with('/') {
         path.insert(0, '/');
@@ -190,7 +203,12 @@ fn request_head(endpoint: &Endpoint, route: &Route, request: &UpgradeRequest, cl
         if lower == "x-forwarded-for" {
             forwarded_for = Some(String::from_utf8_lossy(value).into_owned());
         }
-        if NOT_FORWARDED.contains(&lower.as_str()) || named_in_connection.contains(&lower) {
+        if NOT_FORWARDED.contains(&lower.as_str())
+            || named_in_connection.contains(&lower)
+            // Identity headers come only from the gateway, and a bearer token is the gateway's.
+            || lower.starts_with(IDENTITY_PREFIX)
+            || (caller.is_some() && lower == "authorization")
+        {
             continue;
         }
         head.push_str(name);
@@ -203,7 +221,14 @@ fn request_head(endpoint: &Endpoint, route: &Route, request: &UpgradeRequest, cl
         Some(prior) => head.push_str(&format!("X-Forwarded-For: {prior}, {ip}\r\n")),
         None => head.push_str(&format!("X-Forwarded-For: {ip}\r\n")),
     }
-    head.push_str(&format!("X-Forwarded-Proto: {}\r\nX-Forwarded-Host: {}\r\n\r\n", client.proto, request.host));
+    head.push_str(&format!("X-Forwarded-Proto: {}\r\nX-Forwarded-Host: {}\r\n", client.proto, request.host));
+    if let Some(caller) = caller {
+        head.push_str(&format!(
+            "X-Wsgate-Application: {}\r\nX-Wsgate-Application-Id: {}\r\nX-Wsgate-Client-Id: {}\r\nX-Wsgate-Subscriber: {}\r\nX-Wsgate-Plan: {}\r\n",
+            caller.application, caller.application_id, caller.client_id, caller.subscriber, caller.plan
+        ));
+    }
+    head.push_str("\r\n");
     head
 }
 

@@ -4,19 +4,66 @@
 //! the same test suite.
 //!
 //! Modules, in reading order:
-//! - this file: the [`Store`] trait, its errors and the change feed.
+//! - this file: the [`Store`] trait, its errors, the change feed, and [`open`].
+//! - `schema`: the numbered migrations both backends run, and the uniqueness rules.
+//! - `sql`: the narrow interface a backend implements (a query; a list of statements run in
+//!   one transaction).
+//! - `tables`: every [`Store`] operation, written once as SQL over that interface.
 //! - `sqlite`, `postgres`: the backends.
 //!
 //! Every write is one transaction: it is either wholly stored (and then acknowledged) or not at
 //! all. After a write commits, a [`Change`] is sent on the change feed — in-process for SQLite,
 //! through LISTEN/NOTIFY for PostgreSQL so that every node hears every other node's writes.
 
+mod schema;
+mod sql;
+mod tables;
+mod sqlite;
+mod postgres;
+
+use std::path::Path;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use tokio::sync::broadcast;
+use wsgate_core::config::StoreSettings;
 use wsgate_core::model::{
     ApiRecord, Application, ClientCredentials, Plan, RevokedToken, Session, SigningKey, Subscription,
     SubscriptionState, UnixTime, User,
 };
+
+/// The store file's name in the data directory.
+pub const SQLITE_FILE: &str = "wsgate.db";
+
+/// How many changes the feed holds for a slow receiver before it lags (and must reload all).
+const CHANGE_FEED_CAPACITY: usize = 1024;
+
+/// Opens the configured store: PostgreSQL when `settings.url` is set, else the SQLite file
+/// [`SQLITE_FILE`] in `data_dir` (created with the directory if needed). Either way the schema
+/// is migrated and a new store gets [`Plan::defaults`].
+pub async fn open(settings: &StoreSettings, data_dir: &Path) -> Result<Arc<dyn Store>> {
+    match &settings.url {
+        Some(url) => open_postgres(url).await,
+        None => {
+            std::fs::create_dir_all(data_dir).map_err(|error| {
+                StoreError::Unavailable(format!("cannot create the data directory {}: {error}", data_dir.display()))
+            })?;
+            open_sqlite(&data_dir.join(SQLITE_FILE)).await
+        }
+    }
+}
+
+/// Opens (creating if needed) an SQLite store at `path`.
+pub async fn open_sqlite(path: &Path) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(tables::Tables::new(sqlite::Sqlite::open(path).await?)))
+}
+
+/// Opens a PostgreSQL store at `url` (`postgres://user@host:port/db`, optionally with
+/// `?options=-csearch_path%3Dschema` to keep it in a schema of its own). Returns once the
+/// schema is migrated and the change feed listens.
+pub async fn open_postgres(url: &str) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(tables::Tables::new(postgres::Postgres::open(url).await?)))
+}
 
 /// Why a store call failed. Variants are facts a caller can act on.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -152,6 +199,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn put_credentials(&self, credentials: &ClientCredentials) -> Result<()>;
     async fn credentials_by_client_id(&self, client_id: &str) -> Result<Option<ClientCredentials>>;
     async fn credentials_for_application(&self, application_id: &str) -> Result<Option<ClientCredentials>>;
+    /// Every application's credentials: the gateway maps the `client_id` of tokens from
+    /// external identity providers to applications with it.
+    async fn list_credentials(&self) -> Result<Vec<ClientCredentials>>;
 
     // --- key manager: signing keys and revoked tokens
 

@@ -54,15 +54,19 @@ fn bundle_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
     Ok(Arc::new(roots))
 }
 
-/// The system's trusted roots, read once per process: reading /etc/ssl takes milliseconds.
-/// Unreadable entries are skipped, as every TLS client does.
+/// The system's trusted root certificates (DER), read once per process: reading /etc/ssl takes
+/// milliseconds. Unreadable entries are skipped, as every TLS client does.
+pub fn system_root_certificates() -> Arc<Vec<CertificateDer<'static>>> {
+    static CERTS: OnceLock<Arc<Vec<CertificateDer<'static>>>> = OnceLock::new();
+    CERTS.get_or_init(|| Arc::new(rustls_native_certs::load_native_certs().certs)).clone()
+}
+
 fn system_roots() -> Arc<RootCertStore> {
     static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {
-            let found = rustls_native_certs::load_native_certs();
             let mut roots = RootCertStore::empty();
-            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+            let (added, _ignored) = roots.add_parsable_certificates(system_root_certificates().iter().cloned());
             if added == 0 {
                 tracing::warn!("no system root certificates found: wss:// upstreams need a ca_file");
             }

@@ -4,24 +4,28 @@
 //! sides when it can: a close from one side is carried to the other, a protocol violation or a
 //! vanished peer becomes a close made by the gateway, placed at a frame boundary.
 //!
-//! Modules: `frame` (header scanner), `pool` (read buffers), `pump` (one direction).
+//! Modules: `frame` (header scanner), `pool` (read buffers), `pump` (one direction), `stop`
+//! (ending a connection from outside: shutdown, revocation).
 
 pub mod frame;
 mod pool;
 mod pump;
+pub mod stop;
 
 use std::future::Future;
 use std::hash::BuildHasher;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use frame::{Scanner, Sender};
 use pump::{Pump, PumpEvent};
+use stop::StopSignal;
 
 /// Limits, timeouts and negotiated features of one relayed connection.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +49,10 @@ pub enum EndReason {
     UpstreamGone,
     Idle,
     Shutdown,
+    /// The registry stopped it: its token, subscription, application or API was revoked.
+    Revoked,
+    /// Its access token expired.
+    TokenExpired,
     /// A close frame was not answered within the close timeout.
     CloseTimeout,
 }
@@ -73,7 +81,8 @@ pub fn relay<C, U>(
     client_early: &[u8],
     upstream_early: &[u8],
     limits: RelayConfig,
-    shutdown: CancellationToken,
+    stop: Arc<StopSignal>,
+    token_expires: Option<Instant>,
 ) -> impl Future<Output = RelayReport> + use<C, U>
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -94,7 +103,9 @@ where
             upstream_early,
         ),
         timer: Box::pin(tokio::time::sleep(idle_tick(limits.idle_timeout))),
-        shutdown: Box::pin(shutdown.cancelled_owned()),
+        stopped: Box::pin(stop.stopped()),
+        stop,
+        expiry: token_expires.map(|at| Box::pin(tokio::time::sleep_until(at))),
         phase: Phase::Open { seen_bytes: 0, last_active: Instant::now() },
         limits,
         client_close: None,
@@ -128,7 +139,11 @@ struct Relay<C, U> {
     to_client: Pump,
     /// One timer per connection: idle ticks while open, the close deadline while closing.
     timer: Pin<Box<Sleep>>,
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Resolves when `stop` is triggered (shutdown or revocation).
+    stopped: Pin<Box<WaitForCancellationFutureOwned>>,
+    stop: Arc<StopSignal>,
+    /// When the access token expires, if that closes the connection.
+    expiry: Option<Pin<Box<Sleep>>>,
     phase: Phase,
     limits: RelayConfig,
     client_close: Option<u16>,
@@ -278,8 +293,20 @@ where
             if this.to_upstream.is_done() && this.to_client.is_done() {
                 return Poll::Ready(this.report());
             }
-            if matches!(this.phase, Phase::Open { .. }) && this.shutdown.as_mut().poll(cx).is_ready() {
-                this.close_both(1001, "gateway shutting down", EndReason::Shutdown);
+            if matches!(this.phase, Phase::Open { .. }) && this.stopped.as_mut().poll(cx).is_ready() {
+                match this.stop.why() {
+                    Some((code, reason)) => this.close_both(code, reason, EndReason::Revoked),
+                    None => this.close_both(1001, "gateway shutting down", EndReason::Shutdown),
+                }
+                continue;
+            }
+            if let Some(expiry) = &mut this.expiry
+                && matches!(this.phase, Phase::Open { .. })
+                && expiry.as_mut().poll(cx).is_ready()
+            {
+                // 4001 is the code WSO2 users expect for an expired token.
+                this.expiry = None;
+                this.close_both(4001, "token expired", EndReason::TokenExpired);
                 continue;
             }
             if this.timer.as_mut().poll(cx).is_ready() {

@@ -7,6 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{MAX_CLOSE_FRAME, write_close};
+use super::stop::StopSignal;
 use super::*;
 
 const LIMITS: RelayConfig = RelayConfig {
@@ -48,7 +49,8 @@ fn start(limits: RelayConfig) -> Sides {
     let (client, gateway_client) = duplex(1 << 16);
     let (upstream, gateway_upstream) = duplex(1 << 16);
     let shutdown = CancellationToken::new();
-    let relay = tokio::spawn(relay(gateway_client, gateway_upstream, &[], &[], limits, shutdown.clone()));
+    let stop = StopSignal::new(&shutdown);
+    let relay = tokio::spawn(relay(gateway_client, gateway_upstream, &[], &[], limits, stop, None));
     Sides { client, upstream, relay, shutdown }
 }
 
@@ -177,4 +179,3 @@ async fn an_unanswered_close_times_out() {
     let report = s.relay.await.expect("relay");
     assert_eq!(report.end, EndReason::CloseTimeout);
 }
-

@@ -19,7 +19,9 @@ mod harness;
 
 mod bad_frames;
 mod bad_handshakes;
+mod cli;
 mod close_codes;
+mod control;
 mod deflate;
 mod echo;
 mod routing;

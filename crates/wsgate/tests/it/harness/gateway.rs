@@ -46,7 +46,8 @@ impl Api {
 
 /// A gateway config under construction; every `[gateway]` key starts at the
 /// documented default, except `ws_listen`, which asks the OS for a free port, and
-/// `wss_listen`, which is off.
+/// `wss_listen`, which is off. The control plane (only started by `wsgate serve`)
+/// listens on a free port too.
 #[derive(Debug, Clone)]
 pub struct GatewayBuilder {
     settings: BTreeMap<&'static str, String>,
@@ -56,11 +57,8 @@ pub struct GatewayBuilder {
 pub fn gateway() -> GatewayBuilder {
     let settings = [
         ("ws_listen", "\"127.0.0.1:0\""),
-        // The wss listener has tests of its own; here it would only hold a fixed port.
+        // The wss listener has tests of its own (tls.rs); here it would only hold a port.
         ("wss_listen", "\"off\""),
-        // The wss listener is on by default: a free port, and a certificate generated once
-        // into a data dir that all tests of this run share.
-        ("wss_listen", "\"127.0.0.1:0\""),
         ("max_frame_size", "16777216"),
         ("max_message_size", "67108864"),
         ("handshake_timeout", "\"10s\""),
@@ -115,7 +113,7 @@ impl GatewayBuilder {
 
     /// The config file this builder describes.
     pub fn toml(&self) -> String {
-        let mut out = String::from("[gateway]\n");
+        let mut out = String::from("[control]\nlisten = \"127.0.0.1:0\"\n\n[gateway]\n");
         for (key, value) in &self.settings {
             out.push_str(&format!("{key} = {value}\n"));
         }

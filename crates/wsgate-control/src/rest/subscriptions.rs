@@ -1,0 +1,166 @@
+//! Subscriptions: an application's right to call an API under one of its plans. Owners
+//! subscribe and unsubscribe their applications; publishers block and unblock.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use wsgate_core::model::{Lifecycle, Role, Subscription, SubscriptionState};
+use wsgate_store::SubscriptionFilter;
+
+use super::applications::owned;
+use super::extract::{Body, Query};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{crypto, now};
+
+/// Publishers (and admins) oversee every subscription; anyone else sees their own
+/// applications' subscriptions only.
+fn oversees(caller: &Caller) -> bool {
+    caller.has(Role::Publisher)
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    application_id: Option<String>,
+    api_id: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<Subscription>>, ApiError> {
+    let store = state.store();
+    if let Some(app) = &query.application_id
+        && !oversees(&caller)
+    {
+        owned(&state, &caller, app).await?;
+    }
+    let filter =
+        SubscriptionFilter { application_id: query.application_id.as_deref(), api_id: query.api_id.as_deref() };
+    let all = store.list_subscriptions(filter).await?;
+    if oversees(&caller) {
+        return Ok(Json(all));
+    }
+    let mine: Vec<String> = store.list_applications(Some(caller.name())).await?.into_iter().map(|a| a.id).collect();
+    Ok(Json(all.into_iter().filter(|s| mine.contains(&s.application_id)).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSubscription {
+    application_id: String,
+    api_id: String,
+    plan: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<NewSubscription>,
+) -> Result<(StatusCode, Json<Subscription>), ApiError> {
+    caller.require(Role::Subscriber)?;
+    let app = owned(&state, &caller, &body.application_id)
+        .await
+        .map_err(|_| ApiError::NotFound { what: "application", field: Some("application_id") })?;
+    let api = state.store().api(&body.api_id).await?;
+    // Only APIs open for subscription are visible to subscribers: the rest are "not found".
+    let api = match api {
+        Some(api) if api.state.invokable() || caller.has(Role::Creator) || caller.has(Role::Publisher) => api,
+        _ => return Err(ApiError::NotFound { what: "API", field: Some("api_id") }),
+    };
+    if api.state != Lifecycle::Published {
+        return Err(ApiError::invalid(
+            "api_id",
+            format!(
+                "{} {} is {}: only PUBLISHED APIs take new subscriptions",
+                api.name,
+                api.version,
+                api.state.as_str()
+            ),
+        ));
+    }
+    if !api.plans.contains(&body.plan) {
+        return Err(ApiError::invalid(
+            "plan",
+            format!(
+                "{} {} does not offer \"{}\"; it offers: {}",
+                api.name,
+                api.version,
+                body.plan,
+                api.plans.join(", ")
+            ),
+        ));
+    }
+    let subscription = Subscription {
+        id: crypto::id()?,
+        application_id: app.id,
+        api_id: api.id,
+        plan: body.plan,
+        state: SubscriptionState::Active,
+        created_at: now(),
+    };
+    state.store().create_subscription(&subscription).await?;
+    tracing::info!(subscription = %subscription.id, application = %app.name, api = %api.name, plan = %subscription.plan, "subscribed");
+    Ok((StatusCode::CREATED, Json(subscription)))
+}
+
+/// The subscription with this id if the caller owns its application or oversees it.
+async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Subscription, ApiError> {
+    let subscription = state.store().subscription(id).await?.ok_or_else(|| ApiError::not_found("subscription"))?;
+    if !oversees(caller) {
+        owned(state, caller, &subscription.application_id).await.map_err(|_| ApiError::not_found("subscription"))?;
+    }
+    Ok(subscription)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewState {
+    state: String,
+}
+
+pub async fn set_state(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<NewState>,
+) -> Result<Json<Subscription>, ApiError> {
+    let to = match SubscriptionState::parse(&body.state) {
+        Some(to @ (SubscriptionState::Active | SubscriptionState::Blocked)) => to,
+        Some(SubscriptionState::Removed) => {
+            return Err(ApiError::invalid("state", "remove a subscription with DELETE /api/v1/subscriptions/{id}"));
+        }
+        None => return Err(ApiError::invalid("state", format!("\"{}\" is not ACTIVE or BLOCKED", body.state))),
+    };
+    let mut subscription = find(&state, &caller, &id).await?;
+    if subscription.state == SubscriptionState::Removed {
+        return Err(ApiError::Conflict("the subscription was removed; subscribe again instead".into()));
+    }
+    // An owner may pause their own subscription, but lifting a block is the publisher's call:
+    // otherwise a blocked subscriber would simply unblock themselves.
+    if to == SubscriptionState::Active && subscription.state == SubscriptionState::Blocked && !oversees(&caller) {
+        return Err(ApiError::MissingRole(Role::Publisher));
+    }
+    state.store().set_subscription_state(&subscription.id, to).await?;
+    tracing::info!(subscription = %subscription.id, state = to.as_str(), by = %caller.name(), "subscription state changed");
+    subscription.state = to;
+    Ok(Json(subscription))
+}
+
+/// Unsubscribing keeps the record as REMOVED, so the history of who could call what remains.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Subscription>, ApiError> {
+    let mut subscription = find(&state, &caller, &id).await?;
+    if subscription.state != SubscriptionState::Removed {
+        state.store().set_subscription_state(&subscription.id, SubscriptionState::Removed).await?;
+        subscription.state = SubscriptionState::Removed;
+        tracing::info!(subscription = %subscription.id, by = %caller.name(), "unsubscribed");
+    }
+    Ok(Json(subscription))
+}

@@ -1,0 +1,150 @@
+//! The HTTPS listener: TCP accept, TLS (tokio-rustls, the gateway's certificate), HTTP/1.1
+//! (hyper via hyper-util) serving the axum router, and a graceful stop.
+//!
+//! axum's own `serve` speaks plain HTTP only, hence this loop. Every connection is tracked;
+//! on shutdown the listener closes first, then each connection finishes the request it is
+//! serving and closes (idle keep-alive connections close at once), within a deadline.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wsgate_core::config::Config;
+use wsgate_store::Store;
+use wsgate_tls::server::ReloadingCertificate;
+
+use crate::keys::KeyManager;
+use crate::routes;
+use crate::state::{AppState, Shared};
+use crate::{ControlError, issuer};
+
+/// The control plane, bound and ready to run.
+pub struct ControlPlane {
+    /// `None` when `control.listen` is `"off"`: then `run` returns at once.
+    listener: Option<TcpListener>,
+    state: AppState,
+    acceptor: TlsAcceptor,
+    /// TLS handshake and each request head must arrive within this (`gateway.handshake_timeout`),
+    /// so a slow client cannot hold a connection open for free.
+    handshake_timeout: Duration,
+    /// How long live requests get to finish on shutdown (`gateway.shutdown_timeout`).
+    drain_timeout: Duration,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane").field("addr", &self.addr()).finish_non_exhaustive()
+    }
+}
+
+impl ControlPlane {
+    /// Binds `config.control.listen` with the listener certificate. The issuer of tokens is
+    /// `control.issuer`, else `https://localhost:<bound port>`.
+    pub async fn bind(
+        config: &Config,
+        store: Arc<dyn Store>,
+        certificate: Arc<ReloadingCertificate>,
+    ) -> Result<ControlPlane, ControlError> {
+        let acceptor = TlsAcceptor::from(wsgate_tls::server::server_config(certificate)?);
+        let listener = match config.control.listen_addr()? {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| ControlError::Bind { addr, source })?),
+            None => None,
+        };
+        let port = match &listener {
+            Some(listener) => listener.local_addr().map(|a| a.port()).unwrap_or_default(),
+            None => 9443,
+        };
+        let state = Shared::new(store, config.control.clone(), issuer(&config.control, port)).await?;
+        Ok(ControlPlane {
+            listener,
+            state,
+            acceptor,
+            handshake_timeout: config.gateway.handshake_timeout,
+            drain_timeout: config.gateway.shutdown_timeout,
+        })
+    }
+
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The routes without the listener, for tests that drive them in memory.
+    pub fn router(&self) -> Router {
+        routes::router(self.state.clone())
+    }
+
+    /// The key manager this control plane signs with (for `wsgate demo`'s token).
+    pub fn key_manager(&self) -> KeyManager {
+        self.state.keys.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Some(listener) = self.listener else { return };
+        let service = TowerToHyperService::new(routes::router(self.state.clone()));
+        let connections = TaskTracker::new();
+        loop {
+            let (tcp, peer) = tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %err, "control plane accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let connection = Connection {
+                acceptor: self.acceptor.clone(),
+                service: service.clone(),
+                handshake_timeout: self.handshake_timeout,
+            };
+            connections.spawn(connection.serve(tcp, peer, shutdown.clone()));
+        }
+        drop(listener);
+        connections.close();
+        if tokio::time::timeout(self.drain_timeout, connections.wait()).await.is_err() {
+            tracing::warn!(open = connections.len(), "control plane connections still open at the shutdown deadline");
+        }
+    }
+}
+
+struct Connection {
+    acceptor: TlsAcceptor,
+    service: TowerToHyperService<Router>,
+    handshake_timeout: Duration,
+}
+
+impl Connection {
+    async fn serve(self, tcp: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+        let tls = match tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(err)) => return tracing::debug!(%peer, error = %err, "control plane TLS handshake failed"),
+            Err(_) => return tracing::debug!(%peer, "control plane TLS handshake timed out"),
+        };
+        let mut builder = http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(self.handshake_timeout);
+        let connection = builder.serve_connection(TokioIo::new(tls), self.service);
+        let mut connection = std::pin::pin!(connection);
+        let result = tokio::select! {
+            result = connection.as_mut() => result,
+            () = shutdown.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(err) = result {
+            tracing::debug!(%peer, error = %err, "control plane connection ended with an error");
+        }
+    }
+}

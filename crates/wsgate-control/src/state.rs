@@ -1,0 +1,38 @@
+//! What every handler shares: the store, the settings, the key manager. One `Arc`, cloned per
+//! request by axum; nothing in it changes after start.
+
+use std::sync::Arc;
+
+use wsgate_core::config::ControlSettings;
+use wsgate_store::Store;
+
+use crate::keys::KeyManager;
+use crate::{ControlError, crypto};
+
+pub type AppState = Arc<Shared>;
+
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub settings: ControlSettings,
+    pub keys: KeyManager,
+    /// An argon2 hash of a random password nobody knows. Sign-in and client authentication
+    /// verify against it when the user or client does not exist, so that both answers take
+    /// the same time and timing does not reveal which names exist.
+    pub decoy_hash: String,
+}
+
+impl Shared {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        settings: ControlSettings,
+        issuer: String,
+    ) -> Result<AppState, ControlError> {
+        let keys = KeyManager::new(store.clone(), &settings, issuer);
+        let decoy_hash = crypto::hash_password(crypto::secret()?).await?;
+        Ok(Arc::new(Shared { store, settings, keys, decoy_hash }))
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+}

@@ -1,0 +1,116 @@
+//! The suite on PostgreSQL, each case in a schema of its own, and what only a shared database
+//! has: several nodes on one schema, nodes starting together, schemas not hearing each other.
+
+use std::time::{Duration, Instant};
+
+use wsgate_core::config::StoreSettings;
+use wsgate_core::model::{Plan, RevokedToken, Role};
+use wsgate_store::{Change, StoreError};
+
+use crate::harness::{self, PgSchema};
+use crate::suite::{self, NOW, expect_changes, next_change, user};
+
+macro_rules! postgres_case {
+    ($($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some(schema) = PgSchema::create().await else { return };
+                let db = wsgate_store::open_postgres(&schema.url).await.expect("open");
+                suite::$case(db).await;
+            }
+        )*
+    };
+}
+
+suite::for_each_case!(postgres_case);
+
+#[tokio::test]
+async fn open_with_a_url_uses_postgres() {
+    let Some(schema) = PgSchema::create().await else { return };
+    let dir = harness::TempDir::new("wsgate_pg");
+    let settings = StoreSettings { url: Some(schema.url.clone()) };
+    let db = wsgate_store::open(&settings, dir.path()).await.expect("open");
+    db.create_user(&user("bob", &[])).await.expect("create user");
+    assert!(!dir.path().join(wsgate_store::SQLITE_FILE).exists(), "no SQLite file beside");
+    let client = harness::connect(&schema.url).await.expect("connect");
+    let row = client.query_one("SELECT COUNT(*) FROM users", &[]).await.expect("count users in the schema");
+    assert_eq!(row.get::<_, i64>(0), 1);
+}
+
+#[tokio::test]
+async fn reopening_keeps_data_and_migrates_once() {
+    let Some(schema) = PgSchema::create().await else { return };
+    let first = wsgate_store::open_postgres(&schema.url).await.expect("open");
+    suite::reopening_keeps_data_and_seeds_once(first, async || {
+        wsgate_store::open_postgres(&schema.url).await.expect("reopen")
+    })
+    .await;
+    assert_eq!(migration_rows(&schema).await, 1);
+}
+
+async fn migration_rows(schema: &PgSchema) -> i64 {
+    let client = harness::connect(&schema.url).await.expect("connect");
+    client.query_one("SELECT COUNT(*) FROM schema_migrations", &[]).await.expect("count").get(0)
+}
+
+#[tokio::test]
+async fn nodes_starting_together_migrate_once() {
+    let Some(schema) = PgSchema::create().await else { return };
+    let open = || wsgate_store::open_postgres(&schema.url);
+    let (a, b, c) = tokio::join!(open(), open(), open());
+    for node in [a, b, c] {
+        let node = node.expect("every node opens");
+        assert_eq!(node.list_plans().await.expect("list").len(), Plan::defaults().len(), "seeded once");
+    }
+    assert_eq!(migration_rows(&schema).await, 1);
+}
+
+/// The multi-node feed: a write through one store is heard by another on the same database.
+#[tokio::test]
+async fn a_second_node_hears_the_first_nodes_writes() {
+    let Some(schema) = PgSchema::create().await else { return };
+    let first = wsgate_store::open_postgres(&schema.url).await.expect("open the first node");
+    let second = wsgate_store::open_postgres(&schema.url).await.expect("open the second node");
+    let (mut first_feed, mut second_feed) = (first.changes(), second.changes());
+
+    first.create_user(&user("bob", &[Role::Admin])).await.expect("write through the first");
+    expect_changes(&mut second_feed, &[Change::Users]).await;
+    expect_changes(&mut first_feed, &[Change::Users]).await;
+
+    second.delete_api("nope").await.expect_err("a failed write announces nothing");
+    second.revoke_token(&RevokedToken { jti: "j1".into(), expires_at: NOW }).await.expect("write through the second");
+    expect_changes(&mut first_feed, &[Change::Revocations]).await;
+    expect_changes(&mut second_feed, &[Change::Revocations]).await;
+    assert_eq!(second.user("bob").await.expect("read").map(|u| u.name), Some("bob".into()));
+}
+
+#[tokio::test]
+async fn stores_in_other_schemas_are_not_heard() {
+    let (Some(one_schema), Some(other_schema)) = (PgSchema::create().await, PgSchema::create().await) else { return };
+    let one = wsgate_store::open_postgres(&one_schema.url).await.expect("open");
+    let other_store = wsgate_store::open_postgres(&other_schema.url).await.expect("open");
+    let mut feed = other_store.changes();
+    one.create_user(&user("bob", &[])).await.expect("write in one schema");
+    other_store.revoke_token(&RevokedToken { jti: "j1".into(), expires_at: NOW }).await.expect("write in the other");
+    assert_eq!(next_change(&mut feed).await, Change::Revocations, "the other schema's write was not heard");
+    assert_eq!(other_store.user("bob").await.expect("read"), None);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_reported_quickly() {
+    let url = format!("postgres://postgres@127.0.0.1:{}/test", harness::free_port());
+    let started = Instant::now();
+    let error = wsgate_store::open_postgres(&url).await.expect_err("nothing listens there");
+    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
+    let StoreError::Unavailable(message) = &error else { panic!("expected unavailable, got {error:?}") };
+    assert!(message.contains("127.0.0.1:") && message.to_lowercase().contains("refused"), "{message}");
+}
+
+#[tokio::test]
+async fn a_malformed_url_is_refused_without_echoing_the_password() {
+    let error =
+        wsgate_store::open_postgres("postgres://wsgate:s3cret@127.0.0.1:notaport/db").await.expect_err("bad url");
+    assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
+    assert!(!error.to_string().contains("s3cret"), "{error}");
+}

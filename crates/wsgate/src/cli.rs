@@ -1,0 +1,181 @@
+//! The command line's shape (clap). PRODUCT.md's command list is a contract: scripts and docs
+//! rely on these names and flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "wsgate", version, about = "WebSocket API gateway")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the gateway and its control plane. APIs may also be declared in the config file.
+    Serve {
+        /// TOML config file (see config/wsgate.example.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        common: ServerArgs,
+    },
+    /// Run `serve` with a built-in echo upstream, the EchoWebSocket API published, a demo
+    /// application subscribed, and print what to try.
+    Demo {
+        #[command(flatten)]
+        common: ServerArgs,
+    },
+    /// Run a WebSocket echo server (a demo, test and benchmark upstream).
+    Echo {
+        /// Address to listen on, e.g. 127.0.0.1:7070.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Serve wss:// with this PEM certificate chain (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Create, list, show and move APIs through their lifecycle.
+    Api {
+        #[command(subcommand)]
+        command: ApiCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Create and list your applications.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Subscribe an application to an API with a business plan.
+    Subscribe {
+        /// Application name.
+        #[arg(long)]
+        app: String,
+        /// API as NAME:VERSION.
+        #[arg(long)]
+        api: String,
+        /// Business plan the API offers, e.g. Gold.
+        #[arg(long)]
+        plan: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Generate (or regenerate) an application's client id and secret; the secret is shown once.
+    Keys {
+        /// Application name.
+        #[arg(long)]
+        app: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print an access token for an application, and nothing else (for `$(wsgate token …)`).
+    Token {
+        /// Application name.
+        #[arg(long)]
+        app: String,
+        /// Space-separated scopes to ask for.
+        #[arg(long)]
+        scope: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ApiCommand {
+    /// Create a WebSocket API (CREATED, or PUBLISHED with --publish).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// URL path prefix, e.g. /echowebsocket.
+        #[arg(long)]
+        context: String,
+        #[arg(long)]
+        version: String,
+        /// ws:// or wss:// upstream; repeat for several.
+        #[arg(long = "endpoint", required = true)]
+        endpoints: Vec<String>,
+        /// Business plans subscribers may choose, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "Gold,Silver")]
+        plans: Vec<String>,
+        /// oauth2 (access tokens, the default) or none (keyless).
+        #[arg(long, default_value = "oauth2", value_parser = ["oauth2", "none"])]
+        auth: String,
+        /// Publish at once ("create & publish"; needs the publisher role too).
+        #[arg(long)]
+        publish: bool,
+    },
+    /// List APIs.
+    List,
+    /// Show one API as JSON.
+    Show { api: String },
+    /// Move an API to PUBLISHED.
+    Publish { api: String },
+    /// Move an API to DEPRECATED.
+    Deprecate { api: String },
+    /// Move an API to RETIRED.
+    Retire { api: String },
+    /// Move an API to BLOCKED.
+    Block { api: String },
+    /// Delete an API and its subscriptions.
+    Delete { api: String },
+}
+
+#[derive(Subcommand)]
+pub enum AppCommand {
+    /// Create an application.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List your applications.
+    List,
+}
+
+/// Flags of the commands that run a server.
+#[derive(Args)]
+pub struct ServerArgs {
+    /// Directory for the store and generated certificates [default: $WSGATE_DATA_DIR, else
+    /// ~/.local/share/wsgate].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Plain ws:// listener address (overrides gateway.ws_listen).
+    #[arg(long)]
+    pub ws_listen: Option<SocketAddr>,
+    /// TLS wss:// listener address (overrides gateway.wss_listen).
+    #[arg(long)]
+    pub wss_listen: Option<SocketAddr>,
+    /// Control plane HTTPS listener address (overrides control.listen).
+    #[arg(long)]
+    pub control_listen: Option<SocketAddr>,
+}
+
+/// Flags of the commands that talk to a control plane.
+#[derive(Args)]
+pub struct ClientArgs {
+    /// Control plane URL.
+    #[arg(long, env = "WSGATE_SERVER", default_value = "https://localhost:9443", global = true)]
+    pub server: String,
+    #[arg(long, env = "WSGATE_USER", global = true)]
+    pub user: Option<String>,
+    #[arg(long, env = "WSGATE_PASSWORD", global = true, hide_env_values = true)]
+    pub password: Option<String>,
+    /// PEM CA bundle to trust for --server [default: the certificate the server generated in
+    /// --data-dir].
+    #[arg(long, global = true)]
+    pub ca: Option<PathBuf>,
+    /// The server's data directory, where its generated certificate is.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+}

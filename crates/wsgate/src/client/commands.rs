@@ -1,0 +1,135 @@
+//! One function per client command. Each prints what the user asked for on stdout and nothing
+//! else; errors go up to `main`, which prints one line and exits non-zero.
+
+use anyhow::{Context, anyhow};
+use serde_json::{Value, json};
+
+use super::{ControlClient, name_version};
+use crate::cli::{ApiCommand, AppCommand};
+
+pub fn api(client: &ControlClient, command: ApiCommand) -> anyhow::Result<()> {
+    match command {
+        ApiCommand::Create { name, context, version, endpoints, plans, auth, publish } => {
+            let body = json!({
+                "name": name, "context": context, "version": version, "endpoints": endpoints,
+                "plans": plans, "auth": auth, "publish": publish,
+            });
+            let api: Value = client.post("/api/v1/apis", body)?;
+            println!(
+                "{} {} {} ({})",
+                str_of(&api, "name"),
+                str_of(&api, "version"),
+                str_of(&api, "state"),
+                str_of(&api, "id")
+            );
+        }
+        ApiCommand::List => {
+            let apis: Vec<Value> = client.get("/api/v1/apis")?;
+            println!("{:<24} {:<10} {:<24} {:<11} ENDPOINTS", "NAME", "VERSION", "CONTEXT", "STATE");
+            for api in apis {
+                let endpoints = api["endpoints"]
+                    .as_array()
+                    .map(|e| e.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","));
+                println!(
+                    "{:<24} {:<10} {:<24} {:<11} {}",
+                    str_of(&api, "name"),
+                    str_of(&api, "version"),
+                    str_of(&api, "context"),
+                    str_of(&api, "state"),
+                    endpoints.unwrap_or_default()
+                );
+            }
+        }
+        ApiCommand::Show { api } => {
+            let api = find_api(client, &api)?;
+            println!("{}", serde_json::to_string_pretty(&api)?);
+        }
+        ApiCommand::Publish { api } => lifecycle(client, &api, "PUBLISHED")?,
+        ApiCommand::Deprecate { api } => lifecycle(client, &api, "DEPRECATED")?,
+        ApiCommand::Retire { api } => lifecycle(client, &api, "RETIRED")?,
+        ApiCommand::Block { api } => lifecycle(client, &api, "BLOCKED")?,
+        ApiCommand::Delete { api } => {
+            let found = find_api(client, &api)?;
+            client.delete(&format!("/api/v1/apis/{}", str_of(&found, "id")))?;
+            println!("deleted {api}");
+        }
+    }
+    Ok(())
+}
+
+fn lifecycle(client: &ControlClient, api: &str, state: &str) -> anyhow::Result<()> {
+    let found = find_api(client, api)?;
+    let moved: Value =
+        client.post(&format!("/api/v1/apis/{}/lifecycle", str_of(&found, "id")), json!({ "state": state }))?;
+    println!("{api} {}", str_of(&moved, "state"));
+    Ok(())
+}
+
+pub fn app(client: &ControlClient, command: AppCommand) -> anyhow::Result<()> {
+    match command {
+        AppCommand::Create { name, description } => {
+            let app: Value =
+                client.post("/api/v1/applications", json!({ "name": name, "description": description }))?;
+            println!("{} ({})", str_of(&app, "name"), str_of(&app, "id"));
+        }
+        AppCommand::List => {
+            let apps: Vec<Value> = client.get("/api/v1/applications")?;
+            println!("{:<24} {:<34} OWNER", "NAME", "ID");
+            for app in apps {
+                println!("{:<24} {:<34} {}", str_of(&app, "name"), str_of(&app, "id"), str_of(&app, "owner"));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn subscribe(client: &ControlClient, app: &str, api: &str, plan: &str) -> anyhow::Result<()> {
+    let app_record = find_app(client, app)?;
+    let api_record = find_api(client, api)?;
+    let body =
+        json!({ "application_id": str_of(&app_record, "id"), "api_id": str_of(&api_record, "id"), "plan": plan });
+    let subscription: Value = client.post("/api/v1/subscriptions", body)?;
+    println!("{app} subscribed to {api} with {plan} ({})", str_of(&subscription, "state"));
+    Ok(())
+}
+
+pub fn keys(client: &ControlClient, app: &str) -> anyhow::Result<()> {
+    let app_record = find_app(client, app)?;
+    let keys: Value = client.post(&format!("/api/v1/applications/{}/keys", str_of(&app_record, "id")), json!({}))?;
+    println!("client_id: {}", str_of(&keys, "client_id"));
+    println!("client_secret: {}", str_of(&keys, "client_secret"));
+    eprintln!("The secret is shown only once: keep it now.");
+    Ok(())
+}
+
+pub fn token(client: &ControlClient, app: &str, scope: Option<&str>) -> anyhow::Result<()> {
+    let app_record = find_app(client, app)?;
+    let body = match scope {
+        Some(scope) => json!({ "scope": scope }),
+        None => json!({}),
+    };
+    let token: Value = client.post(&format!("/api/v1/applications/{}/token", str_of(&app_record, "id")), body)?;
+    let access = token["access_token"].as_str().ok_or_else(|| anyhow!("the answer holds no access_token"))?;
+    println!("{access}");
+    Ok(())
+}
+
+/// The API named `NAME:VERSION` (versions compared as the gateway does: `1.0` = `1.0.0`).
+fn find_api(client: &ControlClient, text: &str) -> anyhow::Result<Value> {
+    let (name, version) = name_version(text)?;
+    let wanted = wsgate_core::version::canonical(version);
+    let apis: Vec<Value> = client.get("/api/v1/apis")?;
+    apis.into_iter()
+        .find(|api| str_of(api, "name") == name && wsgate_core::version::canonical(str_of(api, "version")) == wanted)
+        .ok_or_else(|| anyhow!("no API {text}"))
+}
+
+/// The caller's application named `name`.
+fn find_app(client: &ControlClient, name: &str) -> anyhow::Result<Value> {
+    let apps: Vec<Value> = client.get("/api/v1/applications")?;
+    apps.into_iter().find(|app| str_of(app, "name") == name).with_context(|| format!("no application named {name}"))
+}
+
+fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
+    value[field].as_str().unwrap_or_default()
+}

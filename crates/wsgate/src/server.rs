@@ -1,0 +1,166 @@
+//! The commands that run servers: `serve` (store, control plane, gateway), `demo` (the same
+//! plus a built-in echo upstream and seeded data) and `echo`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use wsgate::echo::EchoServer;
+use wsgate_control::ControlPlane;
+use wsgate_core::config::Config;
+use wsgate_gateway::Gateway;
+use wsgate_tls::server::{CertificateFiles, ReloadingCertificate};
+
+use crate::cli::ServerArgs;
+
+/// Everything `serve` runs, bound and ready.
+pub struct Running {
+    pub gateway: Gateway,
+    pub control: Option<ControlPlane>,
+    pub data_dir: PathBuf,
+}
+
+/// `wsgate serve`.
+pub async fn serve(config_path: Option<PathBuf>, args: ServerArgs) -> anyhow::Result<()> {
+    let mut config = match &config_path {
+        Some(path) => load_config(path)?,
+        None => Config::default(),
+    };
+    apply_args(&mut config, &args)?;
+    let shutdown = CancellationToken::new();
+    let admin_password = std::env::var("WSGATE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    let running = start(&config, admin_password.as_deref(), shutdown.clone()).await?;
+    stop_on_signal(shutdown.clone())?;
+    print_listeners(&running);
+    run(running, shutdown).await;
+    Ok(())
+}
+
+/// Opens the store, makes sure an admin and a signing key exist, and binds every listener.
+/// Nothing is bound when anything before it fails.
+pub async fn start(
+    config: &Config,
+    admin_password: Option<&str>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
+    config.validate()?;
+    let data_dir = config.gateway.data_dir();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let store = wsgate_store::open(&config.store, &data_dir).await.context("cannot open the store")?;
+    if let Some(generated) = wsgate_control::bootstrap(store.as_ref(), admin_password).await? {
+        // Printed once, at the first start: only its hash is kept.
+        println!("wsgate: created user admin with password {generated} (set WSGATE_ADMIN_PASSWORD to choose it)");
+    }
+    let control = match config.control.listen_addr()? {
+        Some(_) => {
+            let files = wsgate_tls::server::locate_or_generate(
+                config.gateway.tls_cert.as_deref(),
+                config.gateway.tls_key.as_deref(),
+                &data_dir,
+            )?;
+            let certificate = ReloadingCertificate::load(files)?;
+            certificate.watch(config.gateway.tls_reload_interval);
+            Some(ControlPlane::bind(config, store.clone(), certificate).await?)
+        }
+        None => None,
+    };
+    // Tokens name the control plane as their issuer; the gateway accepts no other.
+    let issuer = config.control.issuer.clone().or_else(|| {
+        control.as_ref().and_then(ControlPlane::addr).map(|addr| format!("https://localhost:{}", addr.port()))
+    });
+    let gateway = Gateway::bind(config).await?;
+    gateway
+        .follow_store(store.clone(), config.apis.clone(), issuer, shutdown)
+        .await
+        .context("cannot load APIs from the store")?;
+    Ok(Running { gateway, control, data_dir })
+}
+
+/// Runs until `shutdown`, then drains.
+pub async fn run(running: Running, shutdown: CancellationToken) {
+    let control = running.control.map(|control| tokio::spawn(control.run(shutdown.clone())));
+    running.gateway.run(shutdown).await;
+    if let Some(control) = control {
+        let _ = control.await;
+    }
+}
+
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Config::from_toml(&text).with_context(|| format!("config {}", path.display()))
+}
+
+pub fn apply_args(config: &mut Config, args: &ServerArgs) -> anyhow::Result<()> {
+    if let Some(addr) = args.ws_listen {
+        config.gateway.ws_listen = addr.to_string();
+    }
+    if let Some(addr) = args.wss_listen {
+        config.gateway.wss_listen = addr.to_string();
+    }
+    if let Some(addr) = args.control_listen {
+        config.control.listen = addr.to_string();
+    }
+    if let Some(dir) = &args.data_dir {
+        config.gateway.data_dir = Some(dir.clone());
+    }
+    config.validate()?;
+    Ok(())
+}
+
+/// One line per listener, the format scripts and tests read: `wsgate: ws listening on ADDR`.
+pub fn print_listeners(running: &Running) {
+    let gateway = &running.gateway;
+    if let Some(addr) = gateway.ws_addr() {
+        println!("wsgate: ws listening on {addr}");
+    }
+    if let Some(addr) = gateway.wss_addr() {
+        println!("wsgate: wss listening on {addr}");
+    }
+    if let Some(addr) = running.control.as_ref().and_then(ControlPlane::addr) {
+        println!("wsgate: control listening on {addr}");
+    }
+    if let (Some(files), Some(fingerprint)) = (gateway.certificate_files(), gateway.certificate_fingerprint()) {
+        let origin = if files.generated { "generated self-signed" } else { "from" };
+        println!("wsgate: TLS certificate {origin} {} (SHA-256 {fingerprint})", files.cert.display());
+    }
+}
+
+/// `wsgate echo`.
+pub async fn echo(listen: std::net::SocketAddr, tls: Option<(PathBuf, PathBuf)>) -> anyhow::Result<()> {
+    let mut echo = EchoServer::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    if let Some((cert, key)) = tls {
+        let certificate = ReloadingCertificate::load(CertificateFiles { cert, key, generated: false })?;
+        let config = wsgate_tls::server::server_config(certificate)?;
+        echo = echo.with_tls(tokio_rustls::TlsAcceptor::from(config));
+    }
+    let shutdown = CancellationToken::new();
+    stop_on_signal(shutdown.clone())?;
+    println!("wsgate: echo listening on {}", echo.local_addr());
+    echo.run(shutdown).await;
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C. The handlers are installed before this returns, so
+/// a signal sent as soon as the "listening" line appears already drains instead of killing.
+pub fn stop_on_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            tracing::info!("shutting down: draining live connections");
+            shutdown.cancel();
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        shutdown.cancel();
+    });
+    Ok(())
+}

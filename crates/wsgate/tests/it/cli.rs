@@ -1,0 +1,239 @@
+//! The seeds' walk-through through the command line, against the real binary: a publisher
+//! creates and publishes EchoWebSocket, an application subscribes with Gold, gets keys and a
+//! token, and the stock wscat talks to the API through the gateway. Then the lifecycle takes
+//! it away again, and bad commands fail with one line.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::harness::process::{TempDir, tool};
+use crate::harness::{echo_upstream, within};
+
+const ADMIN_PASSWORD: &str = "walkthrough-admin";
+
+/// `wsgate serve` with all listeners on free ports and its data in `dir`.
+struct Served {
+    child: Child,
+    ws: String,
+    control: String,
+}
+
+async fn serve(dir: &Path) -> Served {
+    let config = "[gateway]\nws_listen = \"127.0.0.1:0\"\nwss_listen = \"off\"\n[control]\nlisten = \"127.0.0.1:0\"\n";
+    let config_path = dir.join("wsgate.toml");
+    std::fs::write(&config_path, config).expect("config written");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("WSGATE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wsgate serve starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let (mut ws, mut control) = (None, None);
+    within(Duration::from_secs(30), "wsgate serve prints its listeners", async {
+        while ws.is_none() || control.is_none() {
+            let line = lines.next_line().await.expect("stdout readable").expect("wsgate exited before listening");
+            if let Some(addr) = line.strip_prefix("wsgate: ws listening on ") {
+                ws = Some(addr.to_string());
+            }
+            if let Some(addr) = line.strip_prefix("wsgate: control listening on ") {
+                control = Some(addr.to_string());
+            }
+        }
+    })
+    .await;
+    // Keep reading stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Served { child, ws: ws.unwrap_or_default(), control: control.unwrap_or_default() }
+}
+
+/// What one CLI run gave.
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `wsgate ARGS` as the admin against `served`, trusting the certificate in `dir`.
+async fn wsgate(served: &Served, dir: &Path, args: &[&str]) -> Run {
+    let port = served.control.rsplit(':').next().unwrap_or_default();
+    let output = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(args)
+        .arg("--server")
+        .arg(format!("https://localhost:{port}"))
+        .arg("--data-dir")
+        .arg(dir)
+        .env("WSGATE_USER", "admin")
+        .env("WSGATE_PASSWORD", ADMIN_PASSWORD)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = within(Duration::from_secs(30), "the CLI finishes", output).await.expect("the CLI runs");
+    Run {
+        ok: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+async fn ok(served: &Served, dir: &Path, args: &[&str]) -> String {
+    let run = wsgate(served, dir, args).await;
+    assert!(run.ok, "wsgate {args:?} succeeds; stderr: {}", run.stderr);
+    run.stdout
+}
+
+/// A failing command: non-zero, one line on stderr containing `expected`.
+async fn fails(served: &Served, dir: &Path, args: &[&str], expected: &str) {
+    let run = wsgate(served, dir, args).await;
+    assert!(!run.ok, "wsgate {args:?} fails");
+    let lines: Vec<&str> = run.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line on stderr for {args:?}: {:?}", run.stderr);
+    assert!(lines[0].contains(expected), "{args:?}: {:?} mentions {expected:?}", lines[0]);
+}
+
+/// Runs the stock wscat against `url` with `extra` arguments; returns its stdout.
+async fn wscat(url: &str, extra: &[&str]) -> (bool, String) {
+    let wscat = tool("WSGATE_WSCAT", "wscat");
+    let mut child = Command::new(&wscat)
+        .arg("-c")
+        .arg(url)
+        .args(extra)
+        .args(["-x", "hello", "-w", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wscat starts");
+    // wscat quits when stdin closes: keep it open until it is done.
+    let stdin = child.stdin.take();
+    let output = within(Duration::from_secs(20), "wscat finishes", child.wait_with_output()).await.expect("output");
+    drop(stdin);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.success() && stdout.lines().any(|l| l.trim_start_matches("< ") == "hello"), stdout)
+}
+
+#[tokio::test]
+async fn the_seed_walk_through_works_from_the_command_line() {
+    let dir = TempDir::new("cli-walkthrough");
+    let echo = echo_upstream().await;
+    let mut served = serve(dir.path()).await;
+
+    let created = ok(
+        &served,
+        dir.path(),
+        &[
+            "api",
+            "create",
+            "--name",
+            "EchoWebSocket",
+            "--context",
+            "/echowebsocket",
+            "--version",
+            "1.0",
+            "--endpoint",
+            &echo.url(),
+            "--plans",
+            "Gold,Silver",
+        ],
+    )
+    .await;
+    assert!(created.contains("CREATED"), "{created}");
+    assert!(ok(&served, dir.path(), &["api", "publish", "EchoWebSocket:1.0"]).await.contains("PUBLISHED"));
+    let listed = ok(&served, dir.path(), &["api", "list"]).await;
+    assert!(listed.contains("EchoWebSocket") && listed.contains("PUBLISHED"), "{listed}");
+
+    ok(&served, dir.path(), &["app", "create", "--name", "MyApp"]).await;
+    assert!(ok(&served, dir.path(), &["app", "list"]).await.contains("MyApp"));
+    ok(&served, dir.path(), &["subscribe", "--app", "MyApp", "--api", "EchoWebSocket:1.0.0", "--plan", "Gold"]).await;
+    let keys = ok(&served, dir.path(), &["keys", "--app", "MyApp"]).await;
+    assert!(keys.contains("client_id: ") && keys.contains("client_secret: "), "{keys}");
+    let token = ok(&served, dir.path(), &["token", "--app", "MyApp"]).await;
+    let token = token.trim();
+    assert_eq!(token.split('.').count(), 3, "`wsgate token` prints a JWT and nothing else: {token:?}");
+
+    // Published through the control plane, reachable through the gateway within a second,
+    // with the token in the header or (for browsers) in the query, as in the seeds.
+    let url = format!("ws://{}/echowebsocket/1.0.0", served.ws);
+    let header = format!("Authorization: Bearer {token}");
+    let mut reached = false;
+    for _ in 0..10 {
+        if wscat(&url, &["-H", &header]).await.0 {
+            reached = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reached, "wscat echoes through the gateway after `api publish`");
+    assert!(wscat(&format!("{url}?access_token={token}"), &[]).await.0, "the access_token query works too");
+    assert!(!wscat(&url, &[]).await.0, "without a token the gateway refuses");
+
+    // Retired: new connections are refused.
+    ok(&served, dir.path(), &["api", "deprecate", "EchoWebSocket:1.0"]).await;
+    ok(&served, dir.path(), &["api", "retire", "EchoWebSocket:1.0"]).await;
+    let mut refused = false;
+    for _ in 0..20 {
+        if !wscat(&url, &[]).await.0 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "a retired API takes no new connections");
+
+    // Bad commands: one line each, non-zero.
+    fails(&served, dir.path(), &["api", "publish", "Nope:1.0"], "no API Nope:1.0").await;
+    fails(&served, dir.path(), &["api", "publish", "EchoWebSocket:1.0"], "RETIRED").await;
+    fails(
+        &served,
+        dir.path(),
+        &["subscribe", "--app", "MyApp", "--api", "EchoWebSocket:1.0", "--plan", "Platinum"],
+        "",
+    )
+    .await;
+    fails(&served, dir.path(), &["api", "show", "missing-colon"], "NAME:VERSION").await;
+    let _ = served.child.start_kill();
+}
+
+#[tokio::test]
+async fn wrong_credentials_and_an_unreachable_server_fail_with_one_line() {
+    let dir = TempDir::new("cli-errors");
+    let served = serve(dir.path()).await;
+    let port = served.control.rsplit(':').next().unwrap_or_default().to_string();
+    let wrong = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(["api", "list", "--server", &format!("https://localhost:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .env("WSGATE_USER", "admin")
+        .env("WSGATE_PASSWORD", "not-the-password")
+        .output()
+        .await
+        .expect("runs");
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot sign in"), "{stderr}");
+
+    let nowhere = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(["api", "list", "--server", "https://localhost:1", "--data-dir"])
+        .arg(dir.path())
+        .env("WSGATE_USER", "admin")
+        .env("WSGATE_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .await
+        .expect("runs");
+    assert!(!nowhere.status.success());
+    let stderr = String::from_utf8_lossy(&nowhere.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot reach the control plane"), "{stderr}");
+}

@@ -1,0 +1,15 @@
+//! The control plane over real HTTPS: the REST API of the publisher and the developer portal,
+//! and the OAuth2 key manager. Each test starts its own control plane in-process on
+//! `127.0.0.1:0` with an SQLite store in a fresh directory.
+//!
+//! Reading order: `harness` (the control plane under test and an HTTPS client that trusts its
+//! generated certificate), then the tests in the order a new user meets the product:
+//! `session` (sign-in, roles, CSRF), `apis` (publisher), `applications` (developer portal:
+//! applications, keys, subscriptions), `oauth2` (token, JWKS, revocation, rotation).
+
+mod harness;
+
+mod session;
+mod apis;
+mod applications;
+mod oauth2;
