@@ -79,8 +79,11 @@ impl Report {
         self
     }
 
+    /// Prints the line, ending with the tool's own CPU time so far (`self_cpu_ms`), which lets
+    /// the script tell the CPU used by other processes during the run from ours.
     fn print(&self, human: &str) {
-        println!("{}", self.line);
+        let own = usage::cpu_seconds(&[std::process::id()]).unwrap_or_default();
+        println!("{} self_cpu_ms={:.0}", self.line, own * 1e3);
         eprintln!("{human}");
     }
 }

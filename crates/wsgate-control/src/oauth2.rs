@@ -299,7 +299,7 @@ pub async fn introspect(
         return inactive();
     }
     let revoked = state.store().list_revoked_tokens(now()).await?;
-    if revoked.iter().any(|r| r.jti == claims.jti) {
+    if revoked.iter().any(|r| r.revokes(&claims.jti, &claims.application_id, claims.iat)) {
         return inactive();
     }
     Ok((no_store(), Json(active(&claims))).into_response())

@@ -9,7 +9,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::error::ApiError;
 use crate::oauth2;
-use crate::rest::{apis, applications, plans, session, subscriptions, users};
+use crate::rest::{apis, applications, plans, revocations, session, subscriptions, users};
 use crate::state::AppState;
 
 /// The OpenAPI 3 document of every route below, served at `GET /api/v1/openapi.json`.
@@ -48,6 +48,8 @@ pub const ROUTES: &[Route] = &[
     route(Method::GET, "/api/v1/applications/{id}/keys", |m| on(m, applications::keys)),
     route(Method::POST, "/api/v1/applications/{id}/keys", |m| on(m, applications::generate_keys)),
     route(Method::POST, "/api/v1/applications/{id}/token", |m| on(m, applications::token)),
+    route(Method::POST, "/api/v1/applications/{id}/revocations", |m| on(m, revocations::revoke_application_tokens)),
+    route(Method::POST, "/api/v1/revocations", |m| on(m, revocations::revoke_token)),
     route(Method::GET, "/api/v1/subscriptions", |m| on(m, subscriptions::list)),
     route(Method::POST, "/api/v1/subscriptions", |m| on(m, subscriptions::create)),
     route(Method::POST, "/api/v1/subscriptions/{id}/state", |m| on(m, subscriptions::set_state)),

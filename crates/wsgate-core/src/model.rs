@@ -268,11 +268,38 @@ pub struct SigningKey {
     pub retire_at: UnixTime,
 }
 
-/// A revoked access token, kept until it would have expired anyway.
+/// A revoked access token, kept until it would have expired anyway. An entry may also revoke
+/// every token issued to one application up to a moment ([`RevokedToken::application`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokedToken {
     pub jti: String,
     pub expires_at: UnixTime,
+}
+
+/// Prefix of the entries that revoke an application's tokens; token jtis never contain ':'.
+const APPLICATION_PREFIX: &str = "application:";
+
+impl RevokedToken {
+    /// Revokes every token issued to `application_id` at or before `at`. It is kept for one
+    /// token lifetime: after that, no token it revokes can still be valid.
+    pub fn application(application_id: &str, at: UnixTime, token_ttl_secs: i64) -> RevokedToken {
+        RevokedToken { jti: format!("{APPLICATION_PREFIX}{application_id}@{at}"), expires_at: at + token_ttl_secs }
+    }
+
+    /// For an application-wide entry: the application and the moment up to which its tokens
+    /// are revoked.
+    pub fn application_cutoff(&self) -> Option<(&str, UnixTime)> {
+        let (application_id, at) = self.jti.strip_prefix(APPLICATION_PREFIX)?.rsplit_once('@')?;
+        Some((application_id, at.parse().ok()?))
+    }
+
+    /// Whether this entry revokes the token with this jti, application and issue time.
+    pub fn revokes(&self, jti: &str, application_id: &str, issued_at: UnixTime) -> bool {
+        match self.application_cutoff() {
+            Some((application, at)) => application == application_id && issued_at <= at,
+            None => self.jti == jti,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -301,6 +328,20 @@ mod tests {
             assert_eq!(Role::parse(role.as_str()), Some(role));
         }
         assert_eq!(serde_json_like(Lifecycle::Published), "PUBLISHED");
+    }
+
+    #[test]
+    fn an_application_revocation_covers_its_earlier_tokens_only() {
+        let entry = RevokedToken::application("app1", 1000, 3600);
+        assert_eq!(entry.expires_at, 4600);
+        assert_eq!(entry.application_cutoff(), Some(("app1", 1000)));
+        assert!(entry.revokes("any", "app1", 999));
+        assert!(entry.revokes("any", "app1", 1000));
+        assert!(!entry.revokes("any", "app1", 1001));
+        assert!(!entry.revokes("any", "app2", 999));
+        let single = RevokedToken { jti: "abc".into(), expires_at: 5 };
+        assert!(single.revokes("abc", "app1", 0) && !single.revokes("abd", "app1", 0));
+        assert_eq!(single.application_cutoff(), None);
     }
 
     fn serde_json_like(state: Lifecycle) -> String {

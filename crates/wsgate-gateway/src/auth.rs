@@ -34,6 +34,8 @@ pub struct Principal {
     pub subscriber: String,
     pub plan: String,
     /// Unix seconds.
+    pub issued_at: i64,
+    /// Unix seconds.
     pub expires_at: i64,
 }
 
@@ -50,6 +52,7 @@ struct Claims {
     aud: Audience,
     exp: Option<i64>,
     nbf: Option<i64>,
+    iat: Option<i64>,
     jti: Option<String>,
     client_id: Option<String>,
     /// OIDC's "authorized party": the client id in some providers' access tokens.
@@ -101,6 +104,10 @@ pub async fn authenticate(
     } else {
         claims.application_id.clone().ok_or(Rejection::InvalidToken("token names no application"))?
     };
+    let issued_at = claims.iat.unwrap_or(0);
+    if access.is_revoked(claims.jti.as_deref().unwrap_or_default(), &application_id, issued_at) {
+        return Err(Rejection::InvalidToken("token revoked"));
+    }
     let subscription = access.allows(&application_id, &managed.id).map_err(Rejection::NotAllowed)?;
     let granted: Vec<&str> = claims.scope.split_whitespace().collect();
     if !managed.scopes.iter().all(|needed| granted.contains(&needed.as_str())) {
@@ -114,6 +121,7 @@ pub async fn authenticate(
         subscriber: application.map(|a| a.owner.clone()).unwrap_or_default(),
         plan: subscription.plan.clone(),
         application_id,
+        issued_at,
         expires_at: claims.exp.unwrap_or(i64::MAX),
     })
 }
@@ -210,13 +218,10 @@ async fn verify(token: &str, access: &Access, providers: &Providers, now: i64) -
     if !claims.aud.contains(audience) {
         return Err(Rejection::InvalidToken("wrong audience"));
     }
-    // The control plane's tokens always carry a jti, so that they can be revoked.
-    let revoked = match &claims.jti {
-        Some(jti) => access.revoked.contains(jti),
-        None => !external,
-    };
-    if revoked {
-        return Err(Rejection::InvalidToken("token revoked"));
+    // The control plane's tokens always carry a jti and an iat, so that they can be revoked
+    // (checked once the application is known).
+    if !external && (claims.jti.is_none() || claims.iat.is_none()) {
+        return Err(Rejection::InvalidToken("token cannot be revoked (no jti or iat)"));
     }
     Ok((claims, external))
 }

@@ -21,6 +21,7 @@ pub struct Registry {
 #[derive(Debug)]
 struct Live {
     jti: String,
+    issued_at: i64,
     application_id: String,
     api_id: String,
     stop: Arc<StopSignal>,
@@ -44,6 +45,7 @@ impl Registry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let live = Live {
             jti: principal.jti.clone(),
+            issued_at: principal.issued_at,
             application_id: principal.application_id.clone(),
             api_id: api_id.to_string(),
             stop,
@@ -66,20 +68,21 @@ impl Registry {
         let apis = snapshot.routes.managed_apis();
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         for connection in live.values() {
-            let reason = if snapshot.access.revoked.contains(&connection.jti) {
-                Some("token revoked")
-            } else {
-                match apis.get(connection.api_id.as_str()) {
-                    None => Some("API retired or deleted"),
-                    Some(true) => Some("API blocked"),
-                    Some(false) => match snapshot.access.allows(&connection.application_id, &connection.api_id) {
-                        Ok(_) => None,
-                        Err(Denial::ApplicationDeleted) => Some("application deleted"),
-                        Err(Denial::NotSubscribed) => Some("subscription removed"),
-                        Err(Denial::SubscriptionBlocked) => Some("subscription blocked"),
-                    },
-                }
-            };
+            let reason =
+                if snapshot.access.is_revoked(&connection.jti, &connection.application_id, connection.issued_at) {
+                    Some("token revoked")
+                } else {
+                    match apis.get(connection.api_id.as_str()) {
+                        None => Some("API retired or deleted"),
+                        Some(true) => Some("API blocked"),
+                        Some(false) => match snapshot.access.allows(&connection.application_id, &connection.api_id) {
+                            Ok(_) => None,
+                            Err(Denial::ApplicationDeleted) => Some("application deleted"),
+                            Err(Denial::NotSubscribed) => Some("subscription removed"),
+                            Err(Denial::SubscriptionBlocked) => Some("subscription blocked"),
+                        },
+                    }
+                };
             if let Some(reason) = reason {
                 connection.stop.stop(1008, reason);
             }

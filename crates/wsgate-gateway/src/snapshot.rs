@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 use wsgate_core::config::ApiSpec;
-use wsgate_core::model::{ApiRecord, Application, Lifecycle, Subscription, SubscriptionState};
+use wsgate_core::model::{ApiRecord, Application, Lifecycle, RevokedToken, Subscription, SubscriptionState};
 use wsgate_store::{Store, StoreError, SubscriptionFilter};
 
 use crate::idp::VerifyKey;
@@ -35,12 +35,20 @@ pub struct Access {
     pub client_ids: HashMap<String, String>,
     /// `jti`s of revoked tokens that have not expired yet.
     pub revoked: HashSet<String>,
+    /// Applications whose tokens issued at or before a moment are revoked, with that moment.
+    pub revoked_applications: HashMap<String, i64>,
     pub applications: HashMap<String, Application>,
     /// Subscriptions that are not REMOVED, by (application id, API id).
     pub subscriptions: HashMap<(String, String), Subscription>,
 }
 
 impl Access {
+    /// Whether the token with this jti, application and issue time has been revoked, by itself
+    /// or with all of its application's earlier tokens.
+    pub fn is_revoked(&self, jti: &str, application_id: &str, issued_at: i64) -> bool {
+        self.revoked.contains(jti) || self.revoked_applications.get(application_id).is_some_and(|at| issued_at <= *at)
+    }
+
     /// Whether `application_id` may still use API `api_id`: it exists and its subscription is
     /// active.
     pub fn allows(&self, application_id: &str, api_id: &str) -> Result<&Subscription, Denial> {
@@ -143,7 +151,15 @@ pub fn build(file_apis: &[ApiSpec], view: &StoreView, issuer: Option<&str>) -> S
             .map(|k| (k.kid.clone(), VerifyKey::Es256(k.public_key.clone())))
             .collect(),
         client_ids: view.credentials.iter().map(|c| (c.client_id.clone(), c.application_id.clone())).collect(),
-        revoked: view.revoked.iter().map(|r| r.jti.clone()).collect(),
+        revoked: view.revoked.iter().filter(|r| r.application_cutoff().is_none()).map(|r| r.jti.clone()).collect(),
+        revoked_applications: view.revoked.iter().filter_map(RevokedToken::application_cutoff).fold(
+            HashMap::new(),
+            |mut cutoffs, (application, at)| {
+                let cutoff = cutoffs.entry(application.to_string()).or_insert(at);
+                *cutoff = (*cutoff).max(at);
+                cutoffs
+            },
+        ),
         applications: view.applications.iter().map(|a| (a.id.clone(), a.clone())).collect(),
         subscriptions: view
             .subscriptions

@@ -182,6 +182,14 @@ impl Failure {
         }
     }
 
+    /// The rule a write broke, if that is why it failed.
+    pub fn rule(&self) -> Option<Rule> {
+        match self {
+            Failure::Unique(rule) => *rule,
+            _ => None,
+        }
+    }
+
     /// For reads, where no rule can break.
     pub fn plain(self) -> StoreError {
         self.explain(|rule| format!("{rule:?} broken by a read"))

@@ -88,6 +88,19 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Revoke one access token, or every token an application holds so far; the gateway closes
+    /// their live connections.
+    #[command(group = clap::ArgGroup::new("what").required(true).args(["token", "app"]))]
+    Revoke {
+        /// The access token to revoke.
+        #[arg(long)]
+        token: Option<String>,
+        /// Revoke every token issued to this application so far.
+        #[arg(long)]
+        app: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Subcommand)]

@@ -43,6 +43,9 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Token { app, scope, client } => {
             commands::token(&ControlClient::connect(&client)?, &app, scope.as_deref())
         }
+        Command::Revoke { token, app, client } => {
+            commands::revoke(&ControlClient::connect(&client)?, token.as_deref(), app.as_deref())
+        }
     }
 }
 

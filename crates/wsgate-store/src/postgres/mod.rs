@@ -117,9 +117,8 @@ impl Postgres {
     /// committed after this returns reaches the feed.
     pub(crate) async fn open(url: &str) -> Result<Postgres, StoreError> {
         let target = Arc::new(Target::parse(url)?);
-        let deadline = Instant::now() + MIGRATION_TIMEOUT;
-        let mut client = target.connect(deadline).await?;
-        timeout_at(deadline, migrate(&mut client, &target.name))
+        let mut client = target.connect(Instant::now() + CALL_TIMEOUT).await?;
+        timeout_at(Instant::now() + MIGRATION_TIMEOUT, migrate(&mut client, &target.name))
             .await
             .map_err(|_| {
                 StoreError::Unavailable(format!(
@@ -170,20 +169,22 @@ impl Backend for Postgres {
     }
 
     async fn write(&self, write: Write) -> Result<(), Failure> {
-        // `NotFound` found by a statement rolls back too; it travels out of the closure inside
-        // `Ok` because only database errors may decide the connection's fate.
+        // A statement that finds nothing to work on ends the write with `NotFound`; it travels
+        // out of the closure inside `Ok` because only database errors may decide the
+        // connection's fate. Rollbacks are awaited, not left to the transaction's drop, so no
+        // lock outlives the call.
         let outcome = self
             .call(async |client| {
                 let transaction = client.transaction().await?;
-                for statement in &write.statements {
-                    if let Err(what) = run_statement(&transaction, statement).await? {
-                        return Ok(Err(what));
+                match run_write(&transaction, &write).await {
+                    Ok(Ok(())) => transaction.commit().await.map(Ok),
+                    Ok(Err(what)) => transaction.rollback().await.map(|()| Err(what)),
+                    Err(error) => {
+                        // The write's error is the one to report, whatever the rollback says.
+                        let _ = transaction.rollback().await;
+                        Err(error)
                     }
                 }
-                for change in &write.changes {
-                    transaction.execute(NOTIFY, &[&change.as_str()]).await?;
-                }
-                transaction.commit().await.map(Ok)
             })
             .await?;
         outcome.map_err(|what| StoreError::NotFound { what }.into())
@@ -196,6 +197,23 @@ impl Backend for Postgres {
 
 fn sql_params(params: &[Param]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
     params.iter().map(Param::as_sql).collect()
+}
+
+/// Runs a write's statements, then its notifications; `Ok(Err(what))` when a statement did
+/// not meet its expectation (nothing after it runs).
+async fn run_write(
+    transaction: &Transaction<'_>,
+    write: &Write,
+) -> Result<Result<(), &'static str>, tokio_postgres::Error> {
+    for statement in &write.statements {
+        if let Err(what) = run_statement(transaction, statement).await? {
+            return Ok(Err(what));
+        }
+    }
+    for change in &write.changes {
+        transaction.execute(NOTIFY, &[&change.as_str()]).await?;
+    }
+    Ok(Ok(()))
 }
 
 /// Runs one statement of a write; `Ok(Err(what))` when it did not meet its expectation.

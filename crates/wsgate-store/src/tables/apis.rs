@@ -7,7 +7,7 @@ use wsgate_core::version;
 
 use super::{from_i64, from_json, read, read_one, to_i64, to_json, unknown, write};
 use crate::schema::Rule;
-use crate::sql::{Backend, Expect, Param, Row, Statement};
+use crate::sql::{Backend, Expect, Param, Row, Statement, Write};
 use crate::{Change, Result};
 
 /// The columns `decode_api` reads, in its order; writes add `canonical_version` as `$17`.
@@ -78,20 +78,39 @@ fn api_params(api: &ApiRecord) -> Result<Vec<Param>> {
     ])
 }
 
-fn explain_api(api: &ApiRecord, rule: Rule) -> String {
-    match rule {
+/// Runs an API write; a broken rule is worded with the values involved. When the context and
+/// canonical version are taken, the message names the existing API's version as written, so
+/// "1.0.0 already exists" does not puzzle a user who sees only 1.0 in the list.
+async fn write_api(db: &impl Backend, api: &ApiRecord, statement: Statement) -> Result<()> {
+    let write = Write { statements: vec![statement], changes: vec![Change::Apis] };
+    let failure = match db.write(write).await {
+        Ok(()) => return Ok(()),
+        Err(failure) => failure,
+    };
+    let existing = match failure.rule() {
+        Some(Rule::ApiContextVersion) => existing_version(db, api).await,
+        _ => None,
+    };
+    Err(failure.explain(|rule| match rule {
         Rule::ApiNameVersion => format!("an API named {} with version {} already exists", api.name, api.version),
-        Rule::ApiContextVersion if version::canonical(&api.version) != api.version => format!(
-            "an API with context {} and version {} already exists (versions that differ only by trailing .0 \
-             parts, like 1.0 and 1.0.0, are the same)",
-            api.context, api.version
-        ),
-        Rule::ApiContextVersion => {
-            format!("an API with context {} and version {} already exists", api.context, api.version)
-        }
+        Rule::ApiContextVersion => match existing.filter(|version| *version != api.version) {
+            Some(version) => format!(
+                "an API with context {} and version {version} already exists ({} is the same version)",
+                api.context, api.version
+            ),
+            None => format!("an API with context {} and version {} already exists", api.context, api.version),
+        },
         Rule::ApiId => format!("an API with id {} already exists", api.id),
         other => format!("API {} breaks the rule {other:?}", api.name),
-    }
+    }))
+}
+
+/// The version, as written, of the other API holding the context and canonical version; `None`
+/// if that read fails too (the message then names the version asked for).
+async fn existing_version(db: &impl Backend, api: &ApiRecord) -> Option<String> {
+    const SQL: &str = "SELECT version FROM apis WHERE context = $1 AND canonical_version = $2 AND id <> $3";
+    let params = vec![api.context.as_str().into(), version::canonical(&api.version).into(), api.id.as_str().into()];
+    read_one(db, SQL, params, |row| row.text(0)).await.ok().flatten()
 }
 
 pub(super) async fn create_api(db: &impl Backend, api: &ApiRecord) -> Result<()> {
@@ -101,8 +120,7 @@ pub(super) async fn create_api(db: &impl Backend, api: &ApiRecord) -> Result<()>
         ", canonical_version) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     );
-    let statement = Statement::new(SQL, api_params(api)?);
-    write(db, vec![statement], &[Change::Apis], |rule| explain_api(api, rule)).await
+    write_api(db, api, Statement::new(SQL, api_params(api)?)).await
 }
 
 pub(super) async fn api(db: &impl Backend, id: &str) -> Result<Option<ApiRecord>> {
@@ -122,8 +140,7 @@ pub(super) async fn update_api(db: &impl Backend, api: &ApiRecord) -> Result<()>
         auth = $7, state = $8, default_version = $9, ca_file = $10, insecure_skip_verify = $11, scopes = $12, \
         close_on_token_expiry = $13, owner = $14, created_at = $15, updated_at = $16, canonical_version = $17 \
         WHERE id = $1";
-    let statement = Statement::new(SQL, api_params(api)?).expect(Expect::Touches("API"));
-    write(db, vec![statement], &[Change::Apis], |rule| explain_api(api, rule)).await
+    write_api(db, api, Statement::new(SQL, api_params(api)?).expect(Expect::Touches("API"))).await
 }
 
 /// Subscriptions go with the API through the schema's `ON DELETE CASCADE`.

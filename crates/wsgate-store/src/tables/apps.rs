@@ -48,8 +48,11 @@ pub(super) async fn application(db: &impl Backend, id: &str) -> Result<Option<Ap
     read_one(db, SQL, vec![id.into()], decode_application).await
 }
 
+/// An absent owner matches all; the `CAST` gives PostgreSQL the parameter's type, which
+/// `IS NULL` alone does not.
 pub(super) async fn list_applications(db: &impl Backend, owner: Option<&str>) -> Result<Vec<Application>> {
-    const SQL: &str = concat!("SELECT ", application_columns!(), " FROM applications WHERE ($1 IS NULL OR owner = $1)");
+    const SQL: &str =
+        concat!("SELECT ", application_columns!(), " FROM applications WHERE (CAST($1 AS TEXT) IS NULL OR owner = $1)");
     let mut apps = read(db, SQL, vec![Param::OptText(owner.map(Into::into))], decode_application).await?;
     apps.sort_by(|a, b| (&a.name, &a.owner, &a.id).cmp(&(&b.name, &b.owner, &b.id)));
     Ok(apps)
@@ -127,7 +130,8 @@ pub(super) async fn list_subscriptions(db: &impl Backend, filter: SubscriptionFi
     const SQL: &str = concat!(
         "SELECT ",
         subscription_columns!(),
-        " FROM subscriptions WHERE ($1 IS NULL OR application_id = $1) AND ($2 IS NULL OR api_id = $2)"
+        " FROM subscriptions WHERE (CAST($1 AS TEXT) IS NULL OR application_id = $1) \
+         AND (CAST($2 AS TEXT) IS NULL OR api_id = $2)"
     );
     let params =
         vec![Param::OptText(filter.application_id.map(Into::into)), Param::OptText(filter.api_id.map(Into::into))];

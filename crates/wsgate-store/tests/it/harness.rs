@@ -44,10 +44,11 @@ pub fn base_url() -> String {
     std::env::var("WSGATE_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-/// `url` with its search path set to `schema`, through the startup `options` parameter.
+/// `url` with its search path set to `schema`, through the startup `options` parameter, and
+/// the schema's name as application name, so the test's sessions can be found and ended.
 pub fn url_in_schema(url: &str, schema: &str) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}options=-csearch_path%3D{schema}")
+    format!("{url}{separator}options=-csearch_path%3D{schema}&application_name={schema}")
 }
 
 /// A schema of the test's own in the shared PostgreSQL database, dropped with everything in it
@@ -81,14 +82,19 @@ impl PgSchema {
 
 impl Drop for PgSchema {
     fn drop(&mut self) {
-        // Drop cannot await, and the test's runtime may be the one calling: a thread with a
-        // runtime of its own does the work.
+        // Drop cannot await, so a thread with a runtime of its own does the work. The test's
+        // runtime is blocked meanwhile, stores opened on it included: their sessions are ended
+        // first, or a lock they still hold would make the drop wait for ever.
         let (url, name) = (self.admin_url.clone(), self.name.clone());
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
             runtime.block_on(async {
                 let client = connect(&url).await?;
-                client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await.map_err(|e| e.to_string())
+                let end_sessions = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                    WHERE application_name = $1 AND pid <> pg_backend_pid()";
+                client.execute(end_sessions, &[&name]).await.map_err(|e| e.to_string())?;
+                let drop = format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {name} CASCADE");
+                client.batch_execute(&drop).await.map_err(|e| e.to_string())
             })
         })
         .join();
@@ -104,7 +110,10 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
     let (client, connection) = tokio::time::timeout(Duration::from_secs(5), connecting)
         .await
         .map_err(|_| "no answer within 5 s".to_string())?
-        .map_err(|error| format!("{error}: {:?}", std::error::Error::source(&error)))?;
+        .map_err(|error| match std::error::Error::source(&error) {
+            Some(cause) => format!("{error}: {cause}"),
+            None => error.to_string(),
+        })?;
     tokio::spawn(connection);
     Ok(client)
 }

@@ -123,3 +123,37 @@ async fn the_store_survives_a_server_outage() {
     }
     assert!(acknowledged.iter().any(|name| name == "w-0"), "the writer wrote before the outage");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_server_costs_each_call_at_most_the_bound() {
+    let Some(server) = tokio::task::block_in_place(PgServer::start_new) else { return };
+    let db = wsgate_store::open_postgres(&server.url()).await.expect("open");
+    db.create_user(&user("before", &[])).await.expect("write before the freeze");
+
+    tokio::task::block_in_place(|| server.freeze());
+    // On the open connection: the query is sent and never answered.
+    let (took, message) = unavailable(db.list_users()).await;
+    eprintln!("read on the frozen connection: {took:?}: {message}");
+    assert!(took >= Duration::from_millis(4500) && took < CALL_BOUND, "took {took:?}");
+    assert!(message.ends_with("did not answer within 5 s"), "{message}");
+    // On a new connection: TCP connects (the kernel accepts), the handshake is never answered.
+    let (took, message) = unavailable(db.create_user(&user("during", &[]))).await;
+    eprintln!("write needing a new connection: {took:?}: {message}");
+    assert!(took < CALL_BOUND, "took {took:?}");
+    tokio::task::block_in_place(|| server.thaw());
+
+    let thawed = Instant::now();
+    loop {
+        match db.create_user(&user("after", &[])).await {
+            Ok(()) => break,
+            Err(StoreError::Unavailable(message)) if thawed.elapsed() < Duration::from_secs(15) => {
+                eprintln!("not yet: {message}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("the store did not recover: {error:?}"),
+        }
+    }
+    eprintln!("first write after the thaw succeeded after {:?}", thawed.elapsed());
+    let names: HashSet<String> = db.list_users().await.expect("list").into_iter().map(|u| u.name).collect();
+    assert!(names.contains("before") && names.contains("after"), "{names:?}");
+}

@@ -57,6 +57,27 @@ impl PgServer {
         self.run("pg_ctl", &["-D", path(&self.data()), "-m", "immediate", "-w", "-t", "30", "stop"]);
     }
 
+    /// Freezes every process of the server (SIGSTOP): connections stay open and the kernel
+    /// still accepts new ones, but nothing answers — a hung server, or a network black hole.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    /// Sends `signal` to the postmaster and its children; nothing when it is not running. A
+    /// child may exit between `ps` and `kill`: `kill` still signals the others, so its exit
+    /// status is not checked.
+    fn signal(&self, signal: &str) {
+        let pid_file = std::fs::read_to_string(self.data().join("postmaster.pid")).unwrap_or_default();
+        let Some(postmaster) = pid_file.lines().next().filter(|pid| !pid.is_empty()) else { return };
+        let children = Command::new("ps").args(["-o", "pid=", "--ppid", postmaster]).output().expect("run ps");
+        let children = String::from_utf8_lossy(&children.stdout).into_owned();
+        let _ = Command::new("kill").arg(signal).arg(postmaster).args(children.split_whitespace()).output();
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.join("data")
     }
@@ -92,6 +113,8 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
+        // A frozen server would not act on the stop signal.
+        self.signal("-CONT");
         let pid_file = self.data().join("postmaster.pid");
         if pid_file.exists() {
             let stopped = self

@@ -17,7 +17,7 @@ macro_rules! postgres_case {
             async fn $case() {
                 let Some(schema) = PgSchema::create().await else { return };
                 let db = wsgate_store::open_postgres(&schema.url).await.expect("open");
-                suite::$case(db).await;
+                tokio::time::timeout(suite::CASE_LIMIT, suite::$case(db)).await.expect("the case finished in time");
             }
         )*
     };
@@ -105,6 +105,20 @@ async fn an_unreachable_server_is_reported_quickly() {
     assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
     let StoreError::Unavailable(message) = &error else { panic!("expected unavailable, got {error:?}") };
     assert!(message.contains("127.0.0.1:") && message.to_lowercase().contains("refused"), "{message}");
+}
+
+/// A server that accepts the connection and then says nothing (hung, or a black hole on the
+/// way) costs a caller the store's call bound, not for ever.
+#[tokio::test]
+async fn a_server_that_never_answers_is_given_up_on_in_time() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("postgres://postgres@{}/test", silent.local_addr().expect("address"));
+    let started = Instant::now();
+    let error = wsgate_store::open_postgres(&url).await.expect_err("no answer");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(7), "took {took:?}");
+    let StoreError::Unavailable(message) = &error else { panic!("expected unavailable, got {error:?}") };
+    assert!(message.ends_with("did not answer within 5 s"), "{message}");
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ macro_rules! sqlite_case {
             async fn $case() {
                 let dir = TempDir::new("wsgate_sqlite");
                 let db = wsgate_store::open_sqlite(&dir.path().join("wsgate.db")).await.expect("open");
-                suite::$case(db).await;
+                tokio::time::timeout(suite::CASE_LIMIT, suite::$case(db)).await.expect("the case finished in time");
             }
         )*
     };

@@ -114,6 +114,24 @@ pub fn token(client: &ControlClient, app: &str, scope: Option<&str>) -> anyhow::
     Ok(())
 }
 
+/// `wsgate revoke --token T` or `--app N`.
+pub fn revoke(client: &ControlClient, token: Option<&str>, app: Option<&str>) -> anyhow::Result<()> {
+    match (token, app) {
+        (Some(token), _) => {
+            let revoked: Value = client.post("/api/v1/revocations", json!({ "token": token }))?;
+            println!("revoked token {}", str_of(&revoked, "revoked"));
+        }
+        (None, Some(app)) => {
+            let app_record = find_app(client, app)?;
+            let _: Value =
+                client.post(&format!("/api/v1/applications/{}/revocations", str_of(&app_record, "id")), json!({}))?;
+            println!("revoked every token of {app} issued until now");
+        }
+        (None, None) => anyhow::bail!("pass --token or --app"),
+    }
+    Ok(())
+}
+
 /// The API named `NAME:VERSION` (versions compared as the gateway does: `1.0` = `1.0.0`).
 fn find_api(client: &ControlClient, text: &str) -> anyhow::Result<Value> {
     let (name, version) = name_version(text)?;

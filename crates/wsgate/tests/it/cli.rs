@@ -124,6 +124,20 @@ async fn wscat(url: &str, extra: &[&str]) -> (bool, String) {
     (output.status.success() && stdout.lines().any(|l| l.trim_start_matches("< ") == "hello"), stdout)
 }
 
+/// Tries wscat with `header` until its success equals `expected` (changes take a moment to
+/// reach the gateway); returns the last outcome.
+async fn wscat_eventually(url: &str, header: &str, expected: bool) -> bool {
+    let mut outcome = !expected;
+    for _ in 0..20 {
+        outcome = wscat(url, &["-H", header]).await.0;
+        if outcome == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    outcome
+}
+
 #[tokio::test]
 async fn the_seed_walk_through_works_from_the_command_line() {
     let dir = TempDir::new("cli-walkthrough");
@@ -178,6 +192,22 @@ async fn the_seed_walk_through_works_from_the_command_line() {
     assert!(reached, "wscat echoes through the gateway after `api publish`");
     assert!(wscat(&format!("{url}?access_token={token}"), &[]).await.0, "the access_token query works too");
     assert!(!wscat(&url, &[]).await.0, "without a token the gateway refuses");
+
+    // Revoked: that token no longer opens connections; a new one does, until the application's
+    // tokens are all revoked.
+    let revoked = ok(&served, dir.path(), &["revoke", "--token", token]).await;
+    assert!(revoked.contains("revoked token"), "{revoked}");
+    assert!(!wscat_eventually(&url, &header, false).await, "a revoked token is refused");
+    let second = ok(&served, dir.path(), &["token", "--app", "MyApp"]).await;
+    let second_header = format!("Authorization: Bearer {}", second.trim());
+    assert!(wscat_eventually(&url, &second_header, true).await, "a new token works");
+    ok(&served, dir.path(), &["revoke", "--app", "MyApp"]).await;
+    assert!(!wscat_eventually(&url, &second_header, false).await, "revoke --app revokes the app's earlier tokens");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let third = ok(&served, dir.path(), &["token", "--app", "MyApp"]).await;
+    let third_header = format!("Authorization: Bearer {}", third.trim());
+    assert!(wscat_eventually(&url, &third_header, true).await, "a token issued after revoke --app works");
+    fails(&served, dir.path(), &["revoke", "--token", "not-a-token"], "not a valid access token").await;
 
     // Retired: new connections are refused.
     ok(&served, dir.path(), &["api", "deprecate", "EchoWebSocket:1.0"]).await;

@@ -25,6 +25,7 @@ mod control;
 mod deflate;
 mod echo;
 mod routing;
+mod security;
 mod shutdown;
 mod timeouts;
 mod tls;

@@ -56,12 +56,12 @@ pub async fn api_context_and_canonical_version_are_unique(db: Db) {
     let message = conflict(db.create_api(&api("a2", "Echo2", "/echowebsocket", "1.0")).await);
     assert_eq!(message, "an API with context /echowebsocket and version 1.0 already exists");
     let message = conflict(db.create_api(&api("a2", "Echo2", "/echowebsocket", "1.0.0")).await);
-    assert!(
-        message.starts_with("an API with context /echowebsocket and version 1.0.0 already exists (")
-            && message.contains("1.0 and 1.0.0"),
-        "{message}"
+    assert_eq!(
+        message,
+        "an API with context /echowebsocket and version 1.0 already exists (1.0.0 is the same version)"
     );
-    conflict(db.create_api(&api("a2", "Echo2", "/echowebsocket", "1")).await);
+    let message = conflict(db.create_api(&api("a2", "Echo2", "/echowebsocket", "1")).await);
+    assert_eq!(message, "an API with context /echowebsocket and version 1.0 already exists (1 is the same version)");
     db.create_api(&api("a2", "Echo2", "/echowebsocket", "1.0.1")).await.expect("a different version");
     db.create_api(&api("a3", "Echo3", "/echowebsocket/v", "1.0")).await.expect("a different context");
     db.create_api(&api("a4", "Echo4", "/echowebsocket", "v1.0")).await.expect("not numeric, not the same");
@@ -73,7 +73,8 @@ pub async fn api_updates_obey_the_same_rules(db: Db) {
     let mut chat = api("a2", "Echo", "/chat", "1.0");
     assert_eq!(conflict(db.update_api(&chat).await), "an API named Echo with version 1.0 already exists");
     chat = api("a2", "Chat", "/echo", "1.0.0");
-    assert!(conflict(db.update_api(&chat).await).starts_with("an API with context /echo and version 1.0.0"));
+    let message = conflict(db.update_api(&chat).await);
+    assert_eq!(message, "an API with context /echo and version 1.0 already exists (1.0.0 is the same version)");
     assert_eq!(db.api("a2").await.expect("read").map(|a| a.context), Some("/chat".into()), "unchanged");
     // An API may keep its own name, context and version.
     let mut echo = api("a1", "Echo", "/echo", "1.0.0");

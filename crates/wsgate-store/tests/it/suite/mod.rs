@@ -57,6 +57,9 @@ pub(crate) use for_each_case;
 
 pub type Db = Arc<dyn Store>;
 
+/// The longest a case may run before it counts as hung.
+pub const CASE_LIMIT: Duration = Duration::from_secs(60);
+
 /// A point in time the cases count from.
 pub const NOW: i64 = 1_750_000_000;
 

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use ureq::Agent;
 use ureq::http::Method;
@@ -59,6 +60,11 @@ impl ControlBuilder {
         self
     }
 
+    pub fn token_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.token_ttl = ttl;
+        self
+    }
+
     pub fn self_signup(mut self, open: bool) -> Self {
         self.settings.self_signup = open;
         self
@@ -72,12 +78,12 @@ impl ControlBuilder {
         let certificate = wsgate_tls::server::ReloadingCertificate::load(files.clone()).expect("load certificate");
         let mut config = Config { control: self.settings, ..Config::default() };
         config.gateway.shutdown_timeout = Duration::from_secs(2);
-        let plane = ControlPlane::bind(&config, store, certificate).await.expect("bind the control plane");
+        let plane = ControlPlane::bind(&config, store.clone(), certificate).await.expect("bind the control plane");
         let addr = plane.addr().expect("listening");
         let shutdown = CancellationToken::new();
-        tokio::spawn(plane.run(shutdown.clone()));
+        let task = Some(tokio::spawn(plane.run(shutdown.clone())));
         let http = Http { agent: agent(&files.cert), base: format!("https://127.0.0.1:{}", addr.port()) };
-        Control { http, port: addr.port(), shutdown, _dir: dir }
+        Control { http, port: addr.port(), store, certificate: files, shutdown, task, _dir: dir }
     }
 }
 
@@ -85,7 +91,12 @@ impl ControlBuilder {
 pub struct Control {
     pub http: Http,
     pub port: u16,
+    /// The store it writes, for tests that also run a gateway over it or write to it directly.
+    pub store: Arc<dyn wsgate_store::Store>,
+    /// Its generated certificate, for clients that must trust it.
+    pub certificate: wsgate_tls::server::CertificateFiles,
     shutdown: CancellationToken,
+    task: Option<JoinHandle<()>>,
     _dir: Scratch,
 }
 
@@ -96,6 +107,17 @@ impl Drop for Control {
 }
 
 impl Control {
+    /// Cancels the shutdown token and waits for `run` to return (it drains first).
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("the control plane stops within its drain deadline")
+                .expect("run returns");
+        }
+    }
+
     /// The `iss` of this control plane's tokens.
     pub fn issuer(&self) -> String {
         format!("https://localhost:{}", self.port)
@@ -125,7 +147,7 @@ impl Control {
 
     /// An API as a creator-publisher makes it, in the state asked for.
     pub async fn published_api(&self, owner: &Session, context: &str, plans: &[&str]) -> Value {
-        let body = api_body("EchoWebSocket", context, "1.0").with("plans", json!(plans)).with("publish", json!(true));
+        let body = api_body(&context[1..], context, "1.0").with("plans", json!(plans)).with("publish", json!(true));
         owner.post("/api/v1/apis", body).await.expect(201)
     }
 }

@@ -7,7 +7,7 @@
 //! `session` (sign-in, roles, CSRF), `apis` (publisher), `applications` (developer portal:
 //! applications, keys, subscriptions), `oauth2` (token, JWKS, revocation, rotation).
 
-mod harness;
+pub(crate) mod harness;
 
 mod session;
 mod apis;

@@ -144,3 +144,16 @@ async fn unknown_routes_and_methods_answer_json_and_the_openapi_document_is_serv
     let document = control.http.send(Method::GET, "/api/v1/openapi.json", vec![], None).await.expect(200);
     assert!(document["paths"]["/oauth2/token"]["post"].is_object());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_the_listener() {
+    let control = control().start().await;
+    let http = control.http.clone();
+    control.admin().await;
+    control.stop().await;
+    let refused = tokio::task::spawn_blocking(move || {
+        let addr = http.base.trim_start_matches("https://").to_string();
+        std::net::TcpStream::connect(addr).is_err()
+    });
+    assert!(refused.await.expect("probe"), "no new connection is accepted after shutdown");
+}
