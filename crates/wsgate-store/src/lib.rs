@@ -14,6 +14,9 @@
 //! Every write is one transaction: it is either wholly stored (and then acknowledged) or not at
 //! all. After a write commits, a [`Change`] is sent on the change feed — in-process for SQLite,
 //! through LISTEN/NOTIFY for PostgreSQL so that every node hears every other node's writes.
+//! PostgreSQL's feed is asynchronous: a change committed just before [`Store::changes`] was
+//! called may still arrive after it, and when its LISTEN connection was lost and is back, every
+//! [`Change`] is announced (notifications sent meanwhile are gone).
 
 mod schema;
 mod sql;

@@ -190,7 +190,7 @@ impl Failure {
         }
     }
 
-    /// For reads, where no rule can break.
+    /// Where no rule can break (reads, connecting, migrating).
     pub fn plain(self) -> StoreError {
         self.explain(|rule| format!("{rule:?} broken by a read"))
     }

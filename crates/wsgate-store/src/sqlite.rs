@@ -38,6 +38,7 @@ impl Sqlite {
         let path = Arc::new(path.to_owned());
         let opening = Arc::clone(&path);
         let connection = tokio::task::spawn_blocking(move || {
+            create_private(&opening)?;
             let mut connection = Connection::open(opening.as_path()).map_err(|error| failure(&opening, error))?;
             configure(&connection).map_err(|error| failure(&opening, error))?;
             migrate(&mut connection, &opening)?;
@@ -98,6 +99,18 @@ impl Backend for Sqlite {
     fn changes(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }
+}
+
+/// Creates the file readable by its owner only, if it does not exist: it holds password hashes
+/// and signing keys. SQLite gives its WAL and shared-memory files the same permissions.
+fn create_private(path: &Path) -> Result<(), Failure> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop).map_err(|error| {
+        StoreError::Unavailable(format!("cannot create the SQLite database {}: {error}", path.display())).into()
+    })
 }
 
 fn configure(connection: &Connection) -> rusqlite::Result<()> {

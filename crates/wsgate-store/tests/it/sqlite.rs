@@ -27,7 +27,14 @@ async fn open_without_a_url_creates_the_data_directory_and_file() {
     let dir = TempDir::new("wsgate_sqlite");
     let data_dir = dir.path().join("nested").join("data");
     let db = wsgate_store::open(&StoreSettings::default(), &data_dir).await.expect("open");
-    assert!(data_dir.join(wsgate_store::SQLITE_FILE).is_file());
+    let file = data_dir.join(wsgate_store::SQLITE_FILE);
+    assert!(file.is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("metadata").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "password hashes and signing keys are for the owner only");
+    }
     assert_eq!(db.list_plans().await.expect("list").len(), Plan::defaults().len());
 }
 
