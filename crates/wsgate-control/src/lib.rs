@@ -15,6 +15,7 @@
 //! - `oauth2`: token, revoke, introspect, JWKS and discovery endpoints.
 //! - `rest`: the REST API, one module per resource.
 //! - [`routes`]: the route table, the one list both the router and the OpenAPI test read.
+//! - `portal`: the publisher and developer portal web pages, over the REST handlers.
 //! - `server`: [`ControlPlane`]: HTTPS accept loop and graceful shutdown.
 //! - this file: [`bootstrap`], the first start of an empty store.
 //!
@@ -31,6 +32,7 @@ pub mod clients;
 mod oauth2;
 mod rest;
 pub mod routes;
+mod portal;
 mod server;
 
 use wsgate_core::config::ControlSettings;
@@ -39,6 +41,7 @@ use wsgate_store::{Store, StoreError};
 
 pub use error::ControlError;
 pub use keys::{AccessToken, KeyManager};
+pub use portal::{GatewayUrls, gateway_url};
 pub use server::ControlPlane;
 
 /// The user name `bootstrap` creates.

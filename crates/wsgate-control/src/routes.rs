@@ -70,7 +70,9 @@ pub fn router(state: AppState) -> Router {
         let filter = MethodFilter::try_from(entry.method.clone()).unwrap_or(MethodFilter::GET);
         router = router.route(entry.path, (entry.handler)(filter));
     }
+    // The portals' HTML pages sit beside the REST API; they are not part of its OpenAPI document.
     router
+        .merge(crate::portal::router())
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::map_response(protect))

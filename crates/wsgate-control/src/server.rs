@@ -81,6 +81,13 @@ impl ControlPlane {
         routes::router(self.state.clone())
     }
 
+    /// Tells the portals where the gateway listens (`ws://host:port`, `wss://host:port`), for
+    /// the invoke URLs and wscat commands they print. Without it they show the seeds'
+    /// `ws://localhost:9099` and `wss://localhost:8099`. Only the first call counts.
+    pub fn set_gateway_urls(&self, ws: Option<String>, wss: Option<String>) {
+        let _ = self.state.gateway_urls.set(crate::portal::GatewayUrls { ws, wss });
+    }
+
     /// The key manager this control plane signs with (for `wsgate demo`'s token).
     pub fn key_manager(&self) -> KeyManager {
         self.state.keys.clone()

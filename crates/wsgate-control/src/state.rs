@@ -19,6 +19,9 @@ pub struct Shared {
     /// verify against it when the user or client does not exist, so that both answers take
     /// the same time and timing does not reveal which names exist.
     pub decoy_hash: String,
+    /// Where the gateway listens, for the portals' invoke URLs; set once by the binary after
+    /// the gateway bound its listeners (before `run`), read by every portal page.
+    pub gateway_urls: std::sync::OnceLock<crate::portal::GatewayUrls>,
 }
 
 impl Shared {
@@ -29,7 +32,7 @@ impl Shared {
     ) -> Result<AppState, ControlError> {
         let keys = KeyManager::new(store.clone(), &settings, issuer);
         let decoy_hash = crypto::hash_password(crypto::secret()?).await?;
-        Ok(Arc::new(Shared { store, settings, keys, decoy_hash }))
+        Ok(Arc::new(Shared { store, settings, keys, decoy_hash, gateway_urls: Default::default() }))
     }
 
     pub fn store(&self) -> &dyn Store {

@@ -69,6 +69,11 @@ pub async fn start(
         control.as_ref().and_then(ControlPlane::addr).map(|addr| format!("https://localhost:{}", addr.port()))
     });
     let gateway = Gateway::bind(config).await?;
+    if let Some(control) = &control {
+        // The portals print invoke URLs; they learn the addresses the gateway actually bound.
+        let url = wsgate_control::gateway_url;
+        control.set_gateway_urls(gateway.ws_addr().map(|a| url("ws", a)), gateway.wss_addr().map(|a| url("wss", a)));
+    }
     gateway
         .follow_store(store.clone(), config.apis.clone(), issuer, shutdown)
         .await

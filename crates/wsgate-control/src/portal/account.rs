@@ -57,30 +57,40 @@ pub async fn devportal_logout(State(state): State<AppState>, headers: HeaderMap,
 fn login_page(area: Area, state: &AppState, headers: &HeaderMap, query: &LoginQuery) -> Response {
     let next = safe_next(query.next.as_deref(), area.base());
     let notice = query.notice.as_deref().and_then(Notice::parse);
-    render_login(area, state, headers, &next, notice, "", None, StatusCode::OK)
+    let attempt = Attempt { next: &next, notice, username: "", problem: None };
+    render_login(area, state, headers, &attempt, StatusCode::OK)
 }
 
-/// The sign-in page; `problem` is a refused attempt (wrong password, expired form).
-#[allow(clippy::too_many_arguments)]
+/// What the sign-in page shows besides the form: where it leads, a notice, and the user name
+/// and problem of a refused attempt (wrong password, expired form).
+struct Attempt<'a> {
+    next: &'a str,
+    notice: Option<Notice>,
+    username: &'a str,
+    problem: Option<&'a str>,
+}
+
 fn render_login(
     area: Area,
     state: &AppState,
     headers: &HeaderMap,
-    next: &str,
-    notice: Option<Notice>,
-    username: &str,
-    problem: Option<&str>,
+    attempt: &Attempt<'_>,
     status: StatusCode,
 ) -> Response {
+    let Attempt { next, notice, username, problem } = *attempt;
     let (cookie, fresh) = form_cookie(headers);
     let hint = match area {
-        Area::Publisher => "The first admin is \"admin\", with the password printed at first start (or WSGATE_ADMIN_PASSWORD).",
+        Area::Publisher => {
+            "The first admin is \"admin\", with the password printed at first start (or WSGATE_ADMIN_PASSWORD)."
+        }
         Area::Devportal => "",
     };
     let signup = match (area, state.settings.self_signup) {
         (Area::Devportal, true) => r#"<p>New here? <a href="/devportal/signup">Create an account</a>.</p>"#,
         (Area::Devportal, false) => "<p>Accounts are created by an administrator on this server.</p>",
-        (Area::Publisher, _) => r#"<p>Looking for APIs to use? Go to the <a href="/devportal">Developer Portal</a>.</p>"#,
+        (Area::Publisher, _) => {
+            r#"<p>Looking for APIs to use? Go to the <a href="/devportal">Developer Portal</a>.</p>"#
+        }
     };
     let alert = problem.map(super::html::alert).unwrap_or_default();
     let body = format!(
@@ -94,8 +104,16 @@ fn render_login(
         base = area.base(),
         csrf = csrf_input(&auth::csrf_token(&cookie)),
         next = esc(next),
-        user = text_field("username", "User name", username, hint, None, r#"autocomplete="username" required autofocus"#),
-        password = text_field("password", "Password", "", "", None, r#"type="password" autocomplete="current-password" required"#),
+        user =
+            text_field("username", "User name", username, hint, None, r#"autocomplete="username" required autofocus"#),
+        password = text_field(
+            "password",
+            "Password",
+            "",
+            "",
+            None,
+            r#"type="password" autocomplete="current-password" required"#
+        ),
     );
     let page = Page { area, title: "Sign in", viewer: None, notice, body }.render(status);
     with_form_cookie(page, &cookie, fresh)
@@ -104,15 +122,16 @@ fn render_login(
 async fn login(area: Area, state: &AppState, headers: &HeaderMap, form: &Form) -> Response {
     let next = safe_next(Some(form.get("next")), area.base());
     let username = form.get("username");
+    let refused = |problem| Attempt { next: &next, notice: None, username, problem: Some(problem) };
     if !form_cookie_matches(headers, form) {
-        let problem = Some("The sign-in form had expired. Please try again.");
-        return render_login(area, state, headers, &next, None, username, problem, StatusCode::FORBIDDEN);
+        let attempt = refused("The sign-in form had expired. Please try again.");
+        return render_login(area, state, headers, &attempt, StatusCode::FORBIDDEN);
     }
     let user = match auth::check_password(state, username, form.raw("password")).await {
         Ok(user) => user,
         Err(ApiError::WrongCredentials) => {
-            let problem = Some("Wrong user name or password.");
-            return render_login(area, state, headers, &next, None, username, problem, StatusCode::UNAUTHORIZED);
+            let attempt = refused("Wrong user name or password.");
+            return render_login(area, state, headers, &attempt, StatusCode::UNAUTHORIZED);
         }
         Err(err) => return super::html::error_page(area, None, err.status(), "Cannot sign in", &err.to_string()),
     };
@@ -157,11 +176,18 @@ pub async fn signup_page(State(state): State<AppState>, headers: HeaderMap) -> R
     render_signup(&state, &headers, "", &Problems::default(), StatusCode::OK)
 }
 
-fn render_signup(state: &AppState, headers: &HeaderMap, name: &str, problems: &Problems, status: StatusCode) -> Response {
+fn render_signup(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    problems: &Problems,
+    status: StatusCode,
+) -> Response {
     if !state.settings.self_signup {
         let body = r#"<p class="lead">Self sign-up is turned off on this server (<code>control.self_signup = false</code>).</p>
 <p>Ask an administrator to create an account for you, then <a href="/devportal/login">sign in</a>.</p>"#;
-        let page = Page { area: Area::Devportal, title: "Sign-up is closed", viewer: None, notice: None, body: body.into() };
+        let page =
+            Page { area: Area::Devportal, title: "Sign-up is closed", viewer: None, notice: None, body: body.into() };
         return page.render(StatusCode::FORBIDDEN);
     }
     let (cookie, fresh) = form_cookie(headers);
@@ -201,7 +227,8 @@ fn render_signup(state: &AppState, headers: &HeaderMap, name: &str, problems: &P
             r#"type="password" autocomplete="new-password" required"#
         ),
     );
-    let page = Page { area: Area::Devportal, title: "Create an account", viewer: None, notice: None, body }.render(status);
+    let page =
+        Page { area: Area::Devportal, title: "Create an account", viewer: None, notice: None, body }.render(status);
     with_form_cookie(page, &cookie, fresh)
 }
 

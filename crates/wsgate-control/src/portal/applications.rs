@@ -31,7 +31,14 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query
     render(&state, &caller, notice, "", &Problems::default(), StatusCode::OK).await
 }
 
-async fn render(state: &AppState, caller: &Caller, notice: Option<Notice>, name: &str, problems: &Problems, status: StatusCode) -> Response {
+async fn render(
+    state: &AppState,
+    caller: &Caller,
+    notice: Option<Notice>,
+    name: &str,
+    problems: &Problems,
+    status: StatusCode,
+) -> Response {
     let (apps, apis, subs) = match tokio::try_join!(
         own_applications(state, caller),
         backend::list_apis(state, caller),
@@ -134,7 +141,12 @@ pub async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(id):
     }
 }
 
-pub async fn unsubscribe(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, form: Form) -> Response {
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
     let caller = match visit::form(&state, &headers, &form, AREA, BACK).await {
         Ok(caller) => caller,
         Err(redirect) => return redirect,
@@ -146,7 +158,12 @@ pub async fn unsubscribe(State(state): State<AppState>, headers: HeaderMap, Path
 }
 
 /// New keys for an application, the secret shown once (the answer to this POST).
-pub async fn generate_keys(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, form: Form) -> Response {
+pub async fn generate_keys(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
     let caller = match visit::form(&state, &headers, &form, AREA, BACK).await {
         Ok(caller) => caller,
         Err(redirect) => return redirect,
@@ -180,7 +197,9 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, Path(id): 
         Ok((subs, apis)) => {
             let active: Vec<&str> =
                 subs.iter().filter(|s| s.state == SubscriptionState::Active).map(|s| s.api_id.as_str()).collect();
-            apis.into_iter().filter(|api| active.contains(&api.id.as_str()) && api.state.invokable()).collect::<Vec<ApiRecord>>()
+            apis.into_iter()
+                .filter(|api| active.contains(&api.id.as_str()) && api.state.invokable())
+                .collect::<Vec<ApiRecord>>()
         }
         Err(err) => return visit::failure(AREA, &caller, err),
     };
@@ -191,7 +210,8 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, Path(id): 
                 token_block(&state, &app, &subscribed, &token.token, token.expires_in())
             );
             let title = format!("Access token of {}", app.name);
-            Page { area: AREA, title: &title, viewer: Some(visit::viewer(&caller)), notice: None, body }.render(StatusCode::OK)
+            Page { area: AREA, title: &title, viewer: Some(visit::viewer(&caller)), notice: None, body }
+                .render(StatusCode::OK)
         }
         Err(err) => visit::failure(AREA, &caller, err),
     }

@@ -21,7 +21,9 @@ const AREA: Area = Area::Publisher;
 /// The signed-in publisher-area caller and the API, or the page that replaces them.
 async fn open(state: &AppState, headers: &HeaderMap, id: &str, back: &str) -> Result<(Caller, ApiRecord), Response> {
     let caller = visit::page(state, headers, AREA, back).await?;
-    visit::require_publisher_area(&caller)?;
+    if let Some(refusal) = visit::outside_publisher_area(&caller) {
+        return Err(refusal);
+    }
     let api = backend::api(state, &caller, id).await.map_err(|err| visit::failure(AREA, &caller, err))?;
     Ok((caller, api))
 }
@@ -33,7 +35,13 @@ pub async fn form(State(state): State<AppState>, headers: HeaderMap, Path(id): P
     }
 }
 
-async fn render(state: &AppState, caller: &Caller, api: &ApiRecord, problems: &Problems, status: StatusCode) -> Response {
+async fn render(
+    state: &AppState,
+    caller: &Caller,
+    api: &ApiRecord,
+    problems: &Problems,
+    status: StatusCode,
+) -> Response {
     let plans = match backend::list_plans(state, caller).await {
         Ok(plans) => plans,
         Err(err) => return visit::failure(AREA, caller, err),
@@ -161,7 +169,7 @@ pub async fn lifecycle(State(state): State<AppState>, headers: HeaderMap, Path(i
         Ok(opened) => opened,
         Err(page) => return page,
     };
-    if let Err(refusal) = visit::require(&caller, AREA, Role::Publisher) {
+    if let Some(refusal) = visit::lacking(&caller, AREA, Role::Publisher) {
         return refusal;
     }
     render_lifecycle(&caller, &api, &Problems::default(), StatusCode::OK)
@@ -205,13 +213,18 @@ fn render_lifecycle(caller: &Caller, api: &ApiRecord, problems: &Problems, statu
     Page { area: AREA, title: &title, viewer: Some(visit::viewer(caller)), notice: None, body }.render(status)
 }
 
-pub async fn move_to(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, form: Form) -> Response {
+pub async fn move_to(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
     let back = format!("/publisher/apis/{id}/lifecycle");
     let caller = match visit::form(&state, &headers, &form, AREA, &back).await {
         Ok(caller) => caller,
         Err(page) => return page,
     };
-    if let Err(refusal) = visit::require(&caller, AREA, Role::Publisher) {
+    if let Some(refusal) = visit::lacking(&caller, AREA, Role::Publisher) {
         return refusal;
     }
     let Some(to) = Lifecycle::parse(form.get("state")) else {

@@ -25,7 +25,11 @@ pub struct CatalogueQuery {
     notice: Option<String>,
 }
 
-pub async fn catalogue(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<CatalogueQuery>) -> Response {
+pub async fn catalogue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<CatalogueQuery>,
+) -> Response {
     let search = query.q.as_deref().unwrap_or("").trim().to_string();
     let back = if search.is_empty() { "/devportal".to_string() } else { format!("/devportal?q={}", encode(&search)) };
     let caller = match visit::page(&state, &headers, AREA, &back).await {
@@ -107,7 +111,12 @@ pub async fn api_page(State(state): State<AppState>, headers: HeaderMap, Path(id
 
 /// A token for one of the caller's applications subscribed to this API, handed to the page's
 /// console. The token travels in this POST's answer, never in a URL the browser navigates to.
-pub async fn try_token(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, form: Form) -> Response {
+pub async fn try_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
     let caller = match visit::form(&state, &headers, &form, AREA, &format!("/devportal/apis/{id}")).await {
         Ok(caller) => caller,
         Err(redirect) => return redirect,
@@ -153,28 +162,40 @@ async fn render(state: &AppState, caller: &Caller, id: &str, token: Option<Strin
     };
     let urls = gateway(state);
     let mut invoke = String::new();
-    for (n, (label, base)) in [("WebSocket (ws://)", &urls.ws), ("Secure WebSocket (wss://)", &urls.wss)].into_iter().enumerate() {
+    for (n, (label, base)) in
+        [("WebSocket (ws://)", &urls.ws), ("Secure WebSocket (wss://)", &urls.wss)].into_iter().enumerate()
+    {
         if let Some(base) = base {
             invoke.push_str(&copyable(&format!("url-{n}"), label, &invoke_url(base, &api)));
         }
     }
     let subscribed: String = subs
         .iter()
-        .map(|(app, sub)| format!("<li>{} · plan {} · {}</li>", esc(&app.name), esc(&sub.plan), badge(sub.state.as_str())))
+        .map(|(app, sub)| {
+            format!("<li>{} · plan {} · {}</li>", esc(&app.name), esc(&sub.plan), badge(sub.state.as_str()))
+        })
         .collect();
     let subscribed = if subscribed.is_empty() {
         r#"<p class="hint">None of your applications is subscribed yet.</p>"#.to_string()
     } else {
-        format!(r#"<ul class="plain">{subscribed}</ul><p><a href="/devportal/applications">Manage applications</a></p>"#)
+        format!(
+            r#"<ul class="plain">{subscribed}</ul><p><a href="/devportal/applications">Manage applications</a></p>"#
+        )
     };
     let wizard = if api.state == wsgate_core::model::Lifecycle::Published {
-        format!(r#"<p><a class="button primary" href="/devportal/apis/{}/wizard">Key generation wizard</a></p>
-<p class="hint">Creates or picks an application, subscribes it with a business plan, generates its keys and an access token, in four short steps.</p>"#, esc(&api.id))
+        format!(
+            r#"<p><a class="button primary" href="/devportal/apis/{}/wizard">Key generation wizard</a></p>
+<p class="hint">Creates or picks an application, subscribes it with a business plan, generates its keys and an access token, in four short steps.</p>"#,
+            esc(&api.id)
+        )
     } else {
-        r#"<p class="hint">This API is DEPRECATED: existing subscriptions keep working, new ones are not taken.</p>"#.into()
+        r#"<p class="hint">This API is DEPRECATED: existing subscriptions keep working, new ones are not taken.</p>"#
+            .into()
     };
     let security = match api.auth {
-        AuthMode::Oauth2 => "OAuth2 access token: the Authorization: Bearer header, or the access_token query parameter",
+        AuthMode::Oauth2 => {
+            "OAuth2 access token: the Authorization: Bearer header, or the access_token query parameter"
+        }
         AuthMode::None => "None: no token needed",
     };
     let body = format!(
@@ -204,7 +225,13 @@ async fn render(state: &AppState, caller: &Caller, id: &str, token: Option<Strin
 /// The "Try it" console. Without a token: a form that gets one for a subscribed application.
 /// With a token: the console itself, which `portal.js` drives. The browser's page is served
 /// over HTTPS, so it may only open `wss://` (a `ws://` socket would be blocked as mixed content).
-fn console(state: &AppState, caller: &Caller, api: &ApiRecord, subs: &[(Application, Subscription)], token: Option<&str>) -> String {
+fn console(
+    state: &AppState,
+    caller: &Caller,
+    api: &ApiRecord,
+    subs: &[(Application, Subscription)],
+    token: Option<&str>,
+) -> String {
     let urls = gateway(state);
     let Some(base) = urls.wss.as_deref() else {
         return r#"<p class="hint">The console needs the gateway's wss:// listener, which is turned off on this server.</p>"#.into();
@@ -220,11 +247,11 @@ fn console(state: &AppState, caller: &Caller, api: &ApiRecord, subs: &[(Applicat
             .map(|app| format!(r#"<option value="{}">{}</option>"#, esc(&app.id), esc(&app.name)))
             .collect();
         return format!(
-            r#"<form method="post" action="/devportal/apis/{id}/try#try" class="inline">{csrf}
+            r##"<form method="post" action="/devportal/apis/{id}/try#try" class="inline">{csrf}
 <label for="try-app">Application</label>
 <select id="try-app" name="application">{options}</select>
 <button type="submit" class="primary">Get a test token</button></form>
-<p class="hint">Gets a fresh access token for the application and opens a console here that connects through the gateway.</p>"#,
+<p class="hint">Gets a fresh access token for the application and opens a console here that connects through the gateway.</p>"##,
             id = esc(&api.id),
             csrf = csrf_input(&caller.csrf_token),
         );
@@ -243,7 +270,7 @@ If the connection fails on a self-signed certificate, open <a href="{https}">{ht
 <input id="try-message" data-console="message" autocomplete="off" disabled>
 <button type="submit" data-console="send" disabled>Send</button>
 </form>
-<ol class="console-log" data-console="log" aria-live="polite" aria-label="Messages"></ol>
+<ol class="console-log" data-console="log" aria-live="polite" aria-label="Console log"></ol>
 </div>"#,
         url = esc(&invoke_url(base, api)),
         token = esc(token),

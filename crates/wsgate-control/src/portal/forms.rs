@@ -38,7 +38,11 @@ impl Form {
 
     /// Every non-empty value of `name`, trimmed, in page order.
     pub fn all(&self, name: &str) -> Vec<String> {
-        self.pairs.iter().filter(|(k, v)| k == name && !v.trim().is_empty()).map(|(_, v)| v.trim().to_string()).collect()
+        self.pairs
+            .iter()
+            .filter(|(k, v)| k == name && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_string())
+            .collect()
     }
 
     /// Whether a checkbox named `name` was ticked.
@@ -156,7 +160,9 @@ mod tests {
     fn next_stays_inside_the_portal() {
         assert_eq!(safe_next(Some("/devportal/apis/x"), "/devportal"), "/devportal/apis/x");
         assert_eq!(safe_next(Some("/devportal?q=echo"), "/devportal"), "/devportal?q=echo");
-        for bad in ["https://evil.example/", "//evil.example", "/devportal//evil", "/devportalx", "/publisher", "/\\evil"] {
+        for bad in
+            ["https://evil.example/", "//evil.example", "/devportal//evil", "/devportalx", "/publisher", "/\\evil"]
+        {
             assert_eq!(safe_next(Some(bad), "/devportal"), "/devportal", "{bad}");
         }
         assert_eq!(safe_next(None, "/publisher"), "/publisher");

@@ -88,7 +88,7 @@ impl Page<'_> {
         };
         let notice = notice.map(Notice::render).unwrap_or_default();
         let html = format!(
-            r#"<!doctype html>
+            r##"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -111,7 +111,7 @@ impl Page<'_> {
 </main>
 </body>
 </html>
-"#,
+"##,
             title = esc(title),
             label = area.label(),
             class = if area == Area::Publisher { "publisher" } else { "devportal" },
@@ -221,7 +221,8 @@ pub fn text_field(name: &str, label: &str, value: &str, hint: &str, problem: Opt
         }
         None => String::new(),
     };
-    let aria = if described.is_empty() { String::new() } else { format!(r#" aria-describedby="{}""#, described.join(" ")) };
+    let aria =
+        if described.is_empty() { String::new() } else { format!(r#" aria-describedby="{}""#, described.join(" ")) };
     let invalid = if problem.is_some() { r#" aria-invalid="true""# } else { "" };
     format!(
         r#"<div class="field{cls}"><label for="{id}">{label}</label>

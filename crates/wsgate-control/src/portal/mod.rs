@@ -71,6 +71,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/portal-assets/portal.css", get(css))
         .route("/portal-assets/portal.js", get(js))
+        .route("/", get(|| async { html::see_other("/devportal") }))
         .route("/publisher", get(publisher::list))
         .route("/publisher/login", get(account::publisher_login_page).post(account::publisher_login))
         .route("/publisher/logout", post(account::publisher_logout))

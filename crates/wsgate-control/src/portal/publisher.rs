@@ -37,7 +37,7 @@ pub async fn list(
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
-    if let Err(refusal) = visit::require_publisher_area(&caller) {
+    if let Some(refusal) = visit::outside_publisher_area(&caller) {
         return refusal;
     }
     let apis = match backend::list_apis(&state, &caller).await {
@@ -92,13 +92,21 @@ pub async fn new_form(State(state): State<AppState>, headers: HeaderMap) -> Resp
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
-    if let Err(refusal) = visit::require_publisher_area(&caller).and_then(|()| visit::require(&caller, AREA, Role::Creator)) {
+    if let Some(refusal) =
+        visit::outside_publisher_area(&caller).or_else(|| visit::lacking(&caller, AREA, Role::Creator))
+    {
         return refusal;
     }
     render_form(&state, &caller, &Draft::default(), &Problems::default(), StatusCode::OK).await
 }
 
-async fn render_form(state: &AppState, caller: &Caller, draft: &Draft, problems: &Problems, status: StatusCode) -> Response {
+async fn render_form(
+    state: &AppState,
+    caller: &Caller,
+    draft: &Draft,
+    problems: &Problems,
+    status: StatusCode,
+) -> Response {
     let plans = match backend::list_plans(state, caller).await {
         Ok(plans) => plans,
         Err(err) => return visit::failure(AREA, caller, err),
@@ -126,7 +134,14 @@ async fn render_form(state: &AppState, caller: &Caller, draft: &Draft, problems:
 </form>"#,
         summary = problems.summary(),
         csrf = csrf_input(&caller.csrf_token),
-        name = text_field("name", "Name", &draft.name, "For example EchoWebSocket.", problems.on("name"), "required autofocus"),
+        name = text_field(
+            "name",
+            "Name",
+            &draft.name,
+            "For example EchoWebSocket.",
+            problems.on("name"),
+            "required autofocus"
+        ),
         context = text_field(
             "context",
             "Context",
@@ -135,7 +150,14 @@ async fn render_form(state: &AppState, caller: &Caller, draft: &Draft, problems:
             problems.on("context"),
             "required"
         ),
-        version = text_field("version", "Version", &draft.version, "For example 1.0 (1.0 and 1.0.0 name the same version).", problems.on("version"), "required"),
+        version = text_field(
+            "version",
+            "Version",
+            &draft.version,
+            "For example 1.0 (1.0 and 1.0.0 name the same version).",
+            problems.on("version"),
+            "required"
+        ),
         endpoints = endpoint_fields(&draft.endpoints, problems),
         plans = plan_boxes(&plans, &draft.plans, problems.on("plans")),
     );
@@ -156,7 +178,8 @@ pub fn endpoint_fields(endpoints: &[String], problems: &Problems) -> String {
         let error = problem
             .map(|m| format!(r#"<p class="field-error" id="f-endpoint-{i}-error">{}</p>"#, esc(m)))
             .unwrap_or_default();
-        let described = if problem.is_some() { format!("endpoints-hint f-endpoint-{i}-error") } else { "endpoints-hint".into() };
+        let described =
+            if problem.is_some() { format!("endpoints-hint f-endpoint-{i}-error") } else { "endpoints-hint".into() };
         html.push_str(&format!(
             r#"<div class="field{cls}"><label for="f-endpoint-{i}">Endpoint {n}</label>
 <input id="f-endpoint-{i}" name="endpoints" value="{value}" inputmode="url" placeholder="ws://host:port/path" aria-describedby="{described}"{invalid}>{error}</div>"#,
@@ -166,7 +189,9 @@ pub fn endpoint_fields(endpoints: &[String], problems: &Problems) -> String {
             invalid = if problem.is_some() { r#" aria-invalid="true""# } else { "" },
         ));
     }
-    html.push_str(r#"<button type="button" class="secondary" data-add-endpoint>Add another endpoint</button></fieldset>"#);
+    html.push_str(
+        r#"<button type="button" class="secondary" data-add-endpoint>Add another endpoint</button></fieldset>"#,
+    );
     html
 }
 
@@ -183,7 +208,8 @@ pub fn plan_boxes(plans: &[Plan], chosen: &[String], problem: Option<&str>) -> S
             )
         })
         .collect();
-    let error = problem.map(|m| format!(r#"<p class="field-error" id="plans-error">{}</p>"#, esc(m))).unwrap_or_default();
+    let error =
+        problem.map(|m| format!(r#"<p class="field-error" id="plans-error">{}</p>"#, esc(m))).unwrap_or_default();
     format!(
         r#"<fieldset class="plans{cls}"{described}><legend>Business plans</legend>{boxes}{error}</fieldset>"#,
         cls = if problem.is_some() { " has-error" } else { "" },
@@ -196,7 +222,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, form: For
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
-    if let Err(refusal) = visit::require_publisher_area(&caller) {
+    if let Some(refusal) = visit::outside_publisher_area(&caller) {
         return refusal;
     }
     let publish = form.get("action") == "publish";
@@ -263,7 +289,7 @@ pub async fn overview(
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
-    if let Err(refusal) = visit::require_publisher_area(&caller) {
+    if let Some(refusal) = visit::outside_publisher_area(&caller) {
         return refusal;
     }
     let api = match backend::api(&state, &caller, &id).await {
@@ -280,7 +306,10 @@ pub async fn overview(
         if items.is_empty() {
             return r#"<span class="hint">none yet</span>"#.into();
         }
-        format!("<ul class=\"plain\">{}</ul>", items.iter().map(|i| format!("<li><code>{}</code></li>", esc(i))).collect::<String>())
+        format!(
+            "<ul class=\"plain\">{}</ul>",
+            items.iter().map(|i| format!("<li><code>{}</code></li>", esc(i))).collect::<String>()
+        )
     };
     let security = match api.auth {
         AuthMode::Oauth2 => "OAuth2 access token (header or access_token query parameter)",
@@ -319,11 +348,16 @@ pub async fn overview(
         context = esc(&api.context),
         version = esc(&api.version),
         endpoints = list(&api.endpoints),
-        plans = if api.plans.is_empty() { r#"<span class="hint">none yet</span>"#.into() } else { esc(&api.plans.join(", ")) },
+        plans = if api.plans.is_empty() {
+            r#"<span class="hint">none yet</span>"#.into()
+        } else {
+            esc(&api.plans.join(", "))
+        },
         owner = esc(&api.owner),
     );
     let title = format!("{} {}", api.name, api.version);
-    Page { area: AREA, title: &title, viewer: Some(visit::viewer(&caller)), notice: query.notice(), body }.render(StatusCode::OK)
+    Page { area: AREA, title: &title, viewer: Some(visit::viewer(&caller)), notice: query.notice(), body }
+        .render(StatusCode::OK)
 }
 
 pub async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, form: Form) -> Response {

@@ -43,7 +43,8 @@ fn refused(headers: &HeaderMap, area: Area, back: &str, err: ApiError) -> Respon
         ApiError::NotSignedIn => {
             // A cookie that no longer names a session is a session that ran out (or was
             // signed out elsewhere); no cookie at all is a first visit.
-            let notice = if auth::session_cookie(headers).is_some() { Notice::SessionExpired } else { Notice::SignInFirst };
+            let notice =
+                if auth::session_cookie(headers).is_some() { Notice::SessionExpired } else { Notice::SignInFirst };
             sign_in_redirect(area, back, notice)
         }
         ApiError::CsrfTokenMismatch => error_page(
@@ -68,24 +69,21 @@ pub fn viewer(caller: &Caller) -> Viewer<'_> {
     Viewer { name: caller.name(), csrf: &caller.csrf_token }
 }
 
-/// The publisher is for creators and publishers (and admins, who hold every role).
-pub fn require_publisher_area(caller: &Caller) -> Result<(), Response> {
+/// The 403 page for a caller who is neither creator nor publisher (admins hold every role):
+/// the publisher is not for them.
+pub fn outside_publisher_area(caller: &Caller) -> Option<Response> {
     if caller.has(Role::Creator) || caller.has(Role::Publisher) {
-        return Ok(());
+        return None;
     }
-    Err(forbidden(
-        Area::Publisher,
-        caller,
-        "The publisher is for users with the creator or publisher role.",
-    ))
+    Some(forbidden(Area::Publisher, caller, "The publisher is for users with the creator or publisher role."))
 }
 
-/// Refuses with the 403 page unless the caller holds `role`.
-pub fn require(caller: &Caller, area: Area, role: Role) -> Result<(), Response> {
+/// The 403 page for a caller without `role`.
+pub fn lacking(caller: &Caller, area: Area, role: Role) -> Option<Response> {
     if caller.has(role) {
-        return Ok(());
+        return None;
     }
-    Err(forbidden(area, caller, &format!("This page needs the {} role.", role.as_str())))
+    Some(forbidden(area, caller, &format!("This page needs the {} role.", role.as_str())))
 }
 
 /// The 403 page: what the page needs, what the caller has, and where they can go instead
@@ -105,7 +103,8 @@ role, or sign out and sign in as another user.</p>
         name = esc(caller.name()),
         roles = esc(&roles.join(", ")),
     );
-    let page = Page { area, title: "403 · You may not open this page", viewer: Some(viewer(caller)), notice: None, body };
+    let page =
+        Page { area, title: "403 · You may not open this page", viewer: Some(viewer(caller)), notice: None, body };
     page.render(StatusCode::FORBIDDEN)
 }
 

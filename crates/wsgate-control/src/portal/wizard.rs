@@ -46,7 +46,12 @@ fn page(caller: &Caller, api: &ApiRecord, body: String, status: StatusCode) -> R
 }
 
 /// The caller and the API, or the page that replaces them.
-async fn open(state: &AppState, headers: &HeaderMap, form: Option<&Form>, id: &str) -> Result<(Caller, ApiRecord), Response> {
+async fn open(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: Option<&Form>,
+    id: &str,
+) -> Result<(Caller, ApiRecord), Response> {
     let back = format!("/devportal/apis/{id}/wizard");
     let caller = match form {
         Some(form) => visit::form(state, headers, form, AREA, &back).await?,
@@ -63,7 +68,14 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, Path(id): 
     }
 }
 
-async fn render_start(state: &AppState, caller: &Caller, api: &ApiRecord, name: &str, problems: &Problems, status: StatusCode) -> Response {
+async fn render_start(
+    state: &AppState,
+    caller: &Caller,
+    api: &ApiRecord,
+    name: &str,
+    problems: &Problems,
+    status: StatusCode,
+) -> Response {
     let apps = match own_applications(state, caller).await {
         Ok(apps) => apps,
         Err(err) => return visit::failure(AREA, caller, err),
@@ -78,7 +90,8 @@ async fn render_start(state: &AppState, caller: &Caller, api: &ApiRecord, name: 
             )
         })
         .collect();
-    let new_checked = if apps.is_empty() || !name.is_empty() || problems.on("app_name").is_some() { " checked" } else { "" };
+    let new_checked =
+        if apps.is_empty() || !name.is_empty() || problems.on("app_name").is_some() { " checked" } else { "" };
     let body = format!(
         r#"{steps}{summary}<form method="post" action="/devportal/apis/{id}/wizard" class="card" novalidate>
 {csrf}
@@ -106,7 +119,12 @@ async fn render_start(state: &AppState, caller: &Caller, api: &ApiRecord, name: 
     page(caller, api, body, status)
 }
 
-pub async fn choose_application(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, form: Form) -> Response {
+pub async fn choose_application(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
     let (caller, api) = match open(&state, &headers, Some(&form), &id).await {
         Ok(opened) => opened,
         Err(page) => return page,
@@ -149,14 +167,25 @@ async fn open_with_app(
     Ok((caller, api, app))
 }
 
-pub async fn plan_form(State(state): State<AppState>, headers: HeaderMap, Path((id, app)): Path<(String, String)>) -> Response {
+pub async fn plan_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, app)): Path<(String, String)>,
+) -> Response {
     match open_with_app(&state, &headers, None, &id, &app).await {
         Ok((caller, api, app)) => render_plans(&state, &caller, &api, &app, &Problems::default(), StatusCode::OK).await,
         Err(page) => page,
     }
 }
 
-async fn render_plans(state: &AppState, caller: &Caller, api: &ApiRecord, app: &Application, problems: &Problems, status: StatusCode) -> Response {
+async fn render_plans(
+    state: &AppState,
+    caller: &Caller,
+    api: &ApiRecord,
+    app: &Application,
+    problems: &Problems,
+    status: StatusCode,
+) -> Response {
     let subs = match backend::list_subscriptions(state, caller, Some(&app.id), Some(&api.id)).await {
         Ok(subs) => subs,
         Err(err) => return visit::failure(AREA, caller, err),
@@ -200,7 +229,12 @@ async fn render_plans(state: &AppState, caller: &Caller, api: &ApiRecord, app: &
     page(caller, api, format!("{}{}{content}", steps(1), problems.summary()), status)
 }
 
-pub async fn subscribe(State(state): State<AppState>, headers: HeaderMap, Path((id, app)): Path<(String, String)>, form: Form) -> Response {
+pub async fn subscribe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, app)): Path<(String, String)>,
+    form: Form,
+) -> Response {
     let (caller, api, app) = match open_with_app(&state, &headers, Some(&form), &id, &app).await {
         Ok(opened) => opened,
         Err(page) => return page,
@@ -214,7 +248,11 @@ pub async fn subscribe(State(state): State<AppState>, headers: HeaderMap, Path((
     }
 }
 
-pub async fn keys_form(State(state): State<AppState>, headers: HeaderMap, Path((id, app)): Path<(String, String)>) -> Response {
+pub async fn keys_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, app)): Path<(String, String)>,
+) -> Response {
     let (caller, api, app) = match open_with_app(&state, &headers, None, &id, &app).await {
         Ok(opened) => opened,
         Err(page) => return page,
@@ -231,7 +269,7 @@ pub async fn keys_form(State(state): State<AppState>, headers: HeaderMap, Path((
 {client}
 <div class="actions">
 <form method="post" action="{base}/token" class="inline">{csrf}<button type="submit" class="primary">Next: access token</button></form>
-<form method="post" action="{base}/keys" class="inline">{csrf}<button type="submit">Regenerate keys</button></form>
+<form method="post" action="{base}/keys" class="inline" data-confirm="Regenerate the keys? The old secret stops working.">{csrf}<button type="submit">Regenerate keys</button></form>
 </div>"#,
             app = esc(&app.name),
             client = copyable("client-id", "Consumer key (client id)", &client_id),
@@ -245,7 +283,12 @@ pub async fn keys_form(State(state): State<AppState>, headers: HeaderMap, Path((
     page(&caller, &api, format!("{}{content}", steps(2)), StatusCode::OK)
 }
 
-pub async fn generate_keys(State(state): State<AppState>, headers: HeaderMap, Path((id, app)): Path<(String, String)>, form: Form) -> Response {
+pub async fn generate_keys(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, app)): Path<(String, String)>,
+    form: Form,
+) -> Response {
     let (caller, api, app) = match open_with_app(&state, &headers, Some(&form), &id, &app).await {
         Ok(opened) => opened,
         Err(page) => return page,
@@ -273,14 +316,23 @@ pub fn credentials(issued: &IssuedCredentials) -> String {
     )
 }
 
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, Path((id, app)): Path<(String, String)>, form: Form) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, app)): Path<(String, String)>,
+    form: Form,
+) -> Response {
     let (caller, api, app) = match open_with_app(&state, &headers, Some(&form), &id, &app).await {
         Ok(opened) => opened,
         Err(page) => return page,
     };
     match backend::token(&state, &caller, &app.id).await {
         Ok(token) => {
-            let body = format!("{}{}", steps(3), token_block(&state, &app, &[api.clone()], &token.token, token.expires_in()));
+            let body = format!(
+                "{}{}",
+                steps(3),
+                token_block(&state, &app, std::slice::from_ref(&api), &token.token, token.expires_in())
+            );
             page(&caller, &api, body, StatusCode::OK)
         }
         Err(err) => visit::failure(AREA, &caller, err),
@@ -297,8 +349,8 @@ pub fn token_block(state: &AppState, app: &Application, apis: &[ApiRecord], toke
     );
     for (n, api) in apis.iter().enumerate() {
         html.push_str(&format!(
-            r#"<section class="try-links"><h2>Invoke {name} {version}</h2>{commands}
-<p><a href="/devportal/apis/{id}#try">Try it in the browser</a></p></section>"#,
+            r##"<section class="try-links"><h2>Invoke {name} {version}</h2>{commands}
+<p><a href="/devportal/apis/{id}#try">Try it in the browser</a></p></section>"##,
             name = esc(&api.name),
             version = esc(&api.version),
             commands = wscat_commands(state, api, token, &format!("cmd-{n}")),
@@ -327,8 +379,16 @@ pub fn wscat_commands(state: &AppState, api: &ApiRecord, token: &str, id: &str) 
         html.push_str(&copyable(&format!("{id}-wss"), "wss:// (-n accepts the self-signed certificate)", &header));
     }
     if let Some(base) = urls.ws.as_ref().or(urls.wss.as_ref()) {
-        let query = format!(r#"wscat{n} -c "{url}?access_token={token}""#, n = if urls.ws.is_some() { "" } else { " -n" }, url = invoke_url(base, api));
-        html.push_str(&copyable(&format!("{id}-query"), "Clients that cannot set headers (browsers): the access_token parameter", &query));
+        let query = format!(
+            r#"wscat{n} -c "{url}?access_token={token}""#,
+            n = if urls.ws.is_some() { "" } else { " -n" },
+            url = invoke_url(base, api)
+        );
+        html.push_str(&copyable(
+            &format!("{id}-query"),
+            "Clients that cannot set headers (browsers): the access_token parameter",
+            &query,
+        ));
     }
     html
 }

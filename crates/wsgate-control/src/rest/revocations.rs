@@ -51,6 +51,13 @@ pub async fn revoke_token(
     Ok(Json(Revoked { revoked: entry.jti, until: entry.expires_at }))
 }
 
+async fn wait_for_second_after(at: i64) {
+    let next = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(at + 1).unwrap_or(0));
+    if let Ok(left) = next.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(left).await;
+    }
+}
+
 /// `POST /api/v1/applications/{id}/revocations`: revokes every token issued to the application
 /// up to now; tokens issued afterwards are valid.
 pub async fn revoke_application_tokens(
@@ -60,8 +67,13 @@ pub async fn revoke_application_tokens(
 ) -> Result<Json<Revoked>, ApiError> {
     let app = owned(&state, &caller, &id).await?;
     let ttl = i64::try_from(state.settings.token_ttl.as_secs()).unwrap_or(i64::MAX);
-    let entry = RevokedToken::application(&app.id, now(), ttl);
+    let at = now();
+    let entry = RevokedToken::application(&app.id, at, ttl);
     state.store().revoke_token(&entry).await?;
+    // Token times are whole seconds and the entry revokes up to and including second `at`:
+    // answer only once that second is over, so every token minted after this answer is valid
+    // (one minted meanwhile, in the same second, stays revoked, the safe side).
+    wait_for_second_after(at).await;
     tracing::info!(application = %app.name, by = %caller.name(), "all access tokens of the application revoked");
     Ok(Json(Revoked { revoked: entry.jti, until: entry.expires_at }))
 }

@@ -203,7 +203,6 @@ async fn the_seed_walk_through_works_from_the_command_line() {
     assert!(wscat_eventually(&url, &second_header, true).await, "a new token works");
     ok(&served, dir.path(), &["revoke", "--app", "MyApp"]).await;
     assert!(!wscat_eventually(&url, &second_header, false).await, "revoke --app revokes the app's earlier tokens");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     let third = ok(&served, dir.path(), &["token", "--app", "MyApp"]).await;
     let third_header = format!("Authorization: Bearer {}", third.trim());
     assert!(wscat_eventually(&url, &third_header, true).await, "a token issued after revoke --app works");

@@ -5,11 +5,13 @@
 //! Reading order: `harness` (how a test sets up its world), then the tests in
 //! the order of a connection's life: `echo`, `routing`, `upstream_handshake`,
 //! `bad_handshakes`, `bad_frames`, `close_codes`, `timeouts`, `tls`, then the
-//! tests against tools and the binary: `wscat`, `deflate`, `shutdown`, and the
-//! Autobahn conformance run in `autobahn`.
+//! tests against tools and the binary: `wscat`, `deflate`, `shutdown`, the
+//! portals in a real browser (`portal`), and the Autobahn conformance run in
+//! `autobahn`.
 //!
-//! External tools are found through `WSGATE_WSCAT` and `WSGATE_PYTHON` (set by
-//! `scripts/test`); a test whose tool is missing fails and says so.
+//! External tools are found through `WSGATE_WSCAT`, `WSGATE_PYTHON`,
+//! `WSGATE_CHROMIUM` and `WSGATE_E2E_NODE_MODULES` (set by `scripts/test`); a
+//! test whose tool is missing fails and says so.
 
 // A test that cannot go on should stop at once with the reason; `expect` is
 // used where the reason is worth a sentence.
@@ -24,6 +26,7 @@ mod close_codes;
 mod control;
 mod deflate;
 mod echo;
+mod portal;
 mod routing;
 mod security;
 mod shutdown;

@@ -8,8 +8,9 @@
 
 use serde_json::{Value, json};
 
+use super::socket::attempt;
 use super::tokens::{Jwt, TestKey, now};
-use super::world::{App, World, attempt, bearer, world};
+use super::world::{App, World, bearer, world};
 use crate::harness::check_rows;
 
 /// One hostile request and the answer it must get.
@@ -82,8 +83,7 @@ async fn hostile_tokens_are_refused_with_the_right_status() {
     let p = api.path.as_str();
     let now = now();
     let other_key = TestKey::generate(&key.kid);
-    let tampered =
-        with_claims_swapped(&good, &valid(&world, &key, &stranger).claim("exp", json!(now + 86400)).claims());
+    let tampered = with_claims_swapped(&good, valid(&world, &key, &stranger).claim("exp", json!(now + 86400)).claims());
     // A token of about `len` bytes: the padding claim grows by 4/3 in base64url.
     let long_token =
         |len: usize| valid(&world, &key, &app).claim("padding", json!("x".repeat(len * 3 / 4))).signed_by(&key);
@@ -175,7 +175,14 @@ async fn hostile_tokens_are_refused_with_the_right_status() {
             p,
             bearer(&valid(&world, &key, &app).claim("jti", Value::Null).signed_by(&key)),
             401,
-            "token revoked",
+            "token cannot be revoked (no jti or iat)",
+        ),
+        row(
+            "no iat, so an application-wide revocation could not cover it",
+            p,
+            bearer(&valid(&world, &key, &app).claim("iat", Value::Null).signed_by(&key)),
+            401,
+            "token cannot be revoked (no jti or iat)",
         ),
         row("revoked by its client at /oauth2/revoke", p, bearer(&revoked), 401, "token revoked"),
         row("of an application not subscribed", p, bearer(&stranger_token), 403, ""),

@@ -20,8 +20,9 @@ use tokio_rustls::TlsAcceptor;
 use ureq::http::Method;
 use wsgate_core::model::ClientCredentials;
 
+use super::socket::attempt;
 use super::tokens::{Jwt, TestKey, now, random_hex};
-use super::world::{App, TrustedProvider, attempt, bearer, client_credentials_token, create_application, world};
+use super::world::{App, TrustedProvider, bearer, client_credentials_token, create_application, world};
 use crate::control::harness::{Control, Http, control};
 use crate::harness::raw::read_head;
 use crate::harness::{STEP, within};

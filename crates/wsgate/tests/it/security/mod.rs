@@ -3,13 +3,15 @@
 //! own world on `127.0.0.1:0` with an SQLite store in a fresh directory.
 //!
 //! Reading order: `world` (the world and its sentences: publish, subscribe, get a token,
-//! revoke, connect), `tokens` (keys and JWTs crafted by hand, for tokens no issuer would sign),
+//! revoke, connect), `socket` (one upgrade attempt, a live socket: echo, close code and
+//! reason), `tokens` (keys and JWTs crafted by hand, for tokens no issuer would sign),
 //! then the tests: `seeds` (the tutorials' three wscat invocations and what the upstream sees),
 //! `hostile` (tokens an attacker would try), `lifecycle` (which API states take connections),
 //! `revocation` (live sockets closed when their right to exist goes), `expiry` (live sockets
 //! closed at the token's `exp`, or not), `idp` (an external identity provider by JWKS).
 
 mod world;
+mod socket;
 mod tokens;
 
 mod seeds;

@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::world::{Api, App, Socket, Subscription, World, bearer, world};
+use super::socket::Socket;
+use super::tokens::claims_of;
+use super::world::{Api, App, Subscription, World, bearer, world};
 
 /// How long a revocation may take to reach a live socket.
 const ONE_SECOND: Duration = Duration::from_secs(1);
@@ -62,6 +64,36 @@ async fn revoking_a_token_closes_its_connections_and_no_others() {
     all_closed(&mut [&mut revoked_on_alpha, &mut revoked_on_beta], "token revoked", deadline).await;
     all_echo(&mut [&mut kept_on_alpha, &mut b_on_alpha]).await;
     assert_eq!(world.answer(&alpha.path, &bearer(&revoked)).await.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_every_token_of_an_application_closes_its_connections_and_no_others() {
+    let Scene { world, alpha, beta, a, b, .. } = scene().await;
+    let mut a_on_alpha = world.connect(&alpha, &world.token(&a).await).await;
+    let mut a_on_beta = world.connect(&beta, &world.token(&a).await).await;
+    let mut b_on_alpha = world.connect(&alpha, &world.token(&b).await).await;
+
+    world.revoke_all_tokens(&a).await;
+    let deadline = Instant::now() + ONE_SECOND;
+    all_closed(&mut [&mut a_on_alpha, &mut a_on_beta], "token revoked", deadline).await;
+    all_echo(&mut [&mut b_on_alpha]).await;
+}
+
+/// "Tokens issued afterwards are valid", the revocation says, and a script that revokes an
+/// application's tokens and gets a new one at once (`wsgate revoke --app A; wsgate token --app
+/// A`) relies on it. Issue times are whole seconds and the revocation covers its whole second,
+/// so the endpoint answers only after that second: the next token is always issued later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_issued_right_after_an_application_wide_revocation_is_valid() {
+    let Scene { world, alpha, a, .. } = scene().await;
+    for _ in 0..3 {
+        let cutoff = world.revoke_all_tokens(&a).await;
+        let fresh = world.token(&a).await;
+        let issued = claims_of(&fresh)["iat"].as_i64().expect("the token has an iat");
+        assert!(issued > cutoff, "the token minted after the answer is later than the cutoff ({issued} <= {cutoff})");
+        let answer = world.answer(&alpha.path, &bearer(&fresh)).await;
+        assert_eq!(answer.status(), 101, "a token issued after the revocation: {answer:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,10 +17,9 @@
 //! would; the gateway learns of it from the store's change feed, a moment later. Sentences that
 //! need the gateway to have caught up say so and wait for it (bounded by [`STEP`]).
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -29,9 +28,10 @@ use tokio_util::sync::CancellationToken;
 use wsgate_core::config::Config;
 use wsgate_gateway::Gateway;
 
+use super::socket::{Socket, attempt, eventually};
 use crate::control::harness::{Control, Scratch, Session, With, control};
 use crate::harness::gateway::{Echo, echo_upstream};
-use crate::harness::raw::{Head, RawClient, close_frame, frame, opcode, upgrade_request};
+use crate::harness::raw::Head;
 use crate::harness::{STEP, within};
 
 /// An external identity provider the gateway is configured to trust.
@@ -277,6 +277,15 @@ impl World {
         self.control.http.post_form("/oauth2/revoke", app.basic(), &[("token", token)]).await.expect(200);
     }
 
+    /// Revokes every token issued to `app` so far (`POST /api/v1/applications/{id}/revocations`,
+    /// as `wsgate revoke --app` does); returns the cutoff, in Unix seconds, that it recorded.
+    pub async fn revoke_all_tokens(&self, app: &App) -> i64 {
+        let path = format!("/api/v1/applications/{}/revocations", app.id);
+        let answer = self.admin.post(&path, json!({})).await.expect(200);
+        let entry = answer["revoked"].as_str().expect("revoked");
+        entry.rsplit_once('@').and_then(|(_, at)| at.parse().ok()).unwrap_or_else(|| panic!("a cutoff in {answer}"))
+    }
+
     pub async fn block(&self, subscription: &Subscription) {
         self.set_subscription(subscription, "BLOCKED").await;
     }
@@ -292,7 +301,7 @@ impl World {
 
     /// Unsubscribes (the subscription becomes REMOVED).
     pub async fn unsubscribe(&self, subscription: &Subscription) {
-        self.admin.delete(&format!("/api/v1/subscriptions/{}", subscription.id)).await.expect(204);
+        self.admin.delete(&format!("/api/v1/subscriptions/{}", subscription.id)).await.expect(200);
     }
 
     pub async fn delete_application(&self, app: &App) {
@@ -344,74 +353,6 @@ impl World {
             }
         })
         .await
-    }
-}
-
-/// One upgrade request on a new connection: the answer's head, and the socket if it was a 101.
-pub async fn attempt(addr: SocketAddr, target: &str, headers: &[(String, String)]) -> (Head, Option<Socket>) {
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    let mut raw = RawClient::connect(addr).await;
-    // The gateway may stop reading (and hang up) once it has seen enough: its answer counts.
-    let _ = raw.try_send(&upgrade_request(addr, target, &headers)).await;
-    let head = raw.read_response_head().await;
-    let socket = (head.status() == 101).then_some(Socket { raw });
-    (head, socket)
-}
-
-/// Calls `probe` until it succeeds, for at most [`STEP`]; fails with its last complaint.
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + STEP;
-    loop {
-        match probe().await {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => panic!("{what}: still `{last}` after {STEP:?}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-}
-
-/// An upgraded client connection, spoken raw so that close codes and reasons are seen as sent.
-pub struct Socket {
-    raw: RawClient,
-}
-
-impl Socket {
-    /// Sends `text` and asserts the echo comes back.
-    pub async fn echoes(&mut self, text: &str) {
-        self.raw.send_frame(frame(opcode::TEXT, text)).await;
-        loop {
-            let reply = self.raw.read_frame().await;
-            match reply.opcode {
-                opcode::PING | opcode::PONG => continue,
-                opcode::TEXT => {
-                    assert_eq!(reply.payload, text.as_bytes(), "the echo of {text:?}");
-                    return;
-                }
-                _ => panic!("expected the echo of {text:?}, got {reply:?}"),
-            }
-        }
-    }
-
-    /// Waits until `deadline` for the gateway's close frame and answers it; returns its code and
-    /// reason. Data frames that arrive first are skipped.
-    pub async fn closed_by(&mut self, deadline: Instant) -> (Option<u16>, String) {
-        let limit = deadline.saturating_duration_since(Instant::now());
-        let close = within(limit, "the gateway's close frame arrives", async {
-            loop {
-                let frame = self.raw.read_frame().await;
-                if frame.opcode == opcode::CLOSE {
-                    return frame;
-                }
-            }
-        })
-        .await;
-        let code = close.close_code();
-        let _ = self.raw.try_send(&close_frame(code.unwrap_or(1000)).to_bytes()).await;
-        (code, String::from_utf8_lossy(close.payload.get(2..).unwrap_or_default()).into_owned())
     }
 }
 

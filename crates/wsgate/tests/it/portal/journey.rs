@@ -1,0 +1,75 @@
+//! The seed journey, start to end, as a new user clicks it: publish EchoWebSocket in the
+//! publisher, sign up in the developer portal, run the key generation wizard, copy the token,
+//! and call the API with the stock wscat and from the browser's "Try it" console.
+
+use std::time::{Duration, Instant};
+
+use super::browser::{ADMIN_PASSWORD, Served, Tools, repo_root, run_script, tail, wscat};
+use crate::harness::echo_upstream;
+use crate::harness::process::TempDir;
+
+#[tokio::test]
+async fn a_new_user_publishes_subscribes_and_invokes_through_the_portals() {
+    let tools = Tools::find();
+    let started = Instant::now();
+    let echo = echo_upstream().await;
+    let dir = TempDir::new("portal");
+    let served = Served::start(&dir, "").await;
+    // A second server shows what a closed sign-up looks like.
+    let closed_dir = TempDir::new("portal-closed");
+    let closed = Served::start(&closed_dir, "[control]\nself_signup = false\n").await;
+    let screenshots = repo_root().join("target/e2e/screenshots");
+    // Screenshots of an earlier run would pass for this run's.
+    let _ = std::fs::remove_dir_all(&screenshots);
+
+    let env = [
+        ("WSGATE_CONTROL_URL", served.control.clone()),
+        ("WSGATE_WS_URL", served.ws.clone()),
+        ("WSGATE_WSS_URL", served.wss.clone()),
+        ("WSGATE_ECHO_URL", echo.url()),
+        ("WSGATE_ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+        ("WSGATE_CLOSED_CONTROL_URL", closed.control.clone()),
+        ("WSGATE_SCREENSHOTS", screenshots.display().to_string()),
+    ];
+    let outcome = run_script(&tools, "portal.mjs", &env, Duration::from_secs(240)).await;
+    let answer = &outcome.answer;
+    assert!(
+        outcome.success && answer["ok"] == true,
+        "the browser journey failed at step {} ({}): {}\nscreenshots: {}\nbrowser script stderr: {}\nwsgate log:\n{}",
+        answer["step"],
+        answer["url"],
+        answer["error"].as_str().unwrap_or_default(),
+        screenshots.display(),
+        outcome.stderr,
+        tail(&served.log),
+    );
+    assert_eq!(answer["echoed"], "hello from the browser", "the Try it console showed the echo");
+
+    // The token the subscriber copied, with the commands the page printed, through the gateway.
+    let token = answer["token"].as_str().expect("the token copied from the page");
+    let commands: Vec<&str> =
+        answer["commands"].as_array().expect("commands").iter().filter_map(|c| c.as_str()).collect();
+    assert_eq!(commands.len(), 3, "ws header, wss header and access_token query: {commands:?}");
+    for command in &commands {
+        assert!(command.contains(token), "the command carries the copied token: {command}");
+        let run = wscat(&tools, command).await;
+        assert!(
+            run.success && run.received.iter().any(|l| l == "hello"),
+            "`{command}` gets the echo of hello: {:?}, stderr: {}",
+            run.received,
+            run.stderr
+        );
+    }
+    // Without the token the gateway refuses, so the echoes above were the token's doing.
+    let without_token = commands[0].split(" -H ").next().expect("the command without its header");
+    let run = wscat(&tools, without_token).await;
+    assert!(!run.success && run.received.is_empty(), "`{without_token}` is refused: {:?}", run.received);
+    assert!(run.stderr.contains("401"), "the refusal is a 401: {}", run.stderr);
+
+    let steps = answer["steps"].as_array().map_or(0, Vec::len);
+    println!(
+        "portal journey: {steps} browser steps, screenshots in {}, {:?} in all",
+        screenshots.display(),
+        started.elapsed()
+    );
+}

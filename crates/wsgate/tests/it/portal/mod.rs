@@ -1,0 +1,12 @@
+//! The publisher and the developer portal, driven by a real browser: headless Chromium runs
+//! the seed journey (`tests/e2e/portal.mjs`, playwright-core) against the real `wsgate serve`
+//! binary, and the stock wscat then calls the API with the token the browser copied from the
+//! page. Chromium, node and playwright-core come from `scripts/test`; without them the test
+//! fails and says so.
+//!
+//! Reading order: `browser` (finding the tools, running the script, reading its answer), then
+//! `journey` (the test).
+
+mod browser;
+
+mod journey;
