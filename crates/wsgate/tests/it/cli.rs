@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::harness::process::{TempDir, tool};
+use crate::harness::process::TempDir;
 use crate::harness::{echo_upstream, within};
 
 const ADMIN_PASSWORD: &str = "walkthrough-admin";
@@ -102,26 +102,12 @@ async fn fails(served: &Served, dir: &Path, args: &[&str], expected: &str) {
     assert!(lines[0].contains(expected), "{args:?}: {:?} mentions {expected:?}", lines[0]);
 }
 
-/// Runs the stock wscat against `url` with `extra` arguments; returns its stdout.
+/// Runs the stock wscat against `url` with `extra` arguments: whether `hello` came back, and
+/// what it printed.
 async fn wscat(url: &str, extra: &[&str]) -> (bool, String) {
-    let wscat = tool("WSGATE_WSCAT", "wscat");
-    let mut child = Command::new(&wscat)
-        .arg("-c")
-        .arg(url)
-        .args(extra)
-        .args(["-x", "hello", "-w", "1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("wscat starts");
-    // wscat quits when stdin closes: keep it open until it is done.
-    let stdin = child.stdin.take();
-    let output = within(Duration::from_secs(20), "wscat finishes", child.wait_with_output()).await.expect("output");
-    drop(stdin);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    (output.status.success() && stdout.lines().any(|l| l.trim_start_matches("< ") == "hello"), stdout)
+    let args: Vec<&str> = ["-c", url].into_iter().chain(extra.iter().copied()).collect();
+    let run = crate::harness::process::wscat(&args, "hello").await;
+    (run.received("hello"), run.stdout)
 }
 
 /// Tries wscat with `header` until its success equals `expected` (changes take a moment to

@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ use wsgate::echo::EchoServer;
 use wsgate_core::config::Config;
 use wsgate_gateway::Gateway;
 
-use crate::harness::process::{TempDir, tool};
+use crate::harness::process::TempDir;
 use crate::harness::{STEP, echo_upstream, within};
 
 /// A throwaway CA that signs leaf certificates into a temp dir.
@@ -352,23 +351,10 @@ async fn a_stalled_tls_handshake_is_dropped_after_the_handshake_timeout() {
 
 #[tokio::test]
 async fn stock_wscat_with_n_reaches_the_api_over_wss() {
-    let wscat = tool("WSGATE_WSCAT", "wscat");
     let echo = echo_upstream().await;
     // No certificate configured: the gateway generates a self-signed one, as on first start.
     let gw = start("", &api("echowebsocket", &echo.url(), "")).await;
     let url = format!("wss://localhost:{}/echowebsocket/1.0.0", gw.wss.expect("wss on").port());
-    let mut child = tokio::process::Command::new(&wscat)
-        .args(["-n", "-c", &url, "-x", "over tls", "-w", "1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|err| panic!("{} starts: {err}", wscat.display()));
-    let stdin = child.stdin.take();
-    let output = within(Duration::from_secs(20), "wscat finishes", child.wait_with_output()).await.expect("output");
-    drop(stdin);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "wscat exits 0: {stdout} {}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.lines().any(|l| l.trim_start_matches("< ") == "over tls"), "echo printed: {stdout:?}");
+    let run = crate::harness::process::wscat(&["-n", "-c", &url], "over tls").await;
+    assert!(run.received("over tls"), "wscat -n echoes over wss: {} {}", run.stdout, run.stderr);
 }

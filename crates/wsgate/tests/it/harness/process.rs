@@ -108,3 +108,44 @@ pub fn tool(env_var: &str, name: &str) -> PathBuf {
             )
         })
 }
+
+/// What one run of the stock wscat gave.
+pub struct WscatRun {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl WscatRun {
+    /// Whether wscat printed `message` as a message it received (a leading `< ` is drawn only
+    /// on a terminal).
+    pub fn received(&self, message: &str) -> bool {
+        self.ok && self.stdout.lines().any(|line| line.trim_start_matches("< ") == message)
+    }
+}
+
+/// Runs the stock wscat (`WSGATE_WSCAT`) with `args`, sending `message` and waiting a second
+/// for answers. wscat quits as soon as its stdin closes, so stdin stays open (piped, never
+/// written) until it exits.
+pub async fn wscat(args: &[&str], message: &str) -> WscatRun {
+    let wscat = tool("WSGATE_WSCAT", "wscat");
+    let mut child = tokio::process::Command::new(&wscat)
+        .args(args)
+        .args(["-x", message, "-w", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|err| panic!("{} starts: {err}", wscat.display()));
+    let stdin = child.stdin.take();
+    let output = within(std::time::Duration::from_secs(20), "wscat finishes", child.wait_with_output())
+        .await
+        .expect("wscat's output is readable");
+    drop(stdin);
+    WscatRun {
+        ok: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

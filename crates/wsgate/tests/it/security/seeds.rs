@@ -3,39 +3,15 @@
 //! certificate), and `?access_token=` as a browser must. A recording upstream proves what the
 //! gateway sends on: the caller's identity, never the token, never a client's forged identity.
 
-use std::process::Stdio;
-use std::time::Duration;
-
-use tokio::process::Command;
-
 use super::world::{App, world};
-use crate::harness::process::tool;
 use crate::harness::raw::Head;
-use crate::harness::{Script, upstream, within};
+use crate::harness::{Script, upstream};
 
 /// Runs wscat with `args`, sends `hello`, and returns what it printed.
 async fn wscat(args: &[&str]) -> String {
-    let wscat = tool("WSGATE_WSCAT", "wscat");
-    // wscat quits when its stdin closes, so stdin stays open (piped, never written) until it
-    // has sent `hello`, waited a second and closed.
-    let mut child = Command::new(&wscat)
-        .args(args)
-        .args(["-x", "hello", "-w", "1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|err| panic!("{} starts: {err}", wscat.display()));
-    let stdin = child.stdin.take();
-    let output = within(Duration::from_secs(20), "wscat finishes", child.wait_with_output())
-        .await
-        .expect("wscat's output is readable");
-    drop(stdin);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "wscat {args:?} exits 0: {:?}\nstdout: {stdout}\nstderr: {stderr}", output.status);
-    stdout
+    let run = crate::harness::process::wscat(args, "hello").await;
+    assert!(run.ok, "wscat {args:?} exits 0\nstdout: {}\nstderr: {}", run.stdout, run.stderr);
+    run.stdout
 }
 
 /// Asserts the upstream saw the caller's identity and none of its credentials.
