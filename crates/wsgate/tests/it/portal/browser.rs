@@ -24,7 +24,6 @@ pub struct Tools {
     pub node: PathBuf,
     pub chromium: PathBuf,
     pub node_modules: PathBuf,
-    pub wscat: PathBuf,
 }
 
 impl Tools {
@@ -46,7 +45,9 @@ impl Tools {
             "playwright-core is not installed in {} (set WSGATE_E2E_NODE_MODULES); run ./scripts/test, which installs it",
             node_modules.display()
         );
-        Tools { node: tool("WSGATE_NODE", "node"), chromium, node_modules, wscat: tool("WSGATE_WSCAT", "wscat") }
+        // wscat runs after the browser; checked now so that a missing one fails at once.
+        tool("WSGATE_WSCAT", "wscat");
+        Tools { node: tool("WSGATE_NODE", "node"), chromium, node_modules }
     }
 }
 
@@ -175,44 +176,6 @@ pub fn shell_words(line: &str) -> Vec<String> {
         words.push(word);
     }
     words
-}
-
-/// How a wscat run ended.
-pub struct WscatRun {
-    pub success: bool,
-    /// Incoming messages, one per line (wscat prints them bare when stdout is not a terminal).
-    pub received: Vec<String>,
-    pub stderr: String,
-}
-
-/// Runs a wscat command line as the portal prints it (with `wscat` replaced by `tools.wscat`)
-/// plus `-x hello -w 1`: send hello, wait a second for the answer, close.
-pub async fn wscat(tools: &Tools, line: &str) -> WscatRun {
-    let words = shell_words(line);
-    assert_eq!(words.first().map(String::as_str), Some("wscat"), "a wscat command: {line}");
-    // wscat quits once its stdin closes, so stdin stays open (piped, never written) until it
-    // has sent `hello`, waited a second and closed.
-    let mut child = Command::new(&tools.wscat)
-        .args(&words[1..])
-        .args(["-x", "hello", "-w", "1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|err| panic!("{} starts: {err}", tools.wscat.display()));
-    let stdin = child.stdin.take();
-    let output =
-        within(Duration::from_secs(20), "wscat finishes", child.wait_with_output()).await.expect("wscat output");
-    drop(stdin);
-    WscatRun {
-        success: output.status.success(),
-        received: String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(|l| l.trim_start_matches("< ").to_string())
-            .collect(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
 }
 
 #[test]

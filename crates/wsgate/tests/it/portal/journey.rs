@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::browser::{ADMIN_PASSWORD, Served, Tools, repo_root, run_script, tail, wscat};
+use super::browser::{ADMIN_PASSWORD, Served, Tools, repo_root, run_script, shell_words, tail};
 use crate::harness::echo_upstream;
-use crate::harness::process::TempDir;
+use crate::harness::process::{TempDir, WscatRun, wscat};
 
 #[tokio::test]
 async fn a_new_user_publishes_subscribes_and_invokes_through_the_portals() {
@@ -52,18 +52,13 @@ async fn a_new_user_publishes_subscribes_and_invokes_through_the_portals() {
     assert_eq!(commands.len(), 3, "ws header, wss header and access_token query: {commands:?}");
     for command in &commands {
         assert!(command.contains(token), "the command carries the copied token: {command}");
-        let run = wscat(&tools, command).await;
-        assert!(
-            run.success && run.received.iter().any(|l| l == "hello"),
-            "`{command}` gets the echo of hello: {:?}, stderr: {}",
-            run.received,
-            run.stderr
-        );
+        let run = run_printed(command).await;
+        assert!(run.received("hello"), "`{command}` gets the echo of hello: {}, stderr: {}", run.stdout, run.stderr);
     }
     // Without the token the gateway refuses, so the echoes above were the token's doing.
     let without_token = commands[0].split(" -H ").next().expect("the command without its header");
-    let run = wscat(&tools, without_token).await;
-    assert!(!run.success && run.received.is_empty(), "`{without_token}` is refused: {:?}", run.received);
+    let run = run_printed(without_token).await;
+    assert!(!run.ok && !run.received("hello"), "`{without_token}` is refused: {}", run.stdout);
     assert!(run.stderr.contains("401"), "the refusal is a 401: {}", run.stderr);
 
     let steps = answer["steps"].as_array().map_or(0, Vec::len);
@@ -72,4 +67,13 @@ async fn a_new_user_publishes_subscribes_and_invokes_through_the_portals() {
         screenshots.display(),
         started.elapsed()
     );
+}
+
+/// Runs a wscat command line exactly as the portal printed it (the stock wscat in place of
+/// `wscat`), sending `hello`.
+async fn run_printed(command: &str) -> WscatRun {
+    let words = shell_words(command);
+    assert_eq!(words.first().map(String::as_str), Some("wscat"), "a wscat command: {command}");
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    wscat(&args, "hello").await
 }
