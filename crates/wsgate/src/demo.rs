@@ -59,7 +59,9 @@ pub async fn demo(args: ServerArgs) -> anyhow::Result<()> {
     println!("wsgate: control listening on {control}");
     println!();
     println!("wsgate demo is running, with its data in {}.", running.data_dir.display());
-    println!("  Control plane (REST API, OAuth2):  {server_url}/api/v1   sign in as admin / admin");
+    println!("  Publisher portal:   {server_url}/publisher    sign in as admin / admin");
+    println!("  Developer portal:   {server_url}/devportal    (sign up as a subscriber, or admin / admin)");
+    println!("  REST API, OAuth2:   {server_url}/api/v1 , {server_url}/oauth2/token");
     println!("  API EchoWebSocket 1.0 at /echowebsocket -> built-in echo {echo_url}");
     println!("  Application {APP}, subscribed with Gold. Its access token (valid 1 hour):");
     println!();
