@@ -1,8 +1,10 @@
 //! A minimal WebSocket client, written by hand so that the load generator costs as little CPU
 //! per message as possible: no message objects, no per-message allocation, no re-masking.
 //!
-//! - [`Target`] is a parsed `ws://` URL with its upgrade request rendered once.
-//! - [`connect`] opens a TCP connection, sends the upgrade request and checks the 101.
+//! - [`Target`] is a parsed `ws://` or `wss://` URL with its upgrade request (and any extra
+//!   headers, e.g. `Authorization`) rendered once.
+//! - [`connect`] opens a TCP connection (TLS for `wss://`), sends the upgrade request and checks
+//!   the 101.
 //! - [`FrameReader`] parses server frames out of a fixed buffer. Payloads are skipped, never
 //!   copied, so a frame may be larger than the buffer and reading costs one `read` per batch.
 //! - [`masked_frame`] builds a client frame once; every connection masks with a key fixed for its
@@ -17,6 +19,12 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_util::either::Either;
+
+/// A plain or TLS connection.
+pub type Stream = Either<TcpStream, TlsStream<TcpStream>>;
 
 /// The `Sec-WebSocket-Key` sent on every handshake and the accept value derived from it.
 /// This is the example pair of RFC 6455 §1.3, so the 101 can be checked without SHA-1; servers
@@ -31,41 +39,62 @@ pub const OP_BINARY: u8 = 0x2;
 pub const OP_CLOSE: u8 = 0x8;
 
 /// Where to connect and what to send to upgrade.
-#[derive(Debug)]
 pub struct Target {
     pub addr: SocketAddr,
     request: Vec<u8>,
+    /// Set for `wss://`: certificates are not verified (benchmarks run against self-signed ones).
+    tls: Option<(TlsConnector, rustls::pki_types::ServerName<'static>)>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target").field("addr", &self.addr).field("tls", &self.tls.is_some()).finish()
+    }
 }
 
 impl Target {
-    /// Parses `ws://HOST[:PORT][/PATH]` and resolves HOST once, so that connection setup in the
-    /// measured loops never touches DNS.
-    pub async fn resolve(url: &str) -> anyhow::Result<Target> {
-        let rest = url.strip_prefix("ws://").with_context(|| format!("{url}: only ws:// URLs are supported"))?;
+    /// Parses `ws[s]://HOST[:PORT][/PATH]` and resolves HOST once, so that connection setup in
+    /// the measured loops never touches DNS. `headers` (`Name: value`) go into every upgrade.
+    pub async fn resolve(url: &str, headers: &[String]) -> anyhow::Result<Target> {
+        let (rest, secure) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => bail!("{url}: only ws:// and wss:// URLs are supported"),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
         let has_port = authority.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok());
-        let host_port = if has_port { authority.to_owned() } else { format!("{authority}:80") };
+        let default_port = if secure { 443 } else { 80 };
+        let host_port = if has_port { authority.to_owned() } else { format!("{authority}:{default_port}") };
         let addr = tokio::net::lookup_host(&host_port)
             .await
             .with_context(|| format!("resolving {host_port}"))?
             .next()
             .with_context(|| format!("{host_port} resolves to no address"))?;
+        let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
         )
         .into_bytes();
-        Ok(Target { addr, request })
+        let tls = if secure {
+            let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host).trim_matches(['[', ']']);
+            let name = rustls::pki_types::ServerName::try_from(host.to_owned()).context("TLS server name")?;
+            let options = wsgate_tls::client::UpstreamTlsOptions { insecure_skip_verify: true, ..Default::default() };
+            Some((TlsConnector::from(wsgate_tls::client::client_config(options)?), name))
+        } else {
+            None
+        };
+        Ok(Target { addr, request, tls })
     }
 }
 
 /// An upgraded connection: the socket and the frames already read from it.
 #[derive(Debug)]
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub frames: FrameReader,
 }
 
@@ -76,9 +105,13 @@ pub async fn connect(target: &Target, buf_size: usize) -> anyhow::Result<Conn> {
 }
 
 async fn upgrade(target: &Target, buf_size: usize) -> anyhow::Result<Conn> {
-    let mut stream = TcpStream::connect(target.addr).await.with_context(|| format!("connecting to {}", target.addr))?;
+    let tcp = TcpStream::connect(target.addr).await.with_context(|| format!("connecting to {}", target.addr))?;
     // Echo benchmarks write small frames and wait for answers: Nagle would add delay, not save work.
-    stream.set_nodelay(true)?;
+    tcp.set_nodelay(true)?;
+    let mut stream = match &target.tls {
+        Some((connector, name)) => Either::Right(connector.connect(name.clone(), tcp).await.context("TLS handshake")?),
+        None => Either::Left(tcp),
+    };
     stream.write_all(&target.request).await?;
     let mut frames = FrameReader::new(buf_size.max(4096));
     let head_len = loop {

@@ -20,9 +20,13 @@ const CYCLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// ws://HOST:PORT/PATH of an echo service (directly or through a proxy).
+    /// ws://HOST:PORT/PATH or wss://… of an echo service (directly or through a proxy).
     #[arg(long)]
     url: String,
+    /// Extra upgrade request header, `Name: value` (e.g. an Authorization bearer token);
+    /// repeatable.
+    #[arg(long = "header")]
+    headers: Vec<String>,
     /// Cycles running at the same time.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
@@ -48,7 +52,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
-    let target = Arc::new(Target::resolve(&args.url).await?);
+    let target = Arc::new(Target::resolve(&args.url, &args.headers).await?);
     let tally = Arc::new(Tally::default());
     let payload = client::payload(args.size);
     let mut workers = JoinSet::new();

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use tokio::io::AsyncWriteExt;
 
 use crate::client::{self, OP_BINARY, Target};
@@ -18,9 +18,13 @@ const PARALLEL: usize = 128;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// ws://HOST:PORT/PATH of an echo service (directly or through a proxy).
+    /// ws://HOST:PORT/PATH or wss://… of an echo service (directly or through a proxy).
     #[arg(long)]
     url: String,
+    /// Extra upgrade request header, `Name: value` (e.g. an Authorization bearer token);
+    /// repeatable.
+    #[arg(long = "header")]
+    headers: Vec<String>,
     #[arg(long, default_value_t = 9000)]
     connections: usize,
     /// How long the connections stay open and idle before the second reading.
@@ -38,17 +42,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.connections == 0 {
         bail!("--connections must be at least 1");
     }
-    let target = Arc::new(Target::resolve(&args.url).await?);
+    let target = Arc::new(Target::resolve(&args.url, &args.headers).await?);
     let before = usage::rss_kib(&args.pids)?;
     let mut conns = client::connect_many(&target, args.connections, PARALLEL, 4096).await?;
 
     if !args.no_echo {
-        // Write on every connection first, then collect the echoes: one round trip overall.
+        // One round trip per connection, in turn, so that buffers allocated on first data
+        // count. (Writing on every connection before reading any stalled TLS connections here,
+        // against every TLS proxy alike.)
         for (i, conn) in conns.iter_mut().enumerate() {
             let frame = client::masked_frame(OP_BINARY, b"hello", client::mask_for(i));
             conn.stream.write_all(&frame).await?;
-        }
-        for conn in &mut conns {
+            conn.stream.flush().await?;
             // Bounded in time, so a server that swallows the message fails the run.
             tokio::time::timeout(Duration::from_secs(10), async {
                 loop {
@@ -63,7 +68,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     }
                 }
             })
-            .await??;
+            .await
+            .with_context(|| format!("no echo on connection {i}"))??;
         }
     }
 

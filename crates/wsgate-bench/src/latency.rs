@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::ReadHalf;
 use tokio::task::JoinSet;
 
 use crate::client::{self, FrameReader, OP_BINARY, Target};
@@ -29,9 +29,13 @@ const GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// ws://HOST:PORT/PATH of an echo service (directly or through a proxy).
+    /// ws://HOST:PORT/PATH or wss://… of an echo service (directly or through a proxy).
     #[arg(long)]
     url: String,
+    /// Extra upgrade request header, `Name: value` (e.g. an Authorization bearer token);
+    /// repeatable.
+    #[arg(long = "header")]
+    headers: Vec<String>,
     /// Offered messages per second, across all connections.
     #[arg(long, default_value_t = 10_000.0)]
     rate: f64,
@@ -71,7 +75,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.rate.is_nan() || args.rate <= 0.0 || args.connections == 0 {
         bail!("--rate must be positive and --connections at least 1");
     }
-    let target = Arc::new(Target::resolve(&args.url).await?);
+    let target = Arc::new(Target::resolve(&args.url, &args.headers).await?);
     let conns = client::connect_many(&target, args.connections, 64, 16 << 10).await?;
     let payload = client::payload(args.size);
 
@@ -89,7 +93,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut frames = Vec::with_capacity(conns.len());
     let mut readers = JoinSet::new();
     for (c, conn) in conns.into_iter().enumerate() {
-        let (read_half, write_half) = conn.stream.into_split();
+        let (read_half, write_half) = tokio::io::split(conn.stream);
         writers.push(write_half);
         frames.push(client::masked_frame(OP_BINARY, &payload, client::mask_for(c)));
         let mut echoes = Echoes { samples: Vec::with_capacity(schedule.sent_on(c as u64) as usize), received: 0 };
@@ -172,7 +176,7 @@ struct Echoes {
 /// Reads echoes on connection `c` until all its messages are back (bounded by count; the caller
 /// bounds it by time).
 async fn collect(
-    mut read_half: OwnedReadHalf,
+    mut read_half: ReadHalf<crate::client::Stream>,
     mut reader: FrameReader,
     c: u64,
     schedule: Schedule,

@@ -17,9 +17,13 @@ use crate::{Report, parse_duration, usage};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// ws://HOST:PORT/PATH of an echo service (directly or through a proxy).
+    /// ws://HOST:PORT/PATH or wss://… of an echo service (directly or through a proxy).
     #[arg(long)]
     url: String,
+    /// Extra upgrade request header, `Name: value` (e.g. an Authorization bearer token);
+    /// repeatable.
+    #[arg(long = "header")]
+    headers: Vec<String>,
     #[arg(long, default_value_t = 100)]
     connections: usize,
     /// Messages outstanding per connection. inflight × size must fit the socket buffers.
@@ -42,7 +46,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.inflight == 0 || args.connections == 0 {
         bail!("--connections and --inflight must be at least 1");
     }
-    let target = Arc::new(Target::resolve(&args.url).await?);
+    let target = Arc::new(Target::resolve(&args.url, &args.headers).await?);
     // Big enough that one read drains everything in flight on the connection.
     let buf_size = (args.inflight * (args.size + 14)).clamp(16 << 10, 256 << 10);
     let conns = client::connect_many(&target, args.connections, 64, buf_size).await?;
