@@ -258,7 +258,7 @@ pub async fn signup(State(state): State<AppState>, headers: HeaderMap, form: For
 
 /// The form cookie's value, and whether it is new (and must be set on the answer).
 fn form_cookie(headers: &HeaderMap) -> (String, bool) {
-    match cookie(headers, FORM_COOKIE) {
+    match auth::cookie(headers, FORM_COOKIE) {
         Some(value) if value.len() >= 32 => (value, false),
         // Should the system random source fail, the form fails its check and says so.
         _ => (crypto::secret().unwrap_or_default(), true),
@@ -276,19 +276,7 @@ fn with_form_cookie(mut response: Response, value: &str, fresh: bool) -> Respons
 }
 
 fn form_cookie_matches(headers: &HeaderMap, form: &Form) -> bool {
-    cookie(headers, FORM_COOKIE)
+    auth::cookie(headers, FORM_COOKIE)
         .filter(|value| value.len() >= 32)
         .is_some_and(|value| same(&auth::csrf_token(&value), form.get("csrf")))
-}
-
-/// A cookie's value. (`auth::session_cookie` reads only the session cookie.)
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_string())
 }
