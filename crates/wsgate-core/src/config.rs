@@ -62,6 +62,10 @@ pub struct GatewaySettings {
     pub max_frame_size: u64,
     /// A message (all fragments together) larger than this is refused with close 1009.
     pub max_message_size: u64,
+    /// Pings and pongs one side of a connection may send per second (counted in one-second
+    /// windows, each direction on its own); one more closes that connection with 1008 on both
+    /// sides. 0 turns the limit off.
+    pub max_control_frames_per_second: u32,
     /// Request line plus headers of the upgrade request; larger gets 431.
     pub max_header_size: usize,
     /// The client must finish sending its upgrade request within this time (else 408), so a
@@ -96,6 +100,7 @@ impl Default for GatewaySettings {
             data_dir: None,
             max_frame_size: 16 << 20,
             max_message_size: 64 << 20,
+            max_control_frames_per_second: 100,
             max_header_size: 16 << 10,
             handshake_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),

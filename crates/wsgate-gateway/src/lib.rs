@@ -133,6 +133,7 @@ impl Gateway {
                 extensions: false,
                 max_frame: settings.max_frame_size,
                 max_message: settings.max_message_size,
+                max_control_frames: settings.max_control_frames_per_second,
                 idle_timeout: settings.idle_timeout,
                 close_timeout: settings.close_timeout,
             },

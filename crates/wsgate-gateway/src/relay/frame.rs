@@ -2,9 +2,13 @@
 //! payload by count, so the relay can forward bytes as they arrive without buffering messages.
 //!
 //! The scanner never changes a byte. It tells the pump how many bytes of a chunk are known to
-//! be valid to forward, and stops at the first header that breaks RFC 6455 or a size limit, so
-//! that the offending frame is never forwarded and the gateway can close cleanly at a frame
-//! boundary.
+//! be valid to forward, and stops at the first header that breaks RFC 6455, a size limit or the
+//! control-frame budget, so that the offending frame is never forwarded and the gateway can
+//! close cleanly at a frame boundary.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Which peer wrote the bytes. Client frames must be masked; upstream frames must not be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,13 +42,17 @@ pub enum Violation {
     FrameTooBig,
     #[error("message too big")]
     MessageTooBig,
+    #[error("too many control frames")]
+    ControlFrameFlood,
 }
 
 impl Violation {
-    /// The close code that both sides receive: 1009 for size limits, 1002 for the rest.
+    /// The close code that both sides receive: 1009 for size limits, 1008 (policy) for a flood
+    /// of control frames, 1002 for the rest.
     pub fn close_code(self) -> u16 {
         match self {
             Violation::FrameTooBig | Violation::MessageTooBig => 1009,
+            Violation::ControlFrameFlood => 1008,
             _ => 1002,
         }
     }
@@ -80,13 +88,55 @@ pub struct Scanner {
     extensions: bool,
     /// Payload bytes of the current frame not seen yet; 0 means "at a frame boundary".
     payload_left: u64,
+    /// Payload length and mask key of the current frame: what padding a cut frame needs.
+    frame_len: u64,
+    frame_mask: [u8; 4],
+    /// The current frame is the final frame of a data message: the message counts once this
+    /// frame's payload has all been seen, not when its header was, so a message cut short by
+    /// a vanished peer is never reported as relayed.
+    completes_message: bool,
     /// A fragmented data message is open (its first frame had FIN = 0).
     in_message: bool,
     message_len: u64,
-    /// Whole data messages seen (counted at their final frame).
+    control: ControlBudget,
+    /// Whole data messages seen (counted at the end of their final frame).
     pub messages: u64,
     /// Bytes accepted for forwarding, headers included.
     pub bytes: u64,
+}
+
+/// Pings and pongs allowed per second, in fixed one-second windows. Each one costs the gateway
+/// and the peer a write (and a ping, a pong back), so a peer sending them in a loop is refused
+/// like any other rule breaker, without touching other connections.
+#[derive(Debug)]
+struct ControlBudget {
+    /// 0: no limit.
+    per_second: u32,
+    used: u32,
+    /// Start of the current window; `None` until the first control frame.
+    window: Option<Instant>,
+}
+
+impl ControlBudget {
+    const WINDOW: Duration = Duration::from_secs(1);
+
+    /// Counts one control frame; false when it is over the budget. Reads the clock only for
+    /// control frames, never for data.
+    fn spend(&mut self) -> bool {
+        if self.per_second == 0 {
+            return true;
+        }
+        let now = Instant::now();
+        match self.window {
+            Some(start) if now.duration_since(start) < Self::WINDOW => {}
+            _ => {
+                self.window = Some(now);
+                self.used = 0;
+            }
+        }
+        self.used = self.used.saturating_add(1);
+        self.used <= self.per_second
+    }
 }
 
 impl Scanner {
@@ -97,8 +147,12 @@ impl Scanner {
             max_message,
             extensions: false,
             payload_left: 0,
+            frame_len: 0,
+            frame_mask: [0; 4],
+            completes_message: false,
             in_message: false,
             message_len: 0,
+            control: ControlBudget { per_second: 0, used: 0, window: None },
             messages: 0,
             bytes: 0,
         }
@@ -109,10 +163,38 @@ impl Scanner {
         Scanner { extensions: negotiated, ..self }
     }
 
+    /// Refuses pings and pongs beyond `per_second` (0: no limit) with
+    /// [`Violation::ControlFrameFlood`].
+    pub fn with_control_limit(self, per_second: u32) -> Scanner {
+        Scanner { control: ControlBudget { per_second, ..self.control }, ..self }
+    }
+
     /// Whether the bytes accepted so far end exactly at a frame boundary, where the gateway may
     /// insert a frame of its own.
     pub fn at_boundary(&self) -> bool {
         self.payload_left == 0
+    }
+
+    /// Fills the start of `out` with padding for the current frame, whose sender vanished before
+    /// its end: bytes that unmask to zeros, as many as fit and the frame still lacks. Returns
+    /// how many. The gateway can only place its close after a whole frame, so a cut frame is
+    /// completed this way; [`Scanner::padded`] then accounts for what was written.
+    pub fn fill_padding(&self, out: &mut [u8]) -> usize {
+        let len = usize::try_from(self.payload_left).unwrap_or(usize::MAX).min(out.len());
+        let offset = (self.frame_len - self.payload_left) as usize;
+        for (i, byte) in out[..len].iter_mut().enumerate() {
+            *byte = self.frame_mask[(offset + i) % 4];
+        }
+        len
+    }
+
+    /// `n` bytes of padding were written. Padding is not the sender's: it is not counted in
+    /// `bytes`, and the message it completes is not counted in `messages`.
+    pub fn padded(&mut self, n: usize) {
+        self.payload_left = self.payload_left.saturating_sub(n as u64);
+        if self.payload_left == 0 {
+            self.completes_message = false;
+        }
     }
 
     /// Scans `data`, which starts where the previous accepted bytes ended. With
@@ -125,14 +207,18 @@ impl Scanner {
                 let take = self.payload_left.min((data.len() - pos) as u64);
                 pos += take as usize;
                 self.payload_left -= take;
-                if self.payload_left > 0 || stop_at_boundary {
+                if self.payload_left > 0 {
+                    return self.accept(pos);
+                }
+                self.end_frame();
+                if stop_at_boundary {
                     return self.accept(pos);
                 }
             }
             let Some(header) = Header::parse(&data[pos..]) else {
                 return self.accept(pos);
             };
-            if let Err(violation) = self.check(&header) {
+            if let Err(violation) = self.check(&header).and_then(|()| self.spend_control(&header)) {
                 self.bytes += pos as u64;
                 return Scan::Violation { consumed: pos, violation };
             }
@@ -148,10 +234,28 @@ impl Scanner {
             self.account(&header);
             pos += header.len;
             self.payload_left = header.payload;
-            if self.payload_left == 0 && stop_at_boundary {
-                return self.accept(pos);
+            self.frame_len = header.payload;
+            self.frame_mask = header.mask;
+            if self.payload_left == 0 {
+                self.end_frame();
+                if stop_at_boundary {
+                    return self.accept(pos);
+                }
             }
         }
+    }
+
+    /// The current frame's payload has all been seen.
+    fn end_frame(&mut self) {
+        if self.completes_message {
+            self.completes_message = false;
+            self.messages += 1;
+        }
+    }
+
+    fn spend_control(&mut self, header: &Header) -> Result<(), Violation> {
+        let ping_or_pong = matches!(header.opcode, 0x9 | 0xA);
+        if ping_or_pong && !self.control.spend() { Err(Violation::ControlFrameFlood) } else { Ok(()) }
     }
 
     fn accept(&mut self, consumed: usize) -> Scan {
@@ -200,7 +304,7 @@ impl Scanner {
             return; // ping and pong do not touch message state
         }
         if header.fin {
-            self.messages += 1;
+            self.completes_message = true;
             self.in_message = false;
             self.message_len = 0;
         } else {
@@ -247,6 +351,22 @@ impl Header {
         let [a, b, ..] = *payload else { return None };
         let (a, b) = if self.masked { (a ^ self.mask[0], b ^ self.mask[1]) } else { (a, b) };
         Some(u16::from_be_bytes([a, b]))
+    }
+}
+
+/// Writes a close frame without a body (no status code) into `out`, masked when it goes to the
+/// upstream: the answer to a close whose peer vanished before answering it, valid whatever
+/// the close said (RFC 6455 section 5.5.1). Returns the frame length.
+pub fn write_empty_close(out: &mut [u8; MAX_CLOSE_FRAME], mask: Option<[u8; 4]>) -> usize {
+    out[0] = 0x80 | CLOSE;
+    out[1] = 0;
+    match mask {
+        Some(key) => {
+            out[1] |= 0x80;
+            out[2..6].copy_from_slice(&key);
+            6
+        }
+        None => 2,
     }
 }
 
@@ -405,6 +525,61 @@ mod tests {
         let scan = s.scan(&data, false);
         assert_eq!(scan, Scan::Violation { consumed: good, violation: Violation::MessageTooBig });
         assert_eq!(Violation::MessageTooBig.close_code(), 1009);
+    }
+
+    #[test]
+    fn a_message_counts_once_its_last_frame_is_whole() {
+        let mut s = client();
+        let data = frame(true, 1, true, b"0123456789");
+        assert_eq!(s.scan(&data[..8], false), Scan::Continue { consumed: 8 });
+        assert_eq!(s.messages, 0, "the header alone is not a message");
+        assert_eq!(s.scan(&data[8..], false), Scan::Continue { consumed: data.len() - 8 });
+        assert_eq!(s.messages, 1);
+        let empty = frame(true, 2, true, b"");
+        assert_eq!(s.scan(&empty, false), Scan::Continue { consumed: empty.len() });
+        assert_eq!(s.messages, 2, "an empty message counts at its header");
+    }
+
+    #[test]
+    fn a_padded_frame_is_whole_but_its_message_does_not_count() {
+        let mut s = client();
+        let mut data = frame(true, 1, true, b"0123456789");
+        data[2..6].copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(s.scan(&data[..9], false), Scan::Continue { consumed: 9 });
+        let mut padding = [0xFF; 16];
+        assert_eq!(s.fill_padding(&mut padding[..5]), 5);
+        // Payload offset 3 of a frame masked with [1, 2, 3, 4]: unmasks to zeros.
+        assert_eq!(padding[..5], [4, 1, 2, 3, 4]);
+        s.padded(5);
+        assert_eq!(s.fill_padding(&mut padding), 2);
+        assert_eq!(padding[..2], [1, 2]);
+        s.padded(2);
+        assert!(s.at_boundary());
+        assert_eq!((s.messages, s.bytes), (0, 9));
+    }
+
+    #[test]
+    fn control_frames_beyond_the_budget_are_refused_with_1008() {
+        let mut s = client().with_control_limit(2);
+        let mut data = frame(true, 9, true, b"");
+        data.extend(frame(true, 10, true, b""));
+        let good = data.len();
+        data.extend(frame(true, 9, true, b""));
+        assert_eq!(s.scan(&data, false), Scan::Violation { consumed: good, violation: Violation::ControlFrameFlood });
+        assert_eq!(Violation::ControlFrameFlood.close_code(), 1008);
+        let mut unlimited = client();
+        let many: Vec<u8> = (0..1000).flat_map(|_| frame(true, 9, true, b"")).collect();
+        assert_eq!(unlimited.scan(&many, false), Scan::Continue { consumed: many.len() });
+    }
+
+    #[test]
+    fn empty_close_frames_parse_back_without_a_code() {
+        let mut out = [0; MAX_CLOSE_FRAME];
+        let len = write_empty_close(&mut out, None);
+        let mut s = Scanner::new(Sender::Upstream, 10, 10);
+        assert_eq!(s.scan(&out[..len], false), Scan::Close { start: 0, consumed: len, code: None });
+        let len = write_empty_close(&mut out, Some([1, 2, 3, 4]));
+        assert_eq!(client().scan(&out[..len], false), Scan::Close { start: 0, consumed: len, code: None });
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! payload-blind (see `frame`). It forwards bytes unchanged, counts messages and bytes,
 //! enforces frame and message limits, and ends every connection with a close frame on both
 //! sides when it can: a close from one side is carried to the other, a protocol violation or a
-//! vanished peer becomes a close made by the gateway, placed at a frame boundary.
+//! vanished peer becomes a close made by the gateway, placed at a frame boundary. A side that
+//! closed first and whose peer then vanished gets the answer it waits for (a close without a
+//! code), not a report of the vanishing: its close handshake completes as it would directly.
 //!
 //! Modules: `frame` (header scanner), `pool` (read buffers), `pump` (one direction), `stop`
 //! (ending a connection from outside: shutdown, revocation).
@@ -34,6 +36,9 @@ pub struct RelayConfig {
     pub extensions: bool,
     pub max_frame: u64,
     pub max_message: u64,
+    /// Pings and pongs per second allowed in each direction (0: no limit); more closes the
+    /// connection with 1008.
+    pub max_control_frames: u32,
     pub idle_timeout: Duration,
     pub close_timeout: Duration,
 }
@@ -93,15 +98,11 @@ where
         client,
         upstream,
         to_upstream: Pump::new(
-            Scanner::new(Sender::Client, limits.max_frame, limits.max_message).with_extensions(limits.extensions),
+            scanner(Sender::Client, &limits),
             Some([mask[0], mask[1], mask[2], mask[3]]),
             client_early,
         ),
-        to_client: Pump::new(
-            Scanner::new(Sender::Upstream, limits.max_frame, limits.max_message).with_extensions(limits.extensions),
-            None,
-            upstream_early,
-        ),
+        to_client: Pump::new(scanner(Sender::Upstream, &limits), None, upstream_early),
         timer: Box::pin(tokio::time::sleep(idle_tick(limits.idle_timeout))),
         stopped: Box::pin(stop.stopped()),
         stop,
@@ -112,6 +113,12 @@ where
         upstream_close: None,
         end: None,
     }
+}
+
+fn scanner(sender: Sender, limits: &RelayConfig) -> Scanner {
+    Scanner::new(sender, limits.max_frame, limits.max_message)
+        .with_extensions(limits.extensions)
+        .with_control_limit(limits.max_control_frames)
 }
 
 /// How long closes owed after a close timeout get to be written.
@@ -172,14 +179,10 @@ where
             }
             PumpEvent::SrcGone => {
                 // The client vanished: tell the upstream, and stop writing to the client.
-                self.to_upstream.close_dst(1001, "client went away");
+                self.client_gone();
                 self.to_client.stop_forwarding();
-                self.start_closing(EndReason::ClientGone);
             }
-            PumpEvent::DstGone => {
-                self.to_client.close_dst(1014, "upstream went away");
-                self.start_closing(EndReason::UpstreamGone);
-            }
+            PumpEvent::DstGone => self.upstream_gone(),
             PumpEvent::Done => {}
         }
     }
@@ -196,16 +199,34 @@ where
                 self.start_closing(EndReason::UpstreamViolation);
             }
             PumpEvent::SrcGone => {
-                self.to_client.close_dst(1014, "upstream went away");
+                self.upstream_gone();
                 self.to_upstream.stop_forwarding();
-                self.start_closing(EndReason::UpstreamGone);
             }
-            PumpEvent::DstGone => {
-                self.to_upstream.close_dst(1001, "client went away");
-                self.start_closing(EndReason::ClientGone);
-            }
+            PumpEvent::DstGone => self.client_gone(),
             PumpEvent::Done => {}
         }
+    }
+
+    /// The upstream vanished. A client that had sent its close gets the answer it waits for;
+    /// otherwise it learns that the upstream went away (1014).
+    fn upstream_gone(&mut self) {
+        if self.to_upstream.src_closed() {
+            self.to_client.answer_dst_close();
+        } else {
+            self.to_client.close_dst(1014, "upstream went away");
+        }
+        self.start_closing(EndReason::UpstreamGone);
+    }
+
+    /// The client vanished. An upstream that had sent its close gets the answer it waits for;
+    /// otherwise it learns that the client went away (1001).
+    fn client_gone(&mut self) {
+        if self.to_client.src_closed() {
+            self.to_upstream.answer_dst_close();
+        } else {
+            self.to_upstream.close_dst(1001, "client went away");
+        }
+        self.start_closing(EndReason::ClientGone);
     }
 
     /// Both sides get a close from the gateway (idle timeout, shutdown).

@@ -4,13 +4,17 @@
 //! Buffer layout while bytes are in flight: `[..sent]` written to `dst`, `[sent..ready]`
 //! checked and waiting to be written, `[ready..filled]` read but not yet accepted (a header or
 //! close frame cut by the read boundary). Only `ready` bytes ever reach `dst`.
+//!
+//! The one exception to "the same bytes": when `src` vanishes in the middle of a frame and the
+//! gateway owes `dst` a close, the cut frame is completed with padding (bytes that unmask to
+//! zeros) so that the close can follow it at once; see ARCHITECTURE.md's invariants.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::frame::{MAX_CLOSE_FRAME, Scan, Scanner, Violation, write_close};
+use super::frame::{MAX_CLOSE_FRAME, Scan, Scanner, Violation, write_close, write_empty_close};
 use super::pool::{self, Buffer};
 
 /// What a pump tells the relay; each is reported once.
@@ -53,6 +57,8 @@ pub struct Pump {
     mask: Option<[u8; 4]>,
     /// False once `src` sent its close, broke the rules or vanished.
     reading: bool,
+    /// `src` sent its close frame: it expects `dst`'s answer.
+    src_closed: bool,
     /// False once the gateway has sent its own close to `dst` (or `dst` is gone): from then on
     /// `src` is read only to see its close frame, and nothing more is written.
     forwarding: bool,
@@ -74,6 +80,7 @@ impl Pump {
             owed_close: None,
             mask,
             reading: true,
+            src_closed: false,
             forwarding: true,
             rescan: false,
             done: false,
@@ -93,12 +100,28 @@ impl Pump {
         self.done
     }
 
+    /// Whether `src` has sent its close frame (and so waits for `dst`'s answer).
+    pub fn src_closed(&self) -> bool {
+        self.src_closed
+    }
+
     /// Queues a gateway close frame for `dst`, sent at the next frame boundary. After it, the
     /// pump only reads `src` to see its reply. Ignored when a close already went that way.
     pub fn close_dst(&mut self, code: u16, reason: &str) {
+        self.inject_close(|frame, mask| write_close(frame, code, reason, mask));
+    }
+
+    /// Queues a close without a status code for `dst`: the answer `dst` is owed for its own
+    /// close when `src`, which should have answered it, vanished instead. An empty close is a
+    /// valid answer to any close, so `dst` sees its close handshake completed.
+    pub fn answer_dst_close(&mut self) {
+        self.inject_close(write_empty_close);
+    }
+
+    fn inject_close(&mut self, write: impl FnOnce(&mut [u8; MAX_CLOSE_FRAME], Option<[u8; 4]>) -> usize) {
         if self.forwarding && self.inject.is_none() && !self.done {
             let mut injected = Box::new(Injected { frame: [0; MAX_CLOSE_FRAME], len: 0, written: 0 });
-            injected.len = write_close(&mut injected.frame, code, reason, self.mask);
+            injected.len = write(&mut injected.frame, self.mask);
             self.inject = Some(injected);
         }
     }
@@ -178,27 +201,48 @@ impl Pump {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        if let Some(injected) = &mut self.inject {
-            if self.scanner.at_boundary() {
-                while injected.written < injected.len {
-                    match Pin::new(&mut *dst).poll_write(cx, &injected.frame[injected.written..injected.len]) {
-                        Poll::Ready(Ok(n)) if n > 0 => injected.written += n,
-                        Poll::Ready(_) => return Poll::Ready(Some(self.dst_gone())),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                self.inject = None;
-                self.forwarding = false;
-            } else if !self.reading {
-                // Mid-frame with nothing more to read: the frame can never be completed, so a
-                // close can never be placed; the connection ends without it.
-                self.inject = None;
+        if self.inject.is_some() && !self.scanner.at_boundary() && !self.reading {
+            // `src` vanished in the middle of a frame, which can never be completed now; a
+            // close can only follow a whole frame, so the gateway completes it with padding.
+            if let Some(event) = std::task::ready!(self.poll_write_padding(cx, dst)) {
+                return Poll::Ready(Some(event));
             }
+        }
+        if let Some(injected) = &mut self.inject
+            && self.scanner.at_boundary()
+        {
+            while injected.written < injected.len {
+                match Pin::new(&mut *dst).poll_write(cx, &injected.frame[injected.written..injected.len]) {
+                    Poll::Ready(Ok(n)) if n > 0 => injected.written += n,
+                    Poll::Ready(_) => return Poll::Ready(Some(self.dst_gone())),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            self.inject = None;
+            self.forwarding = false;
         }
         if Pin::new(&mut *dst).poll_flush(cx).is_ready() {
             return Poll::Ready(None);
         }
         Poll::Pending
+    }
+
+    /// Writes padding until the cut frame is complete. `Ready(Some(_))` if `dst` failed.
+    fn poll_write_padding<D: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        dst: &mut D,
+    ) -> Poll<Option<PumpEvent>> {
+        let buf = self.buf.get_or_insert_with(pool::take);
+        while !self.scanner.at_boundary() {
+            let len = self.scanner.fill_padding(buf);
+            match Pin::new(&mut *dst).poll_write(cx, &buf[..len]) {
+                Poll::Ready(Ok(n)) if n > 0 => self.scanner.padded(n),
+                Poll::Ready(_) => return Poll::Ready(Some(self.dst_gone())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(None)
     }
 
     /// Reads into a pooled buffer and scans what came. `Ready(None)`: read something, carry on.
@@ -243,6 +287,7 @@ impl Pump {
                 None
             }
             Scan::Close { start, consumed, code } => {
+                self.src_closed = true;
                 if self.owed_close.is_some() {
                     // Their close is dropped; the gateway's goes in its place, after the frames
                     // that came before it.

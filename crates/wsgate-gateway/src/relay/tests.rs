@@ -14,6 +14,7 @@ const LIMITS: RelayConfig = RelayConfig {
     extensions: false,
     max_frame: 1 << 16,
     max_message: 1 << 17,
+    max_control_frames: 100,
     idle_timeout: Duration::from_secs(60),
     close_timeout: Duration::from_secs(2),
 };
@@ -178,4 +179,103 @@ async fn an_unanswered_close_times_out() {
     assert_eq!(read_close_code(&mut s.upstream).await, 1000);
     let report = s.relay.await.expect("relay");
     assert_eq!(report.end, EndReason::CloseTimeout);
+}
+
+/// Reads the next frame, which must be a close frame, and returns its whole payload (code and
+/// reason), unmasked.
+async fn read_close_payload(stream: &mut DuplexStream) -> Vec<u8> {
+    let head = read_exact(stream, 2).await;
+    assert_eq!(head[0], 0x88, "expected a close frame, got {head:?}");
+    let masked = head[1] & 0x80 != 0;
+    let len = usize::from(head[1] & 0x7F);
+    let rest = read_exact(stream, len + if masked { 4 } else { 0 }).await;
+    match masked {
+        true => rest[4..].iter().enumerate().map(|(i, b)| b ^ rest[i % 4]).collect(),
+        false => rest,
+    }
+}
+
+#[tokio::test]
+async fn a_client_close_answered_by_a_vanishing_upstream_gets_an_empty_close_not_1014() {
+    let mut s = start(LIMITS);
+    s.client.write_all(&close(4000, true)).await.expect("write");
+    assert_eq!(read_close_code(&mut s.upstream).await, 4000);
+    // Many servers drop TCP after a client's close instead of answering it.
+    drop(s.upstream);
+    assert_eq!(read_close_payload(&mut s.client).await, b"", "a close without a code answers any close");
+    let report = s.relay.await.expect("relay");
+    assert_eq!((report.client_close, report.upstream_close, report.end), (Some(4000), None, EndReason::Closed));
+}
+
+#[tokio::test]
+async fn an_upstream_close_answered_by_a_vanishing_client_gets_an_empty_close_not_1001() {
+    let mut s = start(LIMITS);
+    s.upstream.write_all(&close(4001, false)).await.expect("write");
+    assert_eq!(read_close_code(&mut s.client).await, 4001);
+    drop(s.client);
+    assert_eq!(read_close_payload(&mut s.upstream).await, b"");
+    assert_eq!(s.relay.await.expect("relay").end, EndReason::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upstream_that_vanishes_mid_frame_is_reported_at_once_after_the_padded_frame() {
+    let mut s = start(LIMITS);
+    let whole = frame(0x1, true, false, b"0123456789");
+    s.upstream.write_all(&whole[..7]).await.expect("write");
+    assert_eq!(read_exact(&mut s.client, 7).await, whole[..7]);
+    drop(s.upstream);
+    // The rest of the announced payload comes as zeros, then the close, with no waiting: the
+    // clock is paused, so any timer would show as a timeout here.
+    let started = Instant::now();
+    assert_eq!(read_exact(&mut s.client, whole.len() - 7).await, [0; 5]);
+    assert_eq!(read_close_code(&mut s.client).await, 1014);
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    s.client.write_all(&close(1014, true)).await.expect("write");
+    let report = s.relay.await.expect("relay");
+    assert_eq!(report.end, EndReason::UpstreamGone);
+    assert_eq!(report.upstream_messages, 0, "the cut message was not relayed");
+    assert_eq!(report.upstream_bytes, 7, "padding is not the upstream's");
+}
+
+#[tokio::test]
+async fn a_client_that_vanishes_mid_frame_leaves_the_upstream_a_frame_of_zeros_and_a_1001() {
+    let mut s = start(LIMITS);
+    let first = frame(0x2, true, true, b"whole");
+    let cut = frame(0x2, true, true, b"cut short here");
+    let mut bytes = first.clone();
+    bytes.extend_from_slice(&cut[..9]);
+    s.client.write_all(&bytes).await.expect("write");
+    assert_eq!(read_exact(&mut s.upstream, bytes.len()).await, bytes);
+    drop(s.client);
+    // Masked with the frame's own key, the padding reads as zeros.
+    let padding = read_exact(&mut s.upstream, cut.len() - 9).await;
+    let key = &cut[2..6];
+    let offset = 9 - 6;
+    let unmasked: Vec<u8> = padding.iter().enumerate().map(|(i, b)| b ^ key[(offset + i) % 4]).collect();
+    assert_eq!(unmasked, vec![0; cut.len() - 9]);
+    assert_eq!(read_close_code(&mut s.upstream).await, 1001);
+    drop(s.upstream);
+    let report = s.relay.await.expect("relay");
+    assert_eq!((report.client_messages, report.end), (1, EndReason::ClientGone));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ping_flood_is_closed_with_1008_and_pings_within_the_budget_pass() {
+    let mut s = start(RelayConfig { max_control_frames: 3, ..LIMITS });
+    let ping = frame(0x9, true, true, b"p");
+    // Three per second pass, second after second.
+    for _ in 0..2 {
+        let three: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * 3).collect();
+        s.client.write_all(&three).await.expect("write");
+        assert_eq!(read_exact(&mut s.upstream, three.len()).await, three);
+        tokio::time::advance(Duration::from_millis(1001)).await;
+    }
+    // The fourth within one second is refused, and never forwarded.
+    let four: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * 4).collect();
+    s.client.write_all(&four).await.expect("write");
+    assert_eq!(read_exact(&mut s.upstream, ping.len() * 3).await, four[..ping.len() * 3]);
+    assert_eq!(read_close_code(&mut s.upstream).await, 1008);
+    s.upstream.write_all(&close(1008, false)).await.expect("write");
+    assert_eq!(read_close_code(&mut s.client).await, 1008);
+    assert_eq!(s.relay.await.expect("relay").end, EndReason::ClientViolation);
 }
