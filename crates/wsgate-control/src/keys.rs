@@ -288,7 +288,9 @@ struct ReadHeader {
 }
 
 fn sign(kid: &str, pair: &EcdsaKeyPair, claims: &Claims) -> Result<String, ControlError> {
-    let header = Header { alg: ALGORITHM, typ: "JWT", kid };
+    // RFC 9068's type for JWT access tokens, so that no resource server can take one of them
+    // for another kind of token, nor another kind of token for one of them (RFC 8725 3.11).
+    let header = Header { alg: ALGORITHM, typ: "at+jwt", kid };
     let input = format!("{}.{}", encode(&header), encode(claims));
     let signature = pair
         .sign(&SystemRandom::new(), input.as_bytes())

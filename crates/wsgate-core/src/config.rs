@@ -68,8 +68,9 @@ pub struct GatewaySettings {
     pub max_control_frames_per_second: u32,
     /// Request line plus headers of the upgrade request; larger gets 431.
     pub max_header_size: usize,
-    /// The client must finish sending its upgrade request within this time (else 408), so a
-    /// slow client cannot hold a connection slot.
+    /// The client must finish sending its upgrade request within this time (else 408), and take
+    /// the answer (a refusal or the 101) within it too, so a slow client or one that never
+    /// reads cannot hold a connection slot.
     #[serde(with = "duration::serde_text")]
     pub handshake_timeout: Duration,
     /// TCP connect to the upstream (504 when exceeded).

@@ -3,8 +3,12 @@
 //! right to this API. The result is a [`Principal`], or the refusal an OAuth2 client expects.
 //!
 //! Rules that matter for safety: the algorithm is the key's (ES256), never the token's header's
-//! choice; `exp`/`nbf` get a small leeway for clock skew; `iss` and `aud` must match; revoked
-//! `jti`s are refused; an application needs an ACTIVE subscription to the API.
+//! choice; a `typ` other than an access token's is refused (RFC 8725 section 3.11: an ID token
+//! is not an access token); `exp`/`nbf` get a small leeway for clock skew, and a connection
+//! lives until the leeway past `exp` ends, never less; `iss` and `aud` must match; revoked
+//! `jti`s are refused; an application needs an ACTIVE subscription to the API. A request that
+//! carries two credentials (two Authorization headers, two different tokens) is refused: which
+//! one counts must never depend on which one a parser happens to read last.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -39,14 +43,33 @@ pub struct Principal {
     pub expires_at: i64,
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-    kid: Option<String>,
+impl Principal {
+    /// Unix seconds at which the token stops being accepted: `exp` plus the leeway. A live
+    /// connection is closed then, so a token accepted inside the leeway (already past `exp` by
+    /// this clock) gets the rest of the leeway instead of a 4001 right after its 101.
+    pub fn valid_until(&self) -> i64 {
+        self.expires_at.saturating_add(LEEWAY)
+    }
 }
 
 #[derive(Deserialize)]
-struct Claims {
+pub(crate) struct Header {
+    alg: String,
+    kid: Option<String>,
+    typ: Option<String>,
+}
+
+/// Whether a JOSE `typ` names an access token: RFC 9068's `at+jwt` (what the control plane
+/// writes), or the generic `JWT` most providers put on theirs; media types may carry the
+/// `application/` prefix (RFC 7515 section 4.1.9). Anything else (an ID token's, a logout or
+/// DPoP token's type) is another kind of token.
+fn is_access_token_type(typ: &str) -> bool {
+    let typ = typ.strip_prefix("application/").unwrap_or(typ);
+    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("jwt")
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Claims {
     iss: Option<String>,
     #[serde(default)]
     aud: Audience,
@@ -128,7 +151,10 @@ pub async fn authenticate(
 
 /// The bearer token from the header or the `access_token` query parameter. Basic credentials
 /// and API keys get a refusal that says what WebSocket APIs take instead.
-fn find_token(head: &RequestHead) -> Result<&str, Rejection> {
+pub(crate) fn find_token(head: &RequestHead) -> Result<&str, Rejection> {
+    if head.values("authorization").nth(1).is_some() {
+        return Err(Rejection::RepeatedAuthorization);
+    }
     let mut from_header = None;
     for (name, value) in &head.headers {
         if name.eq_ignore_ascii_case("apikey") || name.eq_ignore_ascii_case("x-api-key") {
@@ -145,8 +171,12 @@ fn find_token(head: &RequestHead) -> Result<&str, Rejection> {
             }
         }
     }
-    let from_query = query_token(&head.target);
-    let token = match (from_header, from_query) {
+    let mut from_query = query_tokens(&head.target);
+    let first_in_query = from_query.next();
+    if from_query.any(|other| Some(other) != first_in_query) {
+        return Err(Rejection::ConflictingTokens);
+    }
+    let token = match (from_header, first_in_query) {
         (Some(header), Some(query)) if header != query => return Err(Rejection::ConflictingTokens),
         (Some(token), _) | (None, Some(token)) => token,
         (None, None) => return Err(Rejection::MissingToken),
@@ -160,9 +190,10 @@ fn find_token(head: &RequestHead) -> Result<&str, Rejection> {
     Ok(token)
 }
 
-fn query_token(target: &str) -> Option<&str> {
-    let query = target.split_once('?')?.1;
-    query.split('&').find_map(|pair| pair.strip_prefix("access_token="))
+/// Every `access_token` value in the query, in order.
+fn query_tokens(target: &str) -> impl Iterator<Item = &str> {
+    let query = target.split_once('?').map(|(_, query)| query).unwrap_or_default();
+    query.split('&').filter_map(|pair| pair.strip_prefix("access_token="))
 }
 
 /// `target` without its `access_token` parameter: the token is for the gateway, never for the
@@ -174,9 +205,19 @@ pub fn without_access_token(target: &str) -> String {
     if kept.is_empty() { path.to_string() } else { format!("{path}?{}", kept.join("&")) }
 }
 
-/// Signature and registered claims. Returns the claims and whether an external provider
-/// issued them.
-async fn verify(token: &str, access: &Access, providers: &Providers, now: i64) -> Result<(Claims, bool), Rejection> {
+/// A JWT split and parsed, its signature not checked yet: nothing in it is trusted until
+/// [`verify`] has checked the signature with a key chosen by its issuer.
+pub(crate) struct Decoded<'a> {
+    pub header: Header,
+    pub claims: Claims,
+    /// `header.payload`, the bytes the signature covers.
+    pub signed: &'a str,
+    pub signature: Vec<u8>,
+}
+
+/// Splits a compact JWS and parses its header and claims. Also refuses a `typ` that is not an
+/// access token's.
+pub(crate) fn decode(token: &str) -> Result<Decoded<'_>, Rejection> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
@@ -184,10 +225,24 @@ async fn verify(token: &str, access: &Access, providers: &Providers, now: i64) -
     };
     let decode = |part: &str| B64URL.decode(part).map_err(|_| Rejection::InvalidToken("not a JWT"));
     let head: Header = serde_json::from_slice(&decode(header)?).map_err(|_| Rejection::InvalidToken("not a JWT"))?;
-    // Read before the signature is checked only to pick the issuer's keys; nothing in it is
-    // trusted until the signature verifies with one of them.
+    if head.typ.as_deref().is_some_and(|typ| !is_access_token_type(typ)) {
+        return Err(Rejection::InvalidToken("not an access token (typ)"));
+    }
     let claims: Claims =
         serde_json::from_slice(&decode(payload)?).map_err(|_| Rejection::InvalidToken("malformed claims"))?;
+    Ok(Decoded {
+        header: head,
+        claims,
+        signed: &token[..header.len() + 1 + payload.len()],
+        signature: decode(signature)?,
+    })
+}
+
+/// Signature and registered claims. Returns the claims and whether an external provider
+/// issued them.
+async fn verify(token: &str, access: &Access, providers: &Providers, now: i64) -> Result<(Claims, bool), Rejection> {
+    // The claims are read before the signature is checked only to pick the issuer's keys.
+    let Decoded { header: head, claims, signed, signature } = decode(token)?;
     let kid = head.kid.as_deref().ok_or(Rejection::InvalidToken("unknown signing key"))?;
     let issuer = claims.iss.as_deref().ok_or(Rejection::InvalidToken("wrong issuer"))?;
     let (key, audience, external) = if access.issuer.as_deref() == Some(issuer) {
@@ -203,16 +258,21 @@ async fn verify(token: &str, access: &Access, providers: &Providers, now: i64) -
     if head.alg != key.alg() {
         return Err(Rejection::InvalidToken("algorithm does not match the key"));
     }
-    let signed = &token[..header.len() + 1 + payload.len()];
-    if !key.verifies(signed.as_bytes(), &decode(signature)?) {
+    if !key.verifies(signed.as_bytes(), &signature) {
         return Err(Rejection::InvalidToken("bad signature"));
     }
+    check_claims(&claims, audience, external, now)?;
+    Ok((claims, external))
+}
+
+/// The registered claims of a token whose signature verified.
+pub(crate) fn check_claims(claims: &Claims, audience: &str, external: bool, now: i64) -> Result<(), Rejection> {
     match claims.exp {
-        Some(exp) if exp + LEEWAY > now => {}
+        Some(exp) if exp.saturating_add(LEEWAY) > now => {}
         Some(_) => return Err(Rejection::InvalidToken("token expired")),
         None => return Err(Rejection::InvalidToken("token has no expiry")),
     }
-    if claims.nbf.is_some_and(|nbf| nbf - LEEWAY > now) {
+    if claims.nbf.is_some_and(|nbf| nbf.saturating_sub(LEEWAY) > now) {
         return Err(Rejection::InvalidToken("token not yet valid"));
     }
     if !claims.aud.contains(audience) {
@@ -223,7 +283,7 @@ async fn verify(token: &str, access: &Access, providers: &Providers, now: i64) -
     if !external && (claims.jti.is_none() || claims.iat.is_none()) {
         return Err(Rejection::InvalidToken("token cannot be revoked (no jti or iat)"));
     }
-    Ok((claims, external))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -237,6 +297,16 @@ mod tests {
         assert_eq!(without_access_token("/x?a=1"), "/x?a=1");
         assert_eq!(without_access_token("/x"), "/x");
         assert_eq!(without_access_token("?access_token"), "");
+    }
+
+    #[test]
+    fn only_access_token_types_pass() {
+        for typ in ["JWT", "jwt", "at+jwt", "AT+JWT", "application/at+jwt"] {
+            assert!(is_access_token_type(typ), "{typ}");
+        }
+        for typ in ["id_token+jwt", "logout+jwt", "dpop+jwt", "secevent+jwt", "JOSE", ""] {
+            assert!(!is_access_token_type(typ), "{typ}");
+        }
     }
 
     #[test]

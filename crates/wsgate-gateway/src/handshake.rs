@@ -34,12 +34,15 @@ impl RequestHead {
         Ok(first)
     }
 
+    /// Every value of header `name`, in order.
+    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> {
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    }
+
     /// Whether any value of the comma-separated header `name` holds `token`.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .flat_map(|(_, v)| v.split(|b| *b == b','))
+        self.values(name)
+            .flat_map(|v| v.split(|b| *b == b','))
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     }
 }
@@ -49,8 +52,8 @@ impl RequestHead {
 pub struct UpgradeRequest {
     pub head: RequestHead,
     pub host: String,
-    /// The client's Sec-WebSocket-Key, forwarded unchanged so the upstream's accept value
-    /// is the one the client expects.
+    /// The client's Sec-WebSocket-Key: the gateway answers it with its own accept value (the
+    /// upstream gets a key of the gateway's).
     pub key: String,
 }
 
@@ -119,16 +122,48 @@ where
 }
 
 /// Checks the request target before routing: origin form, no dot segments (they would let a
-/// client walk out of the upstream's base path).
+/// client walk out of the upstream's base path). A segment counts as a dot segment however an
+/// upstream might come to read it as one: with its dots or slashes percent-encoded (`.%2e`,
+/// `%2e%2e`, `..%2f`), with a backslash for a slash, or with `;params` after it (`..;`).
 pub fn check_target(head: &RequestHead) -> Result<(), Rejection> {
     if !head.target.starts_with('/') {
         return Err(Rejection::MalformedRequest);
     }
     let path = head.target.split('?').next().unwrap_or_default();
-    if path.split('/').any(|segment| segment == "." || segment == ".." || segment.eq_ignore_ascii_case("%2e%2e")) {
+    let decoded = decode_separators(path);
+    let dot_segment = |segment: &str| matches!(segment.split(';').next(), Some("." | ".."));
+    if decoded.split(['/', '\\']).any(dot_segment) {
         return Err(Rejection::DotSegmentInPath);
     }
     Ok(())
+}
+
+/// `path` with the percent-escapes of `.`, `/` and `\\` decoded and every other byte kept.
+fn decode_separators(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let escape = rest.get(at + 1..at + 3).unwrap_or_default();
+        let decoded = match escape.to_ascii_lowercase().as_str() {
+            "2e" => Some('.'),
+            "2f" => Some('/'),
+            "5c" => Some('\\'),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[at + 3..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Checks everything RFC 6455 requires of an upgrade request, in the order that gives the most
@@ -212,6 +247,14 @@ mod tests {
             (GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="), 400),
             (GOOD.replace("Host: gw\r\n", ""), 400),
             (GOOD.replace("/echo/1.0", "/echo/1.0/../../admin"), 400),
+            (GOOD.replace("/echo/1.0", "/echo/1.0/.%2e/admin"), 400),
+            (GOOD.replace("/echo/1.0", "/echo/1.0/%2e./admin"), 400),
+            (GOOD.replace("/echo/1.0", "/echo/1.0/%2E/admin"), 400),
+            (GOOD.replace("/echo/1.0", "/echo/1.0/..%2fadmin"), 400),
+            (GOOD.replace("/echo/1.0", "/echo/1.0/..%5Cadmin"), 400),
+            (GOOD.replace("/echo/1.0", "/echo/1.0/..;x=1/admin"), 400),
+            (GOOD.replace("/echo/1.0", "/echo/1.0/%2e%2e"), 400),
+            (GOOD.replace("/echo/1.0", "/echo/1.0/a..b/%2ex/%252e%252e/50%"), 101),
             ("\x16\x03\x01garbage\r\n\r\n".to_string(), 400),
         ];
         for (raw, status) in cases {

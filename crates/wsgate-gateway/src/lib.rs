@@ -261,4 +261,72 @@ mod tests {
         let size = std::mem::size_of_val(&connection);
         assert!(size <= 768, "a connection's future is {size} bytes");
     }
+
+    /// A gateway with a 1 s handshake time and one keyless API at `/ctx/1.0` relaying to
+    /// `upstream`.
+    async fn gateway_to(upstream: std::net::SocketAddr) -> Gateway {
+        let toml = format!(
+            "[gateway]\nws_listen = \"127.0.0.1:0\"\nwss_listen = \"off\"\nhandshake_timeout = \"1s\"\n\
+             [[apis]]\nname = \"A\"\ncontext = \"/ctx\"\nversion = \"1.0\"\nendpoints = [\"ws://{upstream}\"]\nauth = \"none\"\n"
+        );
+        Gateway::bind(&Config::from_toml(&toml).expect("config")).await.expect("bind")
+    }
+
+    const UPGRADE: &[u8] = b"GET /ctx/1.0 HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    /// Serves `connection` (the client's end stays with the caller, which writes `request` and
+    /// then never reads: the pipe holds 16 bytes, so no answer fits) and returns how long the
+    /// gateway held on.
+    async fn held_by_a_client_that_never_reads(gateway: &Gateway, request: &[u8]) -> std::time::Duration {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(16);
+        let info = ClientInfo { addr: ([127, 0, 0, 1], 1).into(), proto: "http" };
+        let started = std::time::Instant::now();
+        let served =
+            tokio::spawn(pipeline::serve_connection(server, info, gateway.shared.clone(), CancellationToken::new()));
+        client.write_all(request).await.expect("the request is read");
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), served).await;
+        assert!(ended.is_ok(), "the gateway still waits for a client that does not read");
+        drop(client);
+        started.elapsed()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_the_client_never_reads_is_given_up_after_the_handshake_time() {
+        let nowhere = TcpListener::bind("127.0.0.1:0").await.expect("listener");
+        let gateway = gateway_to(nowhere.local_addr().expect("addr")).await;
+        let request = b"GET /no/such/api HTTP/1.1\r\nHost: gw\r\n\r\n";
+        let held = held_by_a_client_that_never_reads(&gateway, request).await;
+        assert!(held >= std::time::Duration::from_millis(900), "gave up after {held:?}");
+    }
+
+    #[tokio::test]
+    async fn a_101_the_client_never_reads_is_given_up_after_the_handshake_time() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("listener");
+        let gateway = gateway_to(listener.local_addr().expect("addr")).await;
+        // An upstream that accepts the gateway's key and then stays quiet.
+        let upstream = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("the gateway connects");
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0];
+                socket.read_exact(&mut byte).await.expect("the request head");
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let key = head.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).expect("a key");
+            let answer = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Accept: {}\r\n\r\n",
+                handshake::accept_value(key)
+            );
+            socket.write_all(answer.as_bytes()).await.expect("the 101 is written");
+            let _ = socket.read(&mut [0; 64]).await;
+        });
+        let held = held_by_a_client_that_never_reads(&gateway, UPGRADE).await;
+        assert!(held >= std::time::Duration::from_millis(900), "gave up after {held:?}");
+        upstream.abort();
+    }
 }

@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use wsgate_core::config::AuthMode;
+use wsgate_core::config::{AuthMode, GatewaySettings};
 
 use crate::auth::{self, Principal};
 use crate::handshake::UpgradeRequest;
@@ -90,8 +90,8 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     .await
     {
         Ok(Ok(head)) => head,
-        Ok(Err(rejection)) => return refuse(client, info, None, rejection, started).await,
-        Err(_) => return refuse(client, info, None, Rejection::HandshakeTimeout, started).await,
+        Ok(Err(rejection)) => return refuse(client, settings, info, None, rejection, started).await,
+        Err(_) => return refuse(client, settings, info, None, Rejection::HandshakeTimeout, started).await,
     };
     // 2. Route before judging the upgrade, so an unknown path is a 404 whatever its method.
     //    One snapshot serves routing and access checks, so they agree.
@@ -100,33 +100,40 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
         .and_then(|()| snapshot.routes.resolve(&head.target).ok_or(Rejection::NoRoute))
     {
         Ok(route) => route,
-        Err(rejection) => return refuse(client, info, None, rejection, started).await,
+        Err(rejection) => return refuse(client, settings, info, None, rejection, started).await,
     };
     // 3. The request must be a valid WebSocket upgrade before anything goes upstream.
     let request = match handshake::check_upgrade(head) {
         Ok(request) => request,
-        Err(rejection) => return refuse(client, info, Some(&route), rejection, started).await,
+        Err(rejection) => return refuse(client, settings, info, Some(&route), rejection, started).await,
     };
     // 3b. Access: a blocked API refuses everyone; an OAuth2 API needs a valid token of an
     //     application subscribed to it. The token never goes upstream.
     let principal = match access(&request, &route, &snapshot, &shared.providers).await {
         Ok(principal) => principal,
-        Err(rejection) => return refuse(client, info, Some(&route), rejection, started).await,
+        Err(rejection) => return refuse(client, settings, info, Some(&route), rejection, started).await,
     };
     route.rest = auth::without_access_token(&route.rest);
     // 4. Upstream: connect, upgrade, verify its 101. The client's upgrade is answered last, so
     //    every failure before it is still an HTTP status.
     let upstream = match upstream::open(&route, &request, info, principal.as_ref(), shared.upstream_timeouts).await {
         Ok(upstream) => upstream,
-        Err(rejection) => return refuse(client, info, Some(&route), rejection, started).await,
+        Err(rejection) => return refuse(client, settings, info, Some(&route), rejection, started).await,
     };
-    client.write_all(&upstream.response).await.ok()?;
+    // Written within the handshake time too: a client that never reads cannot hold the slot.
+    match tokio::time::timeout(settings.handshake_timeout, client.write_all(&upstream.response)).await {
+        Ok(Ok(())) => {}
+        _ => {
+            access_log::refused(&info, Some(&route), started, &Rejection::ResponseNotTaken);
+            return None;
+        }
+    }
     let config = RelayConfig { extensions: upstream.extensions, ..shared.relay_limits };
     let stop = StopSignal::new(&shutdown);
     let (registration, expires) = match (&principal, &route.api.managed) {
         (Some(principal), Some(managed)) => {
             let registration = shared.registry.register(principal, &managed.id, stop.clone());
-            let left = Duration::from_secs(u64::try_from(principal.expires_at - unix_now()).unwrap_or(0));
+            let left = Duration::from_secs(u64::try_from(principal.valid_until() - unix_now()).unwrap_or(0));
             (Some(registration), managed.close_on_token_expiry.then(|| tokio::time::Instant::now() + left))
         }
         _ => (None, None),
@@ -156,15 +163,17 @@ async fn access(
     }
 }
 
-/// Answers a refused handshake; always `None`, so steps can `return refuse(…)`.
+/// Answers a refused handshake within the handshake time; always `None`, so steps can
+/// `return refuse(…)`.
 async fn refuse<S: AsyncWrite + Unpin, T>(
     mut client: S,
+    settings: &GatewaySettings,
     info: ClientInfo,
     route: Option<&Route>,
     rejection: Rejection,
     started: Instant,
 ) -> Option<T> {
     access_log::refused(&info, route, started, &rejection);
-    rejection.send(&mut client).await;
+    rejection.send(&mut client, settings.handshake_timeout).await;
     None
 }

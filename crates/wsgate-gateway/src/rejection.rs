@@ -2,6 +2,8 @@
 //! refusal to the wire: an HTTP status with a short reason, then the socket is closed.
 //! After the upgrade, refusals are close frames and live in the relay.
 
+use std::time::Duration;
+
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Who caused a refusal, for logs and metrics.
@@ -24,6 +26,9 @@ pub enum Rejection {
     HeadTooLarge(usize),
     #[error("upgrade request not received in time")]
     HandshakeTimeout,
+    /// Logged only: a client that does not take the response cannot be told anything.
+    #[error("the client did not take the response in time")]
+    ResponseNotTaken,
     #[error("WebSocket needs HTTP/1.1")]
     HttpVersionNotSupported,
     #[error("no API at this path")]
@@ -48,8 +53,10 @@ pub enum Rejection {
     MissingToken,
     #[error("invalid access token: {0}")]
     InvalidToken(&'static str),
-    #[error("the Authorization header and the access_token parameter carry different tokens")]
+    #[error("the request carries different access tokens (Authorization header, access_token parameters)")]
     ConflictingTokens,
+    #[error("more than one Authorization header")]
+    RepeatedAuthorization,
     #[error(
         "WebSocket APIs take OAuth2 bearer tokens (Authorization: Bearer or ?access_token=); API keys and Basic credentials are not accepted"
     )]
@@ -90,7 +97,7 @@ impl Rejection {
             | Rejection::BodyNotAllowed => 400,
             Rejection::NoRoute => 404,
             Rejection::MethodNotAllowed => 405,
-            Rejection::HandshakeTimeout => 408,
+            Rejection::HandshakeTimeout | Rejection::ResponseNotTaken => 408,
             Rejection::UpgradeRequired | Rejection::UnsupportedWebSocketVersion => 426,
             Rejection::HeadTooLarge(_) => 431,
             Rejection::HttpVersionNotSupported => 505,
@@ -100,7 +107,7 @@ impl Rejection {
             | Rejection::UpstreamInvalidUpgrade(_) => 502,
             Rejection::UpstreamConnectTimeout | Rejection::UpstreamHandshakeTimeout => 504,
             Rejection::MissingToken | Rejection::InvalidToken(_) | Rejection::CredentialsNotAccepted => 401,
-            Rejection::ConflictingTokens => 400,
+            Rejection::ConflictingTokens | Rejection::RepeatedAuthorization => 400,
             Rejection::NotAllowed(_) | Rejection::InsufficientScope | Rejection::ApiBlocked => 403,
             Rejection::UpstreamDeclined { status, .. } => *status,
         }
@@ -162,11 +169,15 @@ impl Rejection {
         .into_bytes()
     }
 
-    /// Writes the response and closes the write side. Errors are ignored: the client may
-    /// already be gone, and there is nobody else to tell.
-    pub async fn send<W: AsyncWrite + Unpin>(&self, client: &mut W) {
-        let _ = client.write_all(&self.to_response()).await;
-        let _ = client.shutdown().await;
+    /// Writes the response and closes the write side, giving up after `deadline`: a client
+    /// that sends a request and never reads the answer must not hold the connection. Errors
+    /// are ignored: the client may already be gone, and there is nobody else to tell.
+    pub async fn send<W: AsyncWrite + Unpin>(&self, client: &mut W, deadline: Duration) {
+        let _ = tokio::time::timeout(deadline, async {
+            client.write_all(&self.to_response()).await?;
+            client.shutdown().await
+        })
+        .await;
     }
 }
 

@@ -26,7 +26,7 @@ pub async fn accept(
         Ok(Ok(_)) if first[0] != TLS_HANDSHAKE_RECORD => {
             let rejection = Rejection::PlainHttpOnTlsPort;
             let mut tcp = tcp;
-            rejection.send(&mut tcp).await;
+            rejection.send(&mut tcp, timeout).await;
             return Err(rejection);
         }
         Ok(Ok(_)) => {}

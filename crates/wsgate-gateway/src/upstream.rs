@@ -1,6 +1,13 @@
 //! The upstream side of the handshake: connect to an endpoint, send the upgrade request with
 //! end-to-end headers forwarded and hop-by-hop headers rebuilt, and check the answer. Only a
 //! correct 101 becomes an upgrade; any other answer goes back to the client as an HTTP response.
+//!
+//! The gateway is the upstream's client: it sends its own `Sec-WebSocket-Key` and checks the
+//! upstream's accept value against it, and computes the client's accept value itself, so that
+//! neither side's proof of having read the handshake is borrowed from the other. Header bytes
+//! pass as they came (not every value is UTF-8); names that imitate the gateway's own headers
+//! with underscores (`X_Wsgate_Plan`, which some servers read as `X-Wsgate-Plan`) are dropped
+//! like the originals.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,6 +20,9 @@ use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
 use crate::auth::Principal;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
 use crate::handshake::{HeadError, UpgradeRequest, accept_value, read_http_head};
 use crate::rejection::{Rejection, reason_phrase};
 use crate::route::Route;
@@ -49,6 +59,16 @@ const NOT_FORWARDED: &[&str] = &[
 /// Headers that tell the upstream who the authenticated caller is. A client's own headers with
 /// this prefix are dropped, so the upstream can trust them.
 const IDENTITY_PREFIX: &str = "x-wsgate-";
+
+/// Whether a client header named `lower` (lower-cased) is one the gateway drops or writes
+/// itself. Underscores count as hyphens: servers behind CGI-style or framework header maps
+/// (`HTTP_X_WSGATE_PLAN`) cannot tell `X_Wsgate_Plan` from `X-Wsgate-Plan`.
+fn reserved(lower: &str, authenticated: bool) -> bool {
+    let check = |name: &str| {
+        NOT_FORWARDED.contains(&name) || name.starts_with(IDENTITY_PREFIX) || (authenticated && name == "authorization")
+    };
+    check(lower) || (lower.contains('_') && check(&lower.replace('_', "-")))
+}
 
 /// Who is calling and how, for the X-Forwarded-* headers.
 #[derive(Debug, Clone, Copy)]
@@ -147,8 +167,9 @@ async fn upgrade(
     client: ClientInfo,
     caller: Option<&Principal>,
 ) -> Result<Upstream, Rejection> {
-    let head = request_head(endpoint, route, request, client, caller);
-    stream.write_all(head.as_bytes()).await.map_err(|_| Rejection::UpstreamUnreachable)?;
+    let key = fresh_key();
+    let head = request_head(endpoint, route, request, &key, client, caller);
+    stream.write_all(&head).await.map_err(|_| Rejection::UpstreamUnreachable)?;
     let (buf, len) = read_http_head(&mut stream, MAX_RESPONSE_HEAD, |bytes| {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         httparse::Response::new(&mut headers).parse(bytes)
@@ -166,7 +187,7 @@ async fn upgrade(
     let headers: Vec<(&str, &[u8])> = response.headers.iter().map(|h| (h.name, h.value)).collect();
     match status {
         101 => {
-            let response = switching_protocols(&headers, request)?;
+            let response = switching_protocols(&headers, request, &key)?;
             let extensions = header(&headers, "sec-websocket-extensions").is_some_and(|v| !v.trim_ascii().is_empty());
             Ok(Upstream { stream, response, early: buf[len..].to_vec(), extensions })
         }
@@ -178,14 +199,28 @@ async fn upgrade(
     }
 }
 
-/// The request line and headers sent upstream.
-fn request_head(
+/// A `Sec-WebSocket-Key` for one upstream handshake: 16 bytes, base64. They come from SipHash
+/// keyed by the process's random seed (as the relay's masks do), which makes them unique per
+/// connection; the key only has to prove that the upstream read this handshake.
+fn fresh_key() -> String {
+    use std::hash::BuildHasher;
+    let state = std::collections::hash_map::RandomState::new();
+    let now = std::time::Instant::now();
+    let mut bytes = [0; 16];
+    bytes[..8].copy_from_slice(&state.hash_one((now, 0u8)).to_le_bytes());
+    bytes[8..].copy_from_slice(&state.hash_one((now, 1u8)).to_le_bytes());
+    BASE64.encode(bytes)
+}
+
+/// The request line and headers sent upstream, as bytes: header values are copied as they came.
+pub(crate) fn request_head(
     endpoint: &Endpoint,
     route: &Route,
     request: &UpgradeRequest,
+    key: &str,
     client: ClientInfo,
     caller: Option<&Principal>,
-) -> String {
+) -> Vec<u8> {
     let mut path = format!("{}{}", endpoint.base_path, route.rest);
     if !path.starts_with('/') {
         path.insert(0, '/');
@@ -193,43 +228,49 @@ fn request_head(
     let default_port = if endpoint.scheme == Scheme::Ws { 80 } else { 443 };
     let host = if endpoint.port == default_port { bracketed(&endpoint.host) } else { endpoint.authority() };
     let mut head = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n",
-        request.key
-    );
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    )
+    .into_bytes();
     let named_in_connection = connection_tokens(request.head.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
-    let mut forwarded_for = None;
+    let mut forwarded_for: Option<&[u8]> = None;
     for (name, value) in &request.head.headers {
         let lower = name.to_ascii_lowercase();
         if lower == "x-forwarded-for" {
-            forwarded_for = Some(String::from_utf8_lossy(value).into_owned());
+            forwarded_for = Some(value);
         }
-        if NOT_FORWARDED.contains(&lower.as_str())
-            || named_in_connection.contains(&lower)
-            // Identity headers come only from the gateway, and a bearer token is the gateway's.
-            || lower.starts_with(IDENTITY_PREFIX)
-            || (caller.is_some() && lower == "authorization")
-        {
+        // Identity headers come only from the gateway, and a bearer token is the gateway's.
+        if reserved(&lower, caller.is_some()) || named_in_connection.contains(&lower) {
             continue;
         }
-        head.push_str(name);
-        head.push_str(": ");
-        head.push_str(&String::from_utf8_lossy(value));
-        head.push_str("\r\n");
+        push_header(&mut head, name, value);
     }
-    let ip = client.addr.ip();
+    let ip = client.addr.ip().to_string();
     match forwarded_for {
-        Some(prior) => head.push_str(&format!("X-Forwarded-For: {prior}, {ip}\r\n")),
-        None => head.push_str(&format!("X-Forwarded-For: {ip}\r\n")),
+        Some(prior) => push_header(&mut head, "X-Forwarded-For", &[prior, b", ", ip.as_bytes()].concat()),
+        None => push_header(&mut head, "X-Forwarded-For", ip.as_bytes()),
     }
-    head.push_str(&format!("X-Forwarded-Proto: {}\r\nX-Forwarded-Host: {}\r\n", client.proto, request.host));
+    push_header(&mut head, "X-Forwarded-Proto", client.proto.as_bytes());
+    push_header(&mut head, "X-Forwarded-Host", request.host.as_bytes());
     if let Some(caller) = caller {
-        head.push_str(&format!(
-            "X-Wsgate-Application: {}\r\nX-Wsgate-Application-Id: {}\r\nX-Wsgate-Client-Id: {}\r\nX-Wsgate-Subscriber: {}\r\nX-Wsgate-Plan: {}\r\n",
-            caller.application, caller.application_id, caller.client_id, caller.subscriber, caller.plan
-        ));
+        for (name, value) in [
+            ("X-Wsgate-Application", &caller.application),
+            ("X-Wsgate-Application-Id", &caller.application_id),
+            ("X-Wsgate-Client-Id", &caller.client_id),
+            ("X-Wsgate-Subscriber", &caller.subscriber),
+            ("X-Wsgate-Plan", &caller.plan),
+        ] {
+            push_header(&mut head, name, value.as_bytes());
+        }
     }
-    head.push_str("\r\n");
+    head.extend_from_slice(b"\r\n");
     head
+}
+
+fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 fn bracketed(host: &str) -> String {
@@ -259,29 +300,53 @@ fn has_token(headers: &[(&str, &[u8])], name: &str, token: &str) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// Checks a 101 and builds the one the client gets: the upstream's end-to-end headers
-/// (subprotocol, extensions, cookies) with the hop-by-hop ones rebuilt.
-fn switching_protocols(headers: &[(&str, &[u8])], request: &UpgradeRequest) -> Result<Vec<u8>, Rejection> {
+/// Checks a 101 to the gateway's `key` and builds the one the client gets: the upstream's
+/// end-to-end headers (subprotocol, extensions, cookies) with the hop-by-hop ones rebuilt and
+/// the accept value of the client's own key.
+fn switching_protocols(headers: &[(&str, &[u8])], request: &UpgradeRequest, key: &str) -> Result<Vec<u8>, Rejection> {
     if !has_token(headers, "upgrade", "websocket") {
         return Err(Rejection::UpstreamInvalidUpgrade("Upgrade is not websocket"));
     }
     if !has_token(headers, "connection", "upgrade") {
         return Err(Rejection::UpstreamInvalidUpgrade("Connection is not upgrade"));
     }
-    let accept = accept_value(&request.key);
-    if header(headers, "sec-websocket-accept").map(<[u8]>::trim_ascii) != Some(accept.as_bytes()) {
+    if header(headers, "sec-websocket-accept").map(<[u8]>::trim_ascii) != Some(accept_value(key).as_bytes()) {
         return Err(Rejection::UpstreamInvalidUpgrade("wrong Sec-WebSocket-Accept"));
     }
     if let Some(chosen) = header(headers, "sec-websocket-protocol") {
-        let chosen = String::from_utf8_lossy(chosen.trim_ascii()).into_owned();
-        if !request.head.has_token("sec-websocket-protocol", &chosen) {
+        let chosen = chosen.trim_ascii();
+        let was_offered = request
+            .head
+            .values("sec-websocket-protocol")
+            .flat_map(|v| v.split(|b| *b == b','))
+            .any(|p| p.trim_ascii() == chosen);
+        if !was_offered {
             return Err(Rejection::UpstreamInvalidUpgrade("subprotocol the client did not offer"));
         }
     }
+    // RFC 6455 section 9.1: a server may only accept extensions the client offered; the relay
+    // lets RSV bits through on the strength of this answer.
+    let client_offers: Vec<&[u8]> = request.head.values("sec-websocket-extensions").flat_map(extension_names).collect();
+    let accepted = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions"));
+    if accepted
+        .flat_map(|(_, v)| extension_names(v))
+        .any(|name| !client_offers.iter().any(|o| o.eq_ignore_ascii_case(name)))
+    {
+        return Err(Rejection::UpstreamInvalidUpgrade("extension the client did not offer"));
+    }
+    let accept = accept_value(&request.key);
     let mut out = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n").into_bytes();
     append_end_to_end(&mut out, headers);
     out.extend_from_slice(b"\r\n");
     Ok(out)
+}
+
+/// The extension names in a `Sec-WebSocket-Extensions` value: `a; x=1, b` names `a` and `b`.
+fn extension_names(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|b| *b == b',')
+        .map(|item| item.split(|b| *b == b';').next().unwrap_or_default().trim_ascii())
+        .filter(|name| !name.is_empty())
 }
 
 fn append_end_to_end(out: &mut Vec<u8>, headers: &[(&str, &[u8])]) {
