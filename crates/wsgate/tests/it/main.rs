@@ -4,10 +4,11 @@
 //!
 //! Reading order: `harness` (how a test sets up its world), then the tests in
 //! the order of a connection's life: `echo`, `routing`, `upstream_handshake`,
-//! `bad_handshakes`, `bad_frames`, `close_codes`, `timeouts`, `tls`, then the
-//! tests against tools and the binary: `wscat`, `deflate`, `shutdown`, the
-//! portals in a real browser (`portal`), and the Autobahn conformance run in
-//! `autobahn`.
+//! `bad_handshakes`, `smuggling`, `bad_frames`, `close_codes`,
+//! `hostile_peers`, `timeouts`, `tls`, then the tests against tools and the
+//! binary: `wscat`, `deflate`, `shutdown`, the portals in a real browser
+//! (`portal`), and the Autobahn conformance run in `autobahn` (three echo
+//! upstreams, one of them `fixtures/echo_peers.py`).
 //!
 //! External tools are found through `WSGATE_WSCAT`, `WSGATE_PYTHON`,
 //! `WSGATE_CHROMIUM` and `WSGATE_E2E_NODE_MODULES` (set by `scripts/test`); a
@@ -26,10 +27,12 @@ mod close_codes;
 mod control;
 mod deflate;
 mod echo;
+mod hostile_peers;
 mod portal;
 mod routing;
 mod security;
 mod shutdown;
+mod smuggling;
 mod timeouts;
 mod tls;
 mod upstream_handshake;

@@ -143,7 +143,7 @@ async fn an_issued_jwt_verifies_against_the_jwks_and_carries_the_documented_clai
     let jwks = control.http.send(ureq::http::Method::GET, "/oauth2/jwks", vec![], None).await.expect(200);
     let (header, claims) = verify_es256(&token, &jwks);
     assert_eq!(header["alg"], "ES256");
-    assert_eq!(header["typ"], "JWT");
+    assert_eq!(header["typ"], "at+jwt", "RFC 9068's type for access tokens");
     assert!(header["kid"].is_string());
 
     assert_eq!(claims["iss"], control.issuer().as_str());

@@ -90,6 +90,11 @@ impl GatewayBuilder {
         self.set("max_message_size", bytes.to_string())
     }
 
+    /// Not set unless asked for: the key's default is the documented one.
+    pub fn max_control_frames_per_second(self, limit: u32) -> Self {
+        self.set("max_control_frames_per_second", limit.to_string())
+    }
+
     pub fn handshake_timeout(self, duration: &str) -> Self {
         self.set("handshake_timeout", format!("{duration:?}"))
     }

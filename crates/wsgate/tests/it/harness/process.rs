@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
 use super::{STEP, within};
 
@@ -52,15 +52,49 @@ pub struct Served {
 
 /// Spawns `wsgate serve --config CONFIG` and waits for it to print the address it bound.
 pub async fn serve(config: &Path, data_dir: &Path) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data_dir)
+    spawn_serve(config, data_dir, false).await
+}
+
+/// Like [`serve`], with the logs as JSON lines on a pipe, to read the access log from.
+pub async fn serve_logging(config: &Path, data_dir: &Path) -> (Served, AccessLog) {
+    let mut served = spawn_serve(config, data_dir, true).await;
+    let stderr = served.child.stderr.take().expect("stderr is piped");
+    (served, AccessLog { lines: BufReader::new(stderr).lines() })
+}
+
+/// The log of a `wsgate serve` started by [`serve_logging`].
+pub struct AccessLog {
+    lines: Lines<BufReader<ChildStderr>>,
+}
+
+impl AccessLog {
+    /// The fields of the next access log event of an upgraded connection (`connection closed`).
+    pub async fn next_closed_connection(&mut self) -> serde_json::Value {
+        within(STEP, "the access log reports a closed connection", async {
+            loop {
+                let line = self.lines.next_line().await.expect("the log is readable").expect("wsgate is still logging");
+                let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                if event["target"] == "wsgate::access" && event["fields"]["message"] == "connection closed" {
+                    return event["fields"].clone();
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// `json_log`: the log goes to a pipe as JSON lines, instead of to the test's stderr.
+async fn spawn_serve(config: &Path, data_dir: &Path, json_log: bool) -> Served {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wsgate"));
+    command.arg("serve").arg("--config").arg(config).arg("--data-dir").arg(data_dir);
+    if json_log {
+        command.env("WSGATE_LOG_FORMAT", "json").env("RUST_LOG", "info").stderr(Stdio::piped());
+    } else {
+        command.stderr(Stdio::inherit());
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
         .expect("the wsgate binary starts");
@@ -148,4 +182,44 @@ pub async fn wscat(args: &[&str], message: &str) -> WscatRun {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// An echo server written with another library (python `websockets`), from
+/// `tests/it/fixtures/echo_peers.py`; killed when dropped.
+pub struct PythonEcho {
+    pub addr: std::net::SocketAddr,
+    _child: Child,
+}
+
+impl PythonEcho {
+    /// The endpoint to declare in an API: `ws://ADDR`.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+}
+
+/// Starts `echo_peers.py MODE` (`websockets`: the library's own server; `drop-on-close`: one
+/// that answers a client's close by dropping TCP) and waits for the port it prints.
+pub async fn python_echo(mode: &str) -> PythonEcho {
+    let python = tool("WSGATE_PYTHON", "python3");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/echo_peers.py");
+    let mut child = Command::new(&python)
+        .arg(&script)
+        .arg(mode)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|err| panic!("{} {} starts: {err}", python.display(), script.display()));
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    let mut stdout = BufReader::new(stdout);
+    within(STEP * 2, "the python echo prints its port", stdout.read_line(&mut line))
+        .await
+        .expect("its stdout is readable");
+    let port: u16 = line.trim().parse().unwrap_or_else(|_| {
+        panic!("{} {mode} printed {line:?}, not a port (is `websockets` installed in that python?)", script.display())
+    });
+    PythonEcho { addr: ([127, 0, 0, 1], port).into(), _child: child }
 }

@@ -148,6 +148,8 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Fram
 pub struct Head {
     pub start_line: String,
     pub headers: Vec<(String, String)>,
+    /// The head as it came, byte for byte (`headers` shows non-UTF-8 bytes as U+FFFD).
+    pub raw: Vec<u8>,
 }
 
 impl Head {
@@ -185,6 +187,7 @@ pub async fn read_head<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> std::io::R
         if total > MAX_HEAD {
             return Err(std::io::Error::other("head too large"));
         }
+        head.raw.extend_from_slice(&line);
         let line = String::from_utf8_lossy(&line).trim_end().to_string();
         if line.is_empty() {
             return Ok(Some(head));
@@ -327,6 +330,11 @@ impl RawClient {
             }
             skipped.push(format!("opcode {:#x} fin {} {} bytes", frame.opcode, frame.fin, frame.payload.len()));
         }
+    }
+
+    /// Ends the connection with a TCP reset, as a crashed peer or a middlebox would.
+    pub fn reset(self) {
+        let _ = self.io.get_ref().set_zero_linger();
     }
 
     /// True when the peer has closed the connection (EOF or reset) within `STEP`.

@@ -1,6 +1,7 @@
 //! Upstreams that follow a script: answer the upgrade with a given status,
 //! never answer, answer with a wrong accept value, or upgrade and then echo,
-//! close with a chosen code, or die mid-stream.
+//! close with a chosen code, die mid-stream or mid-frame, or drop TCP when the
+//! client closes.
 //!
 //! Each one records what the gateway sent it (the request head, every frame)
 //! so tests can assert on what reached the upstream, not only on what came
@@ -28,6 +29,11 @@ pub enum Script {
     NeverAnswer,
     /// Answers 101 with a Sec-WebSocket-Accept that does not match the key.
     WrongAccept,
+    /// Answers 101 with the accept value of the raw clients' key ([`raw::KEY`]) whatever key
+    /// the gateway sent: an upstream that never read the gateway's handshake.
+    AcceptOfClientKey,
+    /// Upgrades selecting this extension whether it was offered or not, then echoes.
+    EchoWithExtension(&'static str),
     /// Upgrades, then echoes every data frame as it came, answers pings and
     /// replies to a close with the same code.
     Echo,
@@ -37,6 +43,11 @@ pub enum Script {
     CloseAfterFirstMessage(u16),
     /// Upgrades, then drops the TCP connection, without a close frame, after the first message.
     DieAfterFirstMessage,
+    /// Like `Echo`, but answers a client's close by dropping TCP, as many servers do.
+    DropOnClose,
+    /// Upgrades, echoes the first message whole, then sends the head of a second one (a frame
+    /// announcing 100 payload bytes, with 10 of them) and resets the TCP connection.
+    ResetMidFrame,
 }
 
 /// What a scripted upstream observed.
@@ -159,14 +170,20 @@ async fn serve(stream: TcpStream, script: Script, events: mpsc::UnboundedSender<
             return;
         }
         Script::WrongAccept => switching_protocols("bm90IHRoZSByaWdodCBhY2NlcHQ=", None),
-        Script::EchoWithProtocol(protocol) => switching_protocols(&derive_accept_key(key.as_bytes()), Some(protocol)),
+        Script::AcceptOfClientKey => switching_protocols(&derive_accept_key(raw::KEY.as_bytes()), None),
+        Script::EchoWithProtocol(protocol) => {
+            switching_protocols(&derive_accept_key(key.as_bytes()), Some(("Sec-WebSocket-Protocol", protocol)))
+        }
+        Script::EchoWithExtension(extension) => {
+            switching_protocols(&derive_accept_key(key.as_bytes()), Some(("Sec-WebSocket-Extensions", extension)))
+        }
         _ => switching_protocols(&derive_accept_key(key.as_bytes()), None),
     };
     if io.get_mut().write_all(answer.as_bytes()).await.is_err() {
         let _ = events.send(Event::Ended);
         return;
     }
-    if matches!(script, Script::Answer(_) | Script::WrongAccept) {
+    if matches!(script, Script::Answer(_) | Script::WrongAccept | Script::AcceptOfClientKey) {
         // Wait for the gateway to hang up, so it decides when the connection ends.
         let _ = tokio::time::timeout(STEP, read_head(&mut io)).await;
         let _ = events.send(Event::Ended);
@@ -175,13 +192,13 @@ async fn serve(stream: TcpStream, script: Script, events: mpsc::UnboundedSender<
     relay_frames(io, script, events).await;
 }
 
-fn switching_protocols(accept: &str, protocol: Option<&str>) -> String {
+fn switching_protocols(accept: &str, extra: Option<(&str, &str)>) -> String {
     let mut answer = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {accept}\r\n"
     );
-    if let Some(protocol) = protocol {
-        answer.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+    if let Some((name, value)) = extra {
+        answer.push_str(&format!("{name}: {value}\r\n"));
     }
     answer.push_str("\r\n");
     answer
@@ -200,6 +217,11 @@ async fn relay_frames(mut io: BufReader<TcpStream>, script: Script, events: mpsc
         let _ = events.send(Event::Frame(frame.clone()));
         let reply = match (frame.opcode, script) {
             (opcode::CLOSE, _) if sent_close => None,
+            (opcode::CLOSE, Script::DropOnClose) => {
+                // No close frame back: the TCP connection ends here.
+                let _ = events.send(Event::Ended);
+                return;
+            }
             (opcode::CLOSE, _) => Some(server_frame(true, opcode::CLOSE, &frame.payload)),
             (opcode::PING, _) => Some(server_frame(true, opcode::PONG, &frame.payload)),
             (_, Script::CloseAfterFirstMessage(code)) if frame.is_data() && frame.fin => {
@@ -210,7 +232,20 @@ async fn relay_frames(mut io: BufReader<TcpStream>, script: Script, events: mpsc
                 // Dropping the socket without a close frame is the failure under test.
                 return;
             }
-            (_, Script::Echo | Script::EchoWithProtocol(_)) if frame.is_data() => {
+            (_, Script::ResetMidFrame) if frame.is_data() && frame.fin => {
+                let mut bytes = server_frame(true, frame.opcode, &frame.payload);
+                bytes.extend_from_slice(&[0x82, 100]);
+                bytes.extend_from_slice(&[b'r'; 10]);
+                let _ = io.get_mut().write_all(&bytes).await;
+                let _ = io.get_mut().flush().await;
+                // A reset, not an orderly end: nothing more of the frame will ever come.
+                let _ = io.get_ref().set_zero_linger();
+                let _ = events.send(Event::Ended);
+                return;
+            }
+            (_, Script::Echo | Script::EchoWithProtocol(_) | Script::EchoWithExtension(_) | Script::DropOnClose)
+                if frame.is_data() =>
+            {
                 Some(server_frame(frame.fin, frame.opcode, &frame.payload))
             }
             _ => None,

@@ -1,6 +1,7 @@
 //! Tokens an attacker would try, each refused before the upgrade with the status an OAuth2
 //! client expects: 401 with `WWW-Authenticate: Bearer … error="invalid_token"` when the token
-//! is not good, 403 when it is good but not for this API, 400 when the request is ambiguous.
+//! is not good, 403 when it is good but not for this API, 400 when the request is ambiguous
+//! (two credentials: which one counts must never depend on which one a parser reads last).
 //!
 //! Crafted tokens are signed by a test key put in the store, which the gateway trusts like the
 //! control plane's own; a row signed correctly in every respect opens a connection, so each
@@ -29,7 +30,7 @@ fn row(what: &'static str, target: &str, headers: Vec<(String, String)>, status:
 }
 
 /// A token as the control plane issues it for `app`, valid for five minutes, unsigned yet.
-fn valid(world: &World, key: &TestKey, app: &App) -> Jwt {
+pub(super) fn valid(world: &World, key: &TestKey, app: &App) -> Jwt {
     let now = now();
     Jwt::es256(&key.kid)
         .claim("iss", json!(world.control.issuer()))
@@ -196,6 +197,37 @@ async fn hostile_tokens_are_refused_with_the_right_status() {
             "",
         ),
         row("header and access_token that disagree", &format!("{p}?access_token={revoked}"), bearer(&good), 400, ""),
+        row("two Authorization headers, the same token", p, [bearer(&good), bearer(&good)].concat(), 400, ""),
+        row("two Authorization headers, the good one last", p, [bearer(&revoked), bearer(&good)].concat(), 400, ""),
+        row(
+            "two access_token parameters that disagree",
+            &format!("{p}?access_token={revoked}&access_token={good}"),
+            vec![],
+            400,
+            "",
+        ),
+        row(
+            "typed as an ID token (RFC 8725 3.11)",
+            p,
+            bearer(&valid(&world, &key, &app).header("typ", json!("id_token+jwt")).signed_by(&key)),
+            401,
+            "not an access token (typ)",
+        ),
+        row(
+            "typed as a logout token",
+            p,
+            bearer(&valid(&world, &key, &app).header("typ", json!("logout+jwt")).signed_by(&key)),
+            401,
+            "not an access token (typ)",
+        ),
+        row(
+            "typed as an access token (RFC 9068)",
+            p,
+            bearer(&valid(&world, &key, &app).header("typ", json!("at+jwt")).signed_by(&key)),
+            101,
+            "",
+        ),
+        row("untyped", p, bearer(&valid(&world, &key, &app).header("typ", Value::Null).signed_by(&key)), 101, ""),
         row("header and access_token that agree", &format!("{p}?access_token={good}"), bearer(&good), 101, ""),
         row("over 8 KiB, inside the 16 KiB head limit", p, bearer(&long), 401, "token too long"),
         row("over the 16 KiB head limit", p, bearer(&longer), 431, ""),
