@@ -193,16 +193,67 @@ pub(crate) fn find_token(head: &RequestHead) -> Result<&str, Rejection> {
 /// Every `access_token` value in the query, in order.
 fn query_tokens(target: &str) -> impl Iterator<Item = &str> {
     let query = target.split_once('?').map(|(_, query)| query).unwrap_or_default();
-    query.split('&').filter_map(|pair| pair.strip_prefix("access_token="))
+    query.split(QUERY_SEPARATORS).filter_map(|pair| match pair.split_once('=') {
+        Some((name, value)) if names_access_token(name) => Some(value),
+        _ => None,
+    })
 }
 
-/// `target` without its `access_token` parameter: the token is for the gateway, never for the
-/// upstream or its logs.
+/// What separates query parameters: `&`, and `;` which some frameworks also split on (Rack
+/// did by default), so that `a=1;access_token=…` is a token to them.
+const QUERY_SEPARATORS: [char; 2] = ['&', ';'];
+
+/// Whether a query parameter's name is `access_token` once percent-decoded, as an upstream
+/// framework reads it: `%61ccess_token` or `access%5Ftoken` name the token just as well, and
+/// must neither slip a second token past the gateway nor reach the upstream.
+pub(crate) fn names_access_token(name: &str) -> bool {
+    const WANTED: &[u8] = b"access_token";
+    let mut bytes = name.bytes();
+    let mut matched = 0;
+    while let Some(byte) = bytes.next() {
+        let decoded = match byte {
+            b'%' => {
+                let hex = [bytes.next(), bytes.next()];
+                match hex {
+                    [Some(hi), Some(lo)] => match (char::from(hi).to_digit(16), char::from(lo).to_digit(16)) {
+                        (Some(hi), Some(lo)) => (hi * 16 + lo) as u8,
+                        _ => return false,
+                    },
+                    _ => return false,
+                }
+            }
+            other => other,
+        };
+        if WANTED.get(matched) != Some(&decoded) {
+            return false;
+        }
+        matched += 1;
+    }
+    matched == WANTED.len()
+}
+
+/// `target` without its `access_token` parameters (however their names are encoded): the
+/// token is for the gateway, never for the upstream or its logs.
 pub fn without_access_token(target: &str) -> String {
     let Some((path, query)) = target.split_once('?') else { return target.to_string() };
-    let kept: Vec<&str> =
-        query.split('&').filter(|pair| !pair.starts_with("access_token=") && *pair != "access_token").collect();
-    if kept.is_empty() { path.to_string() } else { format!("{path}?{}", kept.join("&")) }
+    let mut kept = String::with_capacity(query.len());
+    let mut separator = None;
+    let mut rest = query;
+    loop {
+        let end = rest.find(QUERY_SEPARATORS).unwrap_or(rest.len());
+        let pair = &rest[..end];
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        if !names_access_token(name) {
+            if let Some(separator) = separator.filter(|_| !kept.is_empty()) {
+                kept.push(separator);
+            }
+            kept.push_str(pair);
+        }
+        let Some(next) = rest[end..].chars().next() else { break };
+        separator = Some(next);
+        rest = &rest[end + 1..];
+    }
+    if kept.is_empty() { path.to_string() } else { format!("{path}?{kept}") }
 }
 
 /// A JWT split and parsed, its signature not checked yet: nothing in it is trusted until
@@ -297,6 +348,19 @@ mod tests {
         assert_eq!(without_access_token("/x?a=1"), "/x?a=1");
         assert_eq!(without_access_token("/x"), "/x");
         assert_eq!(without_access_token("?access_token"), "");
+        assert_eq!(without_access_token("/x?%61ccess_token=a&b=1;access%5Ftoken=c;d=2"), "/x?b=1;d=2");
+        assert_eq!(
+            without_access_token("/x?!access_token=a&access_tokens=b&c"),
+            "/x?!access_token=a&access_tokens=b&c"
+        );
+        assert_eq!(without_access_token("/x?a=1&&b=2"), "/x?a=1&&b=2");
+    }
+
+    #[test]
+    fn token_parameters_are_found_however_their_names_are_encoded() {
+        let tokens = |target| query_tokens(target).collect::<Vec<_>>();
+        assert_eq!(tokens("/x?access_token=a&%61ccess%5ftoken=b;access_token=c"), ["a", "b", "c"]);
+        assert_eq!(tokens("/x?access_token&xaccess_token=a&access_token2=b&access_%2"), Vec::<&str>::new());
     }
 
     #[test]

@@ -47,6 +47,17 @@ async fn dots_and_escapes_that_are_not_dot_segments_pass_unchanged() {
     assert_eq!(recorder.next_request().await.target(), "/a..b/.well-known/%2ex/%252e%252e");
 }
 
+/// Upstream frameworks decode parameter names (and some split on `;`): an `access_token` spelled
+/// `%61ccess_token` is still one, and is cut like the plain one.
+#[tokio::test]
+async fn access_token_parameters_with_encoded_names_never_reach_the_upstream() {
+    let recorder = upstream(Script::Echo).await;
+    let gw = gateway().api(api("/ctx", "1.0", &recorder.url())).start().await;
+    let target = "/ctx/1.0/x?a=1&%61ccess_token=secret;access%5Ftoken=other&b=2";
+    let _client = RawClient::upgraded(gw.addr(), target).await;
+    assert_eq!(recorder.next_request().await.target(), "/x?a=1&b=2");
+}
+
 #[tokio::test]
 async fn identity_headers_spelled_with_underscores_never_reach_the_upstream() {
     let recorder = upstream(Script::Echo).await;

@@ -200,6 +200,13 @@ async fn hostile_tokens_are_refused_with_the_right_status() {
         row("two Authorization headers, the same token", p, [bearer(&good), bearer(&good)].concat(), 400, ""),
         row("two Authorization headers, the good one last", p, [bearer(&revoked), bearer(&good)].concat(), 400, ""),
         row(
+            "an access_token parameter with an encoded name that disagrees",
+            &format!("{p}?%61ccess_token={revoked}"),
+            bearer(&good),
+            400,
+            "",
+        ),
+        row(
             "two access_token parameters that disagree",
             &format!("{p}?access_token={revoked}&access_token={good}"),
             vec![],
