@@ -12,6 +12,7 @@
 //! - [`rejection`]: every refusal before the upgrade, written as an HTTP response.
 //! - [`registry`]: live token-authenticated connections, closed when revoked.
 //! - `pipeline`: the one function that chains the steps; `access_log`: one event per connection.
+//! - `fuzzing`: the fuzz targets' entry points (hidden; see `fuzz/README.md`).
 //!
 //! [`Gateway`] binds the listener and runs the accept loop; shutdown is an argument.
 
@@ -27,6 +28,8 @@ pub mod registry;
 mod tls;
 mod pipeline;
 mod access_log;
+#[doc(hidden)]
+pub mod fuzzing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
