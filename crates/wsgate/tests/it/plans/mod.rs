@@ -7,7 +7,7 @@
 //! (a plan changed under a live connection), `cluster` (three nodes on one PostgreSQL and one
 //! Redis).
 
-mod traffic;
+pub(crate) mod traffic;
 
 mod messages;
 mod connections;
