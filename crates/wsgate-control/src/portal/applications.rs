@@ -135,20 +135,9 @@ fn plan_choice(id: &str, current: &str, offered: &[String], active: bool, csrf: 
     )
 }
 
-/// `20000/min messages: 12 used, 19988 left · 2 connections at once: 1 open`.
+/// The subscription's usage, a line per limit.
 fn usage_summary(usage: &crate::rest::usage::SubscriptionUsage) -> String {
-    let usage = &usage.usage;
-    let mut parts = Vec::new();
-    for (noun, rate) in
-        [("messages", &usage.messages), ("bytes", &usage.bytes), ("new connections", &usage.connection_rate)]
-    {
-        if let Some(rate) = rate {
-            parts.push(format!("{} {noun}: {} used, {} left", rate.limit, rate.used, rate.left));
-        }
-    }
-    if let Some(connections) = &usage.connections {
-        parts.push(format!("{} connections at once: {} open", connections.limit, connections.open));
-    }
+    let parts = usage.usage.describe();
     if parts.is_empty() {
         return r#"<span class="hint">unlimited</span>"#.into();
     }

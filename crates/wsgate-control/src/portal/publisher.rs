@@ -387,19 +387,8 @@ pub async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(id):
 
 /// The API's usage of its API-wide limit and each subscription's usage of its plan.
 fn usage_table(usage: &crate::rest::usage::ApiUsage) -> String {
-    use crate::rest::usage::Usage;
-    let words = |usage: &Usage| -> String {
-        let mut parts = Vec::new();
-        for (noun, rate) in
-            [("messages", &usage.messages), ("bytes", &usage.bytes), ("new connections", &usage.connection_rate)]
-        {
-            if let Some(rate) = rate {
-                parts.push(format!("{} {noun}: {} used, {} left", rate.limit, rate.used, rate.left));
-            }
-        }
-        if let Some(connections) = &usage.connections {
-            parts.push(format!("{} at once: {} open", connections.limit, connections.open));
-        }
+    let words = |usage: &crate::rest::usage::Usage| -> String {
+        let parts = usage.describe();
         if parts.is_empty() { "unlimited".into() } else { parts.join("; ") }
     };
     let api_wide = match &usage.api_plan {
