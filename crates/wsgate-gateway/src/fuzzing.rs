@@ -31,7 +31,7 @@ pub fn frames(input: &[u8]) {
     let scanner = || Scanner::new(sender, 1 << 16, 1 << 18).with_extensions(flags & 2 != 0);
 
     let mut whole = scanner();
-    let whole_end = end_of(whole.scan(stream, false), 0);
+    let whole_end = end_of(whole.scan(stream, false, None), 0);
     let mut chunked = scanner();
     let chunked_end = scan_in_reads(&mut chunked, stream, *seed, false);
     let mut stepped = scanner();
@@ -55,7 +55,7 @@ pub fn frames(input: &[u8]) {
     assert_eq!(whole.messages, messages, "padding completed a message");
 
     // Control frames over a budget of 2 per second: any outcome, but no panic.
-    let _ = scanner().with_control_limit(2).scan(stream, false);
+    let _ = scanner().with_control_limit(2).scan(stream, false, None);
 }
 
 /// How a scan of a whole stream ended: bytes accepted, and the close or violation met.
@@ -76,6 +76,7 @@ fn end_of(scan: Scan, offset: usize) -> End {
         Scan::Violation { consumed, violation } => {
             End { accepted: offset + consumed, stop: Some(format!("{violation:?} at {}", offset + consumed)) }
         }
+        Scan::Paused { .. } => panic!("a scan without a budget paused"),
     }
 }
 
@@ -89,7 +90,7 @@ fn scan_in_reads(scanner: &mut Scanner, stream: &[u8], seed: u8, stop_at_boundar
             filled = (filled + size).min(stream.len());
             size = size * 7 % 257 + 1;
         }
-        let scan = scanner.scan(&stream[ready..filled], stop_at_boundary);
+        let scan = scanner.scan(&stream[ready..filled], stop_at_boundary, None);
         assert!(scan_consumed(&scan) <= filled - ready, "accepted more than was read");
         match scan {
             Scan::Continue { consumed } => {
@@ -108,7 +109,10 @@ fn scan_in_reads(scanner: &mut Scanner, stream: &[u8], seed: u8, stop_at_boundar
 
 fn scan_consumed(scan: &Scan) -> usize {
     match *scan {
-        Scan::Continue { consumed } | Scan::Close { consumed, .. } | Scan::Violation { consumed, .. } => consumed,
+        Scan::Continue { consumed }
+        | Scan::Close { consumed, .. }
+        | Scan::Violation { consumed, .. }
+        | Scan::Paused { consumed } => consumed,
     }
 }
 

@@ -9,9 +9,10 @@
 //! with underscores (`X_Wsgate_Plan`, which some servers read as `X-Wsgate-Plan`) are dropped
 //! like the originals.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,10 +21,9 @@ use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
 use crate::auth::Principal;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-
+pub use crate::conn::ClientInfo;
 use crate::handshake::{HeadError, UpgradeRequest, accept_value, read_http_head};
+use crate::policy::Admission;
 use crate::rejection::{Rejection, reason_phrase};
 use crate::route::Route;
 use wsgate_core::config::{Endpoint, Scheme};
@@ -70,14 +70,6 @@ fn reserved(lower: &str, authenticated: bool) -> bool {
     check(lower) || (lower.contains('_') && check(&lower.replace('_', "-")))
 }
 
-/// Who is calling and how, for the X-Forwarded-* headers.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientInfo {
-    pub addr: SocketAddr,
-    /// `"http"` or `"https"`, as the client reached the gateway.
-    pub proto: &'static str,
-}
-
 #[derive(Debug, Clone, Copy)]
 pub struct UpstreamTimeouts {
     pub connect: Duration,
@@ -100,15 +92,16 @@ pub struct Upstream {
     pub extensions: bool,
 }
 
-/// Connects to the route's endpoints in round-robin order, falling back to the next one when a
-/// connection fails, then performs the upgrade on the first that accepts.
+/// Connects to the admitted route's endpoints in round-robin order, falling back to the next one
+/// when a connection fails, then performs the upgrade on the first that accepts.
 pub async fn open(
-    route: &Route,
+    admission: &Admission,
     request: &UpgradeRequest,
     client: ClientInfo,
-    caller: Option<&Principal>,
     timeouts: UpstreamTimeouts,
 ) -> Result<Upstream, Rejection> {
+    let route = &admission.route;
+    let caller = admission.caller.as_deref();
     let mut last_error = Rejection::UpstreamUnreachable;
     for endpoint in route.api.endpoints_to_try() {
         match connect(endpoint, timeouts.connect).await {

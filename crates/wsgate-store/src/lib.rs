@@ -176,8 +176,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Ordered by name. A new store holds [`Plan::defaults`].
     async fn list_plans(&self) -> Result<Vec<Plan>>;
+    async fn plan(&self, name: &str) -> Result<Option<Plan>>;
     /// Creates or replaces the plan with this name.
     async fn put_plan(&self, plan: &Plan) -> Result<()>;
+    /// Conflict while an API offers or names the plan, or an application or a subscription
+    /// that is not REMOVED uses it.
+    async fn delete_plan(&self, name: &str) -> Result<()>;
 
     // --- applications, subscriptions, credentials: written from the developer portal
 
@@ -186,6 +190,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn application(&self, id: &str) -> Result<Option<Application>>;
     /// Applications of one owner (ordered by name), or all with `None`.
     async fn list_applications(&self, owner: Option<&str>) -> Result<Vec<Application>>;
+    /// Sets or clears the plan all of the application's connections share; NotFound when the
+    /// application or the plan does not exist.
+    async fn set_application_plan(&self, id: &str, plan: Option<&str>) -> Result<()>;
     /// Deletes the application, its subscriptions and its credentials.
     async fn delete_application(&self, id: &str) -> Result<()>;
 
@@ -196,6 +203,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Ordered by creation time.
     async fn list_subscriptions(&self, filter: SubscriptionFilter<'_>) -> Result<Vec<Subscription>>;
     async fn set_subscription_state(&self, id: &str, state: SubscriptionState) -> Result<()>;
+    /// Moves a subscription to another plan; NotFound when it or the plan does not exist.
+    async fn set_subscription_plan(&self, id: &str, plan: &str) -> Result<()>;
 
     /// Creates or replaces the application's credentials (regenerating keys). Conflict when the
     /// client id is used by another application.

@@ -12,7 +12,9 @@
 //! - `configure`: endpoint configuration and the lifecycle page.
 //! - `devportal`: catalogue, API page with invoke URLs and the "Try it" console.
 //! - `wizard`: the key generation wizard and the page that shows a token once.
-//! - `applications`: applications and subscriptions management.
+//! - `applications`: applications and subscriptions management, with each subscription's
+//!   limits, usage and plan.
+//! - `plans`: the business plans page (admins create, change and delete plans).
 //!
 //! Invariants: every value that came from a user or the store is escaped by `html::esc`
 //! before it is written into a page; every form carries a CSRF field checked before anything
@@ -30,6 +32,7 @@ mod configure;
 mod devportal;
 mod wizard;
 mod applications;
+mod plans;
 
 use std::net::SocketAddr;
 
@@ -81,6 +84,9 @@ pub fn router() -> Router<AppState> {
         .route("/publisher/apis/{id}/delete", post(publisher::delete))
         .route("/publisher/apis/{id}/configure", get(configure::form).post(configure::save))
         .route("/publisher/apis/{id}/lifecycle", get(configure::lifecycle).post(configure::move_to))
+        .route("/publisher/plans", get(plans::list).post(plans::create))
+        .route("/publisher/plans/{name}", get(plans::edit).post(plans::save))
+        .route("/publisher/plans/{name}/delete", post(plans::delete))
         .route("/devportal", get(devportal::catalogue))
         .route("/devportal/login", get(account::devportal_login_page).post(account::devportal_login))
         .route("/devportal/logout", post(account::devportal_logout))
@@ -96,6 +102,7 @@ pub fn router() -> Router<AppState> {
         .route("/devportal/applications/{id}/keys", post(applications::generate_keys))
         .route("/devportal/applications/{id}/token", post(applications::token))
         .route("/devportal/subscriptions/{id}/unsubscribe", post(applications::unsubscribe))
+        .route("/devportal/subscriptions/{id}/plan", post(applications::change_plan))
         .layer(axum::middleware::map_response(harden))
 }
 

@@ -6,9 +6,7 @@
 //! control-frame budget, so that the offending frame is never forwarded and the gateway can
 //! close cleanly at a frame boundary.
 
-use std::time::Duration;
-
-use tokio::time::Instant;
+use crate::policy::budget::{Budget, Exceeded, Verdict};
 
 /// Which peer wrote the bytes. Client frames must be masked; upstream frames must not be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,15 +42,18 @@ pub enum Violation {
     MessageTooBig,
     #[error("too many control frames")]
     ControlFrameFlood,
+    /// A message or byte limit whose plan says `close` is spent.
+    #[error("{0}")]
+    LimitExceeded(Exceeded),
 }
 
 impl Violation {
-    /// The close code that both sides receive: 1009 for size limits, 1008 (policy) for a flood
-    /// of control frames, 1002 for the rest.
+    /// The close code that both sides receive: 1009 for size limits, 1008 (policy) for plan
+    /// limits and a flood of control frames, 1002 for the rest.
     pub fn close_code(self) -> u16 {
         match self {
             Violation::FrameTooBig | Violation::MessageTooBig => 1009,
-            Violation::ControlFrameFlood => 1008,
+            Violation::LimitExceeded(_) | Violation::ControlFrameFlood => 1008,
             _ => 1002,
         }
     }
@@ -69,6 +70,9 @@ pub enum Scan {
     Close { start: usize, consumed: usize, code: Option<u16> },
     /// The frame starting at `consumed` breaks a rule; only the bytes before it may be forwarded.
     Violation { consumed: usize, violation: Violation },
+    /// The frame starting at `consumed` must wait for the budget (a throttling limit); only the
+    /// bytes before it may be forwarded, and it is scanned again when the budget allows.
+    Paused { consumed: usize },
 }
 
 const CLOSE: u8 = 0x8;
@@ -78,18 +82,20 @@ pub const MAX_HEADER: usize = 14;
 pub const MAX_CLOSE_FRAME: usize = MAX_HEADER + 125;
 
 /// Per-direction framing state. Counters are read by the access log when the connection ends.
+/// Small on purpose: two of these live in every open connection's task.
 #[derive(Debug)]
 pub struct Scanner {
     sender: Sender,
-    max_frame: u64,
-    max_message: u64,
+    /// Limits above 4 GiB count as 4 GiB, so that they take 4 bytes each.
+    max_frame: u32,
+    max_message: u32,
     /// Whether RSV bits may be set: only when the handshake negotiated an extension
     /// (permessage-deflate uses RSV1), which then owns their meaning.
     extensions: bool,
     /// Payload bytes of the current frame not seen yet; 0 means "at a frame boundary".
     payload_left: u64,
-    /// Payload length and mask key of the current frame: what padding a cut frame needs.
-    frame_len: u64,
+    /// The current frame's mask key, turned as its payload passes so that its first byte
+    /// applies to the next payload byte: what padding a cut frame needs to unmask to zeros.
     frame_mask: [u8; 4],
     /// The current frame is the final frame of a data message: the message counts once this
     /// frame's payload has all been seen, not when its header was, so a message cut short by
@@ -98,61 +104,31 @@ pub struct Scanner {
     /// A fragmented data message is open (its first frame had FIN = 0).
     in_message: bool,
     message_len: u64,
-    control: ControlBudget,
+    /// Pings and pongs this direction may still send in the current window; the relay refills
+    /// it at each tick of its timer (every second while traffic flows). Each one costs the
+    /// gateway and the peer a write (and a ping, a pong back), so a peer sending them in a loop
+    /// is refused like any other rule breaker, without touching other connections.
+    control_left: u32,
     /// Whole data messages seen (counted at the end of their final frame).
     pub messages: u64,
     /// Bytes accepted for forwarding, headers included.
     pub bytes: u64,
 }
 
-/// Pings and pongs allowed per second, in fixed one-second windows. Each one costs the gateway
-/// and the peer a write (and a ping, a pong back), so a peer sending them in a loop is refused
-/// like any other rule breaker, without touching other connections.
-#[derive(Debug)]
-struct ControlBudget {
-    /// 0: no limit.
-    per_second: u32,
-    used: u32,
-    /// Start of the current window; `None` until the first control frame.
-    window: Option<Instant>,
-}
-
-impl ControlBudget {
-    const WINDOW: Duration = Duration::from_secs(1);
-
-    /// Counts one control frame; false when it is over the budget. Reads the clock only for
-    /// control frames, never for data.
-    fn spend(&mut self) -> bool {
-        if self.per_second == 0 {
-            return true;
-        }
-        let now = Instant::now();
-        match self.window {
-            Some(start) if now.duration_since(start) < Self::WINDOW => {}
-            _ => {
-                self.window = Some(now);
-                self.used = 0;
-            }
-        }
-        self.used = self.used.saturating_add(1);
-        self.used <= self.per_second
-    }
-}
-
 impl Scanner {
     pub fn new(sender: Sender, max_frame: u64, max_message: u64) -> Scanner {
+        let narrow = |limit: u64| u32::try_from(limit).unwrap_or(u32::MAX);
         Scanner {
             sender,
-            max_frame,
-            max_message,
+            max_frame: narrow(max_frame),
+            max_message: narrow(max_message),
             extensions: false,
             payload_left: 0,
-            frame_len: 0,
             frame_mask: [0; 4],
             completes_message: false,
             in_message: false,
             message_len: 0,
-            control: ControlBudget { per_second: 0, used: 0, window: None },
+            control_left: u32::MAX,
             messages: 0,
             bytes: 0,
         }
@@ -163,10 +139,16 @@ impl Scanner {
         Scanner { extensions: negotiated, ..self }
     }
 
-    /// Refuses pings and pongs beyond `per_second` (0: no limit) with
-    /// [`Violation::ControlFrameFlood`].
-    pub fn with_control_limit(self, per_second: u32) -> Scanner {
-        Scanner { control: ControlBudget { per_second, ..self.control }, ..self }
+    /// Refuses pings and pongs beyond `per_window` (0: no limit) with
+    /// [`Violation::ControlFrameFlood`], until [`Scanner::refill_control`] opens a new window.
+    pub fn with_control_limit(mut self, per_window: u32) -> Scanner {
+        self.refill_control(per_window);
+        self
+    }
+
+    /// Starts a new window of `per_window` control frames (0: no limit).
+    pub fn refill_control(&mut self, per_window: u32) {
+        self.control_left = if per_window == 0 { u32::MAX } else { per_window };
     }
 
     /// Whether the bytes accepted so far end exactly at a frame boundary, where the gateway may
@@ -181,9 +163,8 @@ impl Scanner {
     /// completed this way; [`Scanner::padded`] then accounts for what was written.
     pub fn fill_padding(&self, out: &mut [u8]) -> usize {
         let len = usize::try_from(self.payload_left).unwrap_or(usize::MAX).min(out.len());
-        let offset = (self.frame_len - self.payload_left) as usize;
         for (i, byte) in out[..len].iter_mut().enumerate() {
-            *byte = self.frame_mask[(offset + i) % 4];
+            *byte = self.frame_mask[i % 4];
         }
         len
     }
@@ -192,6 +173,7 @@ impl Scanner {
     /// `bytes`, and the message it completes is not counted in `messages`.
     pub fn padded(&mut self, n: usize) {
         self.payload_left = self.payload_left.saturating_sub(n as u64);
+        self.frame_mask.rotate_left(n % 4);
         if self.payload_left == 0 {
             self.completes_message = false;
         }
@@ -199,14 +181,15 @@ impl Scanner {
 
     /// Scans `data`, which starts where the previous accepted bytes ended. With
     /// `stop_at_boundary`, returns at the first frame boundary reached, so that the caller can
-    /// insert a frame there.
-    pub fn scan(&mut self, data: &[u8], stop_at_boundary: bool) -> Scan {
+    /// insert a frame there. `budget`, when limits meter this direction, admits each data frame.
+    pub fn scan(&mut self, data: &[u8], stop_at_boundary: bool, mut budget: Option<&mut Budget>) -> Scan {
         let mut pos = 0;
         loop {
             if self.payload_left > 0 {
                 let take = self.payload_left.min((data.len() - pos) as u64);
                 pos += take as usize;
                 self.payload_left -= take;
+                self.frame_mask.rotate_left((take % 4) as usize);
                 if self.payload_left > 0 {
                     return self.accept(pos);
                 }
@@ -222,6 +205,21 @@ impl Scanner {
                 self.bytes += pos as u64;
                 return Scan::Violation { consumed: pos, violation };
             }
+            if header.opcode <= 0x2
+                && let Some(budget) = budget.as_deref_mut()
+            {
+                match budget.admit(header.opcode != 0, header.payload) {
+                    Verdict::Go => {}
+                    Verdict::Wait => {
+                        self.bytes += pos as u64;
+                        return Scan::Paused { consumed: pos };
+                    }
+                    Verdict::Exceeded(exceeded) => {
+                        self.bytes += pos as u64;
+                        return Scan::Violation { consumed: pos, violation: Violation::LimitExceeded(exceeded) };
+                    }
+                }
+            }
             if header.opcode == CLOSE {
                 let end = pos + header.len + header.payload as usize;
                 if data.len() < end {
@@ -234,7 +232,6 @@ impl Scanner {
             self.account(&header);
             pos += header.len;
             self.payload_left = header.payload;
-            self.frame_len = header.payload;
             self.frame_mask = header.mask;
             if self.payload_left == 0 {
                 self.end_frame();
@@ -254,8 +251,10 @@ impl Scanner {
     }
 
     fn spend_control(&mut self, header: &Header) -> Result<(), Violation> {
-        let ping_or_pong = matches!(header.opcode, 0x9 | 0xA);
-        if ping_or_pong && !self.control.spend() { Err(Violation::ControlFrameFlood) } else { Ok(()) }
+        if matches!(header.opcode, 0x9 | 0xA) {
+            self.control_left = self.control_left.checked_sub(1).ok_or(Violation::ControlFrameFlood)?;
+        }
+        Ok(())
     }
 
     fn accept(&mut self, consumed: usize) -> Scan {
@@ -287,10 +286,10 @@ impl Scanner {
             0x0 if !self.in_message => return Err(Violation::UnexpectedContinuation),
             0x1 | 0x2 if self.in_message => return Err(Violation::UnfinishedMessage),
             0x0..=0x2 => {
-                if header.payload > self.max_frame {
+                if header.payload > u64::from(self.max_frame) {
                     return Err(Violation::FrameTooBig);
                 }
-                if self.message_len + header.payload > self.max_message {
+                if self.message_len + header.payload > u64::from(self.max_message) {
                     return Err(Violation::MessageTooBig);
                 }
             }
@@ -429,7 +428,7 @@ mod tests {
         let mut s = client();
         let mut data = frame(true, 1, true, b"hello");
         data.extend(frame(true, 2, true, &[7; 300]));
-        assert_eq!(s.scan(&data, false), Scan::Continue { consumed: data.len() });
+        assert_eq!(s.scan(&data, false, None), Scan::Continue { consumed: data.len() });
         assert_eq!((s.messages, s.bytes), (2, data.len() as u64));
         assert!(s.at_boundary());
     }
@@ -438,10 +437,10 @@ mod tests {
     fn a_header_split_across_reads_is_held_back_until_complete() {
         let mut s = client();
         let data = frame(true, 2, true, &[1; 70_000]);
-        assert_eq!(s.scan(&data[..5], false), Scan::Continue { consumed: 0 });
-        assert_eq!(s.scan(&data[..100], false), Scan::Continue { consumed: 100 });
+        assert_eq!(s.scan(&data[..5], false, None), Scan::Continue { consumed: 0 });
+        assert_eq!(s.scan(&data[..100], false, None), Scan::Continue { consumed: 100 });
         assert!(!s.at_boundary());
-        assert_eq!(s.scan(&data[100..], false), Scan::Continue { consumed: data.len() - 100 });
+        assert_eq!(s.scan(&data[100..], false, None), Scan::Continue { consumed: data.len() - 100 });
         assert_eq!(s.messages, 1);
     }
 
@@ -452,7 +451,7 @@ mod tests {
         data.extend(frame(true, 9, true, b"ping"));
         data.extend(frame(false, 0, true, b"b"));
         data.extend(frame(true, 0, true, b"c"));
-        assert_eq!(s.scan(&data, false), Scan::Continue { consumed: data.len() });
+        assert_eq!(s.scan(&data, false, None), Scan::Continue { consumed: data.len() });
         assert_eq!(s.messages, 1);
     }
 
@@ -463,8 +462,8 @@ mod tests {
         let len = write_close(&mut close, 4000, "bye", Some([1, 2, 3, 4]));
         let mut data = close[..len].to_vec();
         data.extend(b"trailing");
-        assert_eq!(s.scan(&data[..len - 1], false), Scan::Continue { consumed: 0 });
-        assert_eq!(s.scan(&data, false), Scan::Close { start: 0, consumed: len, code: Some(4000) });
+        assert_eq!(s.scan(&data[..len - 1], false, None), Scan::Continue { consumed: 0 });
+        assert_eq!(s.scan(&data, false, None), Scan::Close { start: 0, consumed: len, code: Some(4000) });
     }
 
     #[test]
@@ -473,7 +472,7 @@ mod tests {
         let mut data = frame(true, 1, true, b"one");
         let first = data.len();
         data.extend(frame(true, 1, true, b"two"));
-        assert_eq!(s.scan(&data, true), Scan::Continue { consumed: first });
+        assert_eq!(s.scan(&data, true, None), Scan::Continue { consumed: first });
     }
 
     #[test]
@@ -493,7 +492,7 @@ mod tests {
             let mut data = frame(true, 1, masked, b"ok");
             let good = data.len();
             data.extend(bad);
-            assert_eq!(s.scan(&data, false), Scan::Violation { consumed: good, violation: *expected }, "{name}");
+            assert_eq!(s.scan(&data, false, None), Scan::Violation { consumed: good, violation: *expected }, "{name}");
         }
     }
 
@@ -502,9 +501,12 @@ mod tests {
         let mut deflated = frame(true, 1, true, b"x");
         deflated[0] |= 0x40;
         let mut plain = client();
-        assert_eq!(plain.scan(&deflated, false), Scan::Violation { consumed: 0, violation: Violation::ReservedBits });
+        assert_eq!(
+            plain.scan(&deflated, false, None),
+            Scan::Violation { consumed: 0, violation: Violation::ReservedBits }
+        );
         let mut negotiated = client().with_extensions(true);
-        assert_eq!(negotiated.scan(&deflated, false), Scan::Continue { consumed: deflated.len() });
+        assert_eq!(negotiated.scan(&deflated, false, None), Scan::Continue { consumed: deflated.len() });
     }
 
     #[test]
@@ -513,7 +515,10 @@ mod tests {
         let mut data = frame(false, 1, true, b"a");
         let good = data.len();
         data.extend(frame(true, 1, true, b"b"));
-        assert_eq!(s.scan(&data, false), Scan::Violation { consumed: good, violation: Violation::UnfinishedMessage });
+        assert_eq!(
+            s.scan(&data, false, None),
+            Scan::Violation { consumed: good, violation: Violation::UnfinishedMessage }
+        );
     }
 
     #[test]
@@ -522,7 +527,7 @@ mod tests {
         let mut data = frame(false, 2, true, &[0; 1000]);
         let good = data.len();
         data.extend(frame(true, 0, true, &[0; 600]));
-        let scan = s.scan(&data, false);
+        let scan = s.scan(&data, false, None);
         assert_eq!(scan, Scan::Violation { consumed: good, violation: Violation::MessageTooBig });
         assert_eq!(Violation::MessageTooBig.close_code(), 1009);
     }
@@ -531,12 +536,12 @@ mod tests {
     fn a_message_counts_once_its_last_frame_is_whole() {
         let mut s = client();
         let data = frame(true, 1, true, b"0123456789");
-        assert_eq!(s.scan(&data[..8], false), Scan::Continue { consumed: 8 });
+        assert_eq!(s.scan(&data[..8], false, None), Scan::Continue { consumed: 8 });
         assert_eq!(s.messages, 0, "the header alone is not a message");
-        assert_eq!(s.scan(&data[8..], false), Scan::Continue { consumed: data.len() - 8 });
+        assert_eq!(s.scan(&data[8..], false, None), Scan::Continue { consumed: data.len() - 8 });
         assert_eq!(s.messages, 1);
         let empty = frame(true, 2, true, b"");
-        assert_eq!(s.scan(&empty, false), Scan::Continue { consumed: empty.len() });
+        assert_eq!(s.scan(&empty, false, None), Scan::Continue { consumed: empty.len() });
         assert_eq!(s.messages, 2, "an empty message counts at its header");
     }
 
@@ -545,7 +550,7 @@ mod tests {
         let mut s = client();
         let mut data = frame(true, 1, true, b"0123456789");
         data[2..6].copy_from_slice(&[1, 2, 3, 4]);
-        assert_eq!(s.scan(&data[..9], false), Scan::Continue { consumed: 9 });
+        assert_eq!(s.scan(&data[..9], false, None), Scan::Continue { consumed: 9 });
         let mut padding = [0xFF; 16];
         assert_eq!(s.fill_padding(&mut padding[..5]), 5);
         // Payload offset 3 of a frame masked with [1, 2, 3, 4]: unmasks to zeros.
@@ -565,11 +570,14 @@ mod tests {
         data.extend(frame(true, 10, true, b""));
         let good = data.len();
         data.extend(frame(true, 9, true, b""));
-        assert_eq!(s.scan(&data, false), Scan::Violation { consumed: good, violation: Violation::ControlFrameFlood });
+        assert_eq!(
+            s.scan(&data, false, None),
+            Scan::Violation { consumed: good, violation: Violation::ControlFrameFlood }
+        );
         assert_eq!(Violation::ControlFrameFlood.close_code(), 1008);
         let mut unlimited = client();
         let many: Vec<u8> = (0..1000).flat_map(|_| frame(true, 9, true, b"")).collect();
-        assert_eq!(unlimited.scan(&many, false), Scan::Continue { consumed: many.len() });
+        assert_eq!(unlimited.scan(&many, false, None), Scan::Continue { consumed: many.len() });
     }
 
     #[test]
@@ -577,9 +585,9 @@ mod tests {
         let mut out = [0; MAX_CLOSE_FRAME];
         let len = write_empty_close(&mut out, None);
         let mut s = Scanner::new(Sender::Upstream, 10, 10);
-        assert_eq!(s.scan(&out[..len], false), Scan::Close { start: 0, consumed: len, code: None });
+        assert_eq!(s.scan(&out[..len], false, None), Scan::Close { start: 0, consumed: len, code: None });
         let len = write_empty_close(&mut out, Some([1, 2, 3, 4]));
-        assert_eq!(client().scan(&out[..len], false), Scan::Close { start: 0, consumed: len, code: None });
+        assert_eq!(client().scan(&out[..len], false, None), Scan::Close { start: 0, consumed: len, code: None });
     }
 
     #[test]
@@ -587,6 +595,6 @@ mod tests {
         let mut out = [0; MAX_CLOSE_FRAME];
         let len = write_close(&mut out, 1014, "upstream went away", None);
         let mut s = Scanner::new(Sender::Upstream, 10, 10);
-        assert_eq!(s.scan(&out[..len], false), Scan::Close { start: 0, consumed: len, code: Some(1014) });
+        assert_eq!(s.scan(&out[..len], false, None), Scan::Close { start: 0, consumed: len, code: Some(1014) });
     }
 }

@@ -9,11 +9,12 @@ use crate::sql::{Backend, Expect, Param, Row, Statement};
 use crate::{Change, Result, SubscriptionFilter};
 
 const APPLICATION_EXISTS: &str = "SELECT 1 FROM applications WHERE id = $1";
+const PLAN_EXISTS: &str = "SELECT 1 FROM plans WHERE name = $1";
 
 /// The columns `decode_application` reads, in its order.
 macro_rules! application_columns {
     () => {
-        "id, name, owner, description, created_at"
+        "id, name, owner, description, created_at, plan"
     };
 }
 
@@ -24,17 +25,20 @@ fn decode_application(row: &Row) -> Result<Application> {
         owner: row.text(2)?,
         description: row.text(3)?,
         created_at: row.int(4)?,
+        plan: row.opt_text(5)?,
     })
 }
 
 pub(super) async fn create_application(db: &impl Backend, app: &Application) -> Result<()> {
-    const SQL: &str = concat!("INSERT INTO applications (", application_columns!(), ") VALUES ($1, $2, $3, $4, $5)");
+    const SQL: &str =
+        concat!("INSERT INTO applications (", application_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)");
     let params = vec![
         app.id.as_str().into(),
         app.name.as_str().into(),
         app.owner.as_str().into(),
         app.description.as_str().into(),
         app.created_at.into(),
+        Param::OptText(app.plan.clone()),
     ];
     write(db, vec![Statement::new(SQL, params)], &[Change::Applications], |rule| match rule {
         Rule::ApplicationId => format!("an application with id {} already exists", app.id),
@@ -56,6 +60,21 @@ pub(super) async fn list_applications(db: &impl Backend, owner: Option<&str>) ->
     let mut apps = read(db, SQL, vec![Param::OptText(owner.map(Into::into))], decode_application).await?;
     apps.sort_by(|a, b| (&a.name, &a.owner, &a.id).cmp(&(&b.name, &b.owner, &b.id)));
     Ok(apps)
+}
+
+/// Checked against the plans table in the same transaction, so the plan cannot be deleted
+/// between the check and the write.
+pub(super) async fn set_application_plan(db: &impl Backend, id: &str, plan: Option<&str>) -> Result<()> {
+    const SQL: &str = "UPDATE applications SET plan = $2 WHERE id = $1";
+    let mut statements = Vec::new();
+    if let Some(plan) = plan {
+        statements.push(Statement::new(PLAN_EXISTS, vec![plan.into()]).expect(Expect::Finds("plan")));
+    }
+    statements.push(
+        Statement::new(SQL, vec![id.into(), Param::OptText(plan.map(Into::into))])
+            .expect(Expect::Touches("application")),
+    );
+    write(db, statements, &[Change::Applications], |rule| format!("the application breaks the rule {rule:?}")).await
 }
 
 pub(super) async fn delete_application(db: &impl Backend, id: &str) -> Result<()> {
@@ -155,6 +174,15 @@ pub(super) async fn set_subscription_state(db: &impl Backend, id: &str, state: S
         other => format!("the subscription breaks the rule {other:?}"),
     })
     .await
+}
+
+pub(super) async fn set_subscription_plan(db: &impl Backend, id: &str, plan: &str) -> Result<()> {
+    const SQL: &str = "UPDATE subscriptions SET plan = $2 WHERE id = $1";
+    let statements = vec![
+        Statement::new(PLAN_EXISTS, vec![plan.into()]).expect(Expect::Finds("plan")),
+        Statement::new(SQL, vec![id.into(), plan.into()]).expect(Expect::Touches("subscription")),
+    ];
+    write(db, statements, &[Change::Subscriptions], |rule| format!("the subscription breaks the rule {rule:?}")).await
 }
 
 /// The columns `decode_credentials` reads, in its order.

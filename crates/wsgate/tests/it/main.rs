@@ -28,6 +28,7 @@ mod control;
 mod deflate;
 mod echo;
 mod hostile_peers;
+mod plans;
 mod portal;
 mod routing;
 mod security;

@@ -155,3 +155,17 @@ pub async fn deleting_an_application_deletes_its_subscriptions_and_credentials(d
     db.create_application(&application("p3", "bob", "mobile")).await.expect("create app");
     db.put_credentials(&credentials("p3", "client-1")).await.expect("reuse");
 }
+
+pub async fn subscriptions_and_applications_change_plans(db: Db) {
+    db.create_api(&api("a1", "Echo", "/echo", "1")).await.expect("create api");
+    db.create_application(&application("p1", "alice", "App")).await.expect("create app");
+    db.create_subscription(&subscription("s1", "p1", "a1", NOW)).await.expect("subscribe");
+    db.set_subscription_plan("s1", "Silver").await.expect("move to Silver");
+    assert_eq!(db.subscription("s1").await.expect("read").map(|s| s.plan), Some("Silver".into()));
+    not_found(db.set_subscription_plan("s1", "Platinum").await);
+    not_found(db.set_subscription_plan("nope", "Silver").await);
+    db.set_application_plan("p1", Some("Bronze")).await.expect("set");
+    assert_eq!(db.application("p1").await.expect("read").and_then(|a| a.plan), Some("Bronze".into()));
+    not_found(db.set_application_plan("p1", Some("Platinum")).await);
+    not_found(db.set_application_plan("nope", None).await);
+}

@@ -10,8 +10,8 @@
 //! `revocation` (live sockets closed when their right to exist goes), `expiry` (live sockets
 //! closed at the token's `exp`, or not), `idp` (an external identity provider by JWKS).
 
-mod world;
-mod socket;
+pub(crate) mod world;
+pub(crate) mod socket;
 mod tokens;
 
 mod seeds;
