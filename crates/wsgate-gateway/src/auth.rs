@@ -4,7 +4,10 @@
 //!
 //! Rules that matter for safety: the algorithm is the key's (ES256), never the token's header's
 //! choice; `exp`/`nbf` get a small leeway for clock skew; `iss` and `aud` must match; revoked
-//! `jti`s are refused; an application needs an ACTIVE subscription to the API.
+//! `jti`s are refused; an application needs an ACTIVE subscription to the API, and each scope
+//! the API requires must be both in the token and still granted to that subscription. An
+//! external provider's token maps to an application only through a client registered on it
+//! (`Application::external_clients`), never through a client id wsgate generated.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -96,11 +99,7 @@ pub async fn authenticate(
     // The control plane names the application; an external provider's token is mapped to one
     // through its client id.
     let application_id = if external {
-        access
-            .client_ids
-            .get(&client_id)
-            .cloned()
-            .ok_or(Rejection::InvalidToken("no application has this client id"))?
+        registered_application(access, claims.iss.as_deref().unwrap_or_default(), &client_id)?
     } else {
         claims.application_id.clone().ok_or(Rejection::InvalidToken("token names no application"))?
     };
@@ -109,8 +108,10 @@ pub async fn authenticate(
         return Err(Rejection::InvalidToken("token revoked"));
     }
     let subscription = access.allows(&application_id, &managed.id).map_err(Rejection::NotAllowed)?;
-    let granted: Vec<&str> = claims.scope.split_whitespace().collect();
-    if !managed.scopes.iter().all(|needed| granted.contains(&needed.as_str())) {
+    // A scope a publisher withdrew stops opening connections, even in tokens issued before.
+    let carried: Vec<&str> = claims.scope.split_whitespace().collect();
+    let granted = &subscription.granted_scopes;
+    if !managed.scopes.iter().all(|needed| carried.contains(&needed.as_str()) && granted.contains(needed)) {
         return Err(Rejection::InsufficientScope);
     }
     let application = access.applications.get(&application_id);
@@ -124,6 +125,20 @@ pub async fn authenticate(
         issued_at,
         expires_at: claims.exp.unwrap_or(i64::MAX),
     })
+}
+
+/// The application on which `issuer`'s client `client_id` is registered. (A scan of the
+/// applications: external tokens are the rarer kind; an index belongs in the snapshot.)
+fn registered_application(access: &Access, issuer: &str, client_id: &str) -> Result<String, Rejection> {
+    let registered = |app: &&wsgate_core::model::Application| {
+        app.external_clients.iter().any(|c| c.issuer == issuer && c.client_id == client_id)
+    };
+    let mut found = access.applications.values().filter(registered);
+    match (found.next(), found.next()) {
+        (Some(app), None) => Ok(app.id.clone()),
+        (Some(_), Some(_)) => Err(Rejection::InvalidToken("the client is registered on several applications")),
+        (None, _) => Err(Rejection::InvalidToken("no application has this client id")),
+    }
 }
 
 /// The bearer token from the header or the `access_token` query parameter. Basic credentials

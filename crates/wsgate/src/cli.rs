@@ -69,6 +69,13 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// List subscriptions; block, unblock and grant scopes to one (publishers).
+    Subscription {
+        #[command(subcommand)]
+        command: SubscriptionCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Generate (or regenerate) an application's client id and secret; the secret is shown once.
     Keys {
         /// Application name.
@@ -141,6 +148,27 @@ pub enum ApiCommand {
     Block { api: String },
     /// Delete an API and its subscriptions.
     Delete { api: String },
+}
+
+#[derive(Subcommand)]
+pub enum SubscriptionCommand {
+    /// List the subscriptions you may see (publishers: all), with their ids.
+    List {
+        /// Only those to this API, as NAME:VERSION.
+        #[arg(long)]
+        api: Option<String>,
+    },
+    /// Block a subscription: its tokens stop working, and only a publisher can lift it.
+    Block { id: String },
+    /// Lift a block.
+    Unblock { id: String },
+    /// Grant a subscription some of its API's scopes (replacing what it had; none to revoke all).
+    Grant {
+        id: String,
+        /// Scopes the API declares, comma-separated.
+        #[arg(long, value_delimiter = ',', num_args = 0..)]
+        scopes: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]

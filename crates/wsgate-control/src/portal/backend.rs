@@ -94,10 +94,11 @@ pub async fn client_id(state: &AppState, caller: &Caller, id: &str) -> Result<Op
 }
 
 /// An access token for the caller's own application, as `POST /api/v1/applications/{id}/token`
-/// makes it (the session proves the owner; no client secret needed).
+/// makes it without a `scope` (the session proves the owner; no client secret needed): it
+/// carries every scope granted to the application.
 pub async fn token(state: &AppState, caller: &Caller, id: &str) -> Result<AccessToken, ApiError> {
     let app = applications::owned(state, caller, id).await?;
-    Ok(state.keys.issue_for_application(&app.id, Some("")).await?)
+    applications::issue_token(state, &app, None).await
 }
 
 pub async fn list_subscriptions(

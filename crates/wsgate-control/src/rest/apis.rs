@@ -1,6 +1,10 @@
 //! WebSocket APIs, the publisher's side: create (or create & publish), list, show, edit,
 //! delete, and lifecycle moves. Creators write APIs, publishers move them through their
 //! lifecycle; subscribers see only what they may subscribe to or call.
+//!
+//! What reaches beyond the gateway is an admin's call: only an admin sets `ca_file` (a path
+//! the gateway reads) or `insecure_skip_verify`, and a non-admin's new endpoints must be in
+//! `control.endpoint_allowlist` when one is configured.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -121,7 +125,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    apply(&state, &mut api, body).await?;
+    apply(&state, &caller, &mut api, body).await?;
     if publish {
         publishable(&api)?;
         api.state = Lifecycle::Published;
@@ -145,7 +149,7 @@ pub async fn update(
         });
     }
     let mut api = find(&state, &caller, &id).await?;
-    apply(&state, &mut api, body).await?;
+    apply(&state, &caller, &mut api, body).await?;
     // An API that takes connections must keep something to connect to and plans to offer.
     if api.state != Lifecycle::Created && api.state != Lifecycle::Retired {
         publishable(&api)?;
@@ -157,11 +161,33 @@ pub async fn update(
 
 /// Validates the body and writes it into `api`. Shared by create and edit so both apply the
 /// same rules.
-async fn apply(state: &AppState, api: &mut ApiRecord, body: ApiBody) -> Result<(), ApiError> {
+async fn apply(state: &AppState, caller: &Caller, api: &mut ApiRecord, body: ApiBody) -> Result<(), ApiError> {
     api.name = validate::display_name("name", &body.name, 100)?;
     validate::context(&body.context)?;
     validate::version(&body.version)?;
-    validate::endpoints(&body.endpoints)?;
+    // Endpoints already on the API were allowed when they were set (perhaps by an admin).
+    let new_endpoints: Vec<String> = body.endpoints.iter().filter(|e| !api.endpoints.contains(e)).cloned().collect();
+    validate::endpoints(&body.endpoints, None)?;
+    if !caller.is_admin() {
+        validate::endpoints(&new_endpoints, Some(&state.endpoint_allowlist)).map_err(|err| match err {
+            // Name the endpoint by its index in the body, not in the list of new ones.
+            ApiError::InvalidValue { message, .. } => {
+                let index = body.endpoints.iter().position(|e| message.contains(e.as_str())).unwrap_or(0);
+                ApiError::invalid(format!("endpoints[{index}]"), message)
+            }
+            other => other,
+        })?;
+    }
+    let ca_file = body.ca_file.filter(|path| !path.is_empty());
+    let insecure_skip_verify = body.insecure_skip_verify.unwrap_or(false);
+    if !caller.is_admin() && (ca_file != api.ca_file || insecure_skip_verify != api.insecure_skip_verify) {
+        let field = if ca_file != api.ca_file { "ca_file" } else { "insecure_skip_verify" };
+        return Err(ApiError::invalid(
+            field,
+            "ca_file and insecure_skip_verify are set by admins only: one names a file the gateway reads, \
+             the other turns off upstream certificate checks",
+        ));
+    }
     let offered = state.store().list_plans().await?;
     let mut plans: Vec<String> = Vec::new();
     for (i, plan) in body.plans.iter().enumerate() {
@@ -186,8 +212,8 @@ async fn apply(state: &AppState, api: &mut ApiRecord, body: ApiBody) -> Result<(
     api.endpoints = body.endpoints;
     api.plans = plans;
     api.default_version = body.default_version.unwrap_or(false);
-    api.ca_file = body.ca_file.filter(|path| !path.is_empty());
-    api.insecure_skip_verify = body.insecure_skip_verify.unwrap_or(false);
+    api.ca_file = ca_file;
+    api.insecure_skip_verify = insecure_skip_verify;
     for (i, scope) in body.scopes.iter().enumerate() {
         if scope.is_empty() || scope.contains(' ') || !oauth2::valid_scope(scope) {
             return Err(ApiError::invalid(format!("scopes[{i}]"), format!("\"{scope}\" is not an OAuth2 scope word")));

@@ -73,7 +73,7 @@ impl ControlBuilder {
     pub async fn start(self) -> Control {
         let dir = Scratch::new("control");
         let store = wsgate_store::open_sqlite(&dir.0.join("wsgate.db")).await.expect("open the SQLite store");
-        wsgate_control::bootstrap(&*store, Some(ADMIN_PASSWORD)).await.expect("bootstrap");
+        wsgate_control::bootstrap(&*store, &self.settings, Some(ADMIN_PASSWORD)).await.expect("bootstrap");
         let files = wsgate_tls::server::locate_or_generate(None, None, &dir.0).expect("certificate");
         let certificate = wsgate_tls::server::ReloadingCertificate::load(files.clone()).expect("load certificate");
         let mut config = Config { control: self.settings, ..Config::default() };

@@ -124,10 +124,10 @@ async fn self_signup_makes_subscribers_only_when_open() {
 async fn bootstrap_generates_an_admin_password_once() {
     let dir = Scratch::new("bootstrap");
     let store = wsgate_store::open_sqlite(&dir.0.join("wsgate.db")).await.expect("store");
-    let password = wsgate_control::bootstrap(&*store, None).await.expect("bootstrap").expect("a generated password");
+    let password = wsgate_control::bootstrap(&*store, &Default::default(), None).await.expect("bootstrap").expect("a generated password");
     assert!(password.len() >= 16);
-    assert_eq!(wsgate_control::bootstrap(&*store, None).await.expect("again"), None, "idempotent");
-    assert_eq!(wsgate_control::bootstrap(&*store, Some("other")).await.expect("again"), None);
+    assert_eq!(wsgate_control::bootstrap(&*store, &Default::default(), None).await.expect("again"), None, "idempotent");
+    assert_eq!(wsgate_control::bootstrap(&*store, &Default::default(), Some("other")).await.expect("again"), None);
     let users = store.list_users().await.expect("users");
     assert_eq!(users.len(), 1);
     assert!(!users[0].password_hash.contains(&password));
