@@ -223,7 +223,11 @@ mod tests {
         assert!(throttle.check(Kind::User, "alice", HOME).is_err());
         // Another place is not locked out of alice by this address's failures.
         assert!(throttle.check(Kind::User, "alice", ELSEWHERE).is_ok());
+        // The real alice signing in elsewhere does not unlock the guesser at HOME...
         throttle.succeeded(Kind::User, "alice", ELSEWHERE);
+        assert!(throttle.check(Kind::User, "alice", HOME).is_err());
+        // ...but a correct password from HOME (once its lock ran out) starts alice over there.
+        throttle.succeeded(Kind::User, "alice", HOME);
         assert!(throttle.check(Kind::User, "alice", HOME).is_ok());
         assert_eq!(lock(&throttle.addresses).entries.get("192.0.2.1").map(|e| e.failures), Some(6));
         // A client id is not a user name.

@@ -67,6 +67,9 @@ impl WorldBuilder {
 
     pub async fn start(self) -> World {
         let mut plane = control();
+        for provider in &self.providers {
+            plane = plane.trusting_issuer(&provider.issuer);
+        }
         if let Some(ttl) = self.token_ttl {
             plane = plane.token_ttl(ttl);
         }
@@ -284,6 +287,12 @@ impl World {
         let answer = self.admin.post(&path, json!({})).await.expect(200);
         let entry = answer["revoked"].as_str().expect("revoked");
         entry.rsplit_once('@').and_then(|(_, at)| at.parse().ok()).unwrap_or_else(|| panic!("a cutoff in {answer}"))
+    }
+
+    /// Grants `scopes` (of the API's) to the subscription, as a publisher.
+    pub async fn grant(&self, subscription: &Subscription, scopes: &[&str]) {
+        let path = format!("/api/v1/subscriptions/{}/scopes", subscription.id);
+        self.admin.put(&path, json!({ "scopes": scopes })).await.expect(200);
     }
 
     pub async fn block(&self, subscription: &Subscription) {
