@@ -165,18 +165,15 @@ async fn apply(state: &AppState, caller: &Caller, api: &mut ApiRecord, body: Api
     api.name = validate::display_name("name", &body.name, 100)?;
     validate::context(&body.context)?;
     validate::version(&body.version)?;
-    // Endpoints already on the API were allowed when they were set (perhaps by an admin).
-    let new_endpoints: Vec<String> = body.endpoints.iter().filter(|e| !api.endpoints.contains(e)).cloned().collect();
     validate::endpoints(&body.endpoints, None)?;
+    // Endpoints already on the API were allowed when they were set (perhaps by an admin).
     if !caller.is_admin() {
-        validate::endpoints(&new_endpoints, Some(&state.endpoint_allowlist)).map_err(|err| match err {
-            // Name the endpoint by its index in the body, not in the list of new ones.
-            ApiError::InvalidValue { message, .. } => {
-                let index = body.endpoints.iter().position(|e| message.contains(e.as_str())).unwrap_or(0);
-                ApiError::invalid(format!("endpoints[{index}]"), message)
-            }
-            other => other,
-        })?;
+        for (i, url) in body.endpoints.iter().enumerate().filter(|(_, url)| !api.endpoints.contains(url)) {
+            validate::endpoints(std::slice::from_ref(url), Some(&state.endpoint_allowlist)).map_err(|err| match err {
+                ApiError::InvalidValue { message, .. } => ApiError::invalid(format!("endpoints[{i}]"), message),
+                other => other,
+            })?;
+        }
     }
     let ca_file = body.ca_file.filter(|path| !path.is_empty());
     let insecure_skip_verify = body.insecure_skip_verify.unwrap_or(false);
