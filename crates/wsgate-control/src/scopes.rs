@@ -58,7 +58,10 @@ mod tests {
         let refused = decide(Some("chat admin"), &granted).expect_err("admin is not granted");
         assert_eq!(refused.scope, "admin");
         assert_eq!(refused.to_string(), "scope \"admin\" is not granted to this application (granted: chat read)");
-        assert_eq!(decide(Some("admin"), &[]).map_err(|e| e.to_string()), Err("scope \"admin\" is not granted to this application (granted: none)".into()));
+        assert_eq!(
+            decide(Some("admin"), &[]).map_err(|e| e.to_string()),
+            Err("scope \"admin\" is not granted to this application (granted: none)".into())
+        );
         assert_eq!(decide(None, &[]), Ok(String::new()));
     }
 }

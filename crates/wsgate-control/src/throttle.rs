@@ -161,8 +161,7 @@ impl Table {
         if !self.entries.contains_key(&key) && self.entries.len() >= CAPACITY {
             self.make_room(now);
         }
-        let entry =
-            self.entries.entry(key).or_insert(Entry { failures: 0, last_failure: now, locked_until: None });
+        let entry = self.entries.entry(key).or_insert(Entry { failures: 0, last_failure: now, locked_until: None });
         if now.duration_since(entry.last_failure) > FORGET_AFTER {
             *entry = Entry { failures: 0, last_failure: now, locked_until: None };
         }

@@ -490,6 +490,9 @@ mod tests {
         let message = error_of(&split);
         assert!(message.starts_with("apis[0].endpoints[0]:"), "{message}");
         assert!(!message.contains('\n') && !message.contains('\r'), "{message}");
-        assert!(error_of(&format!("{ECHO}\n[control]\nendpoint_allowlist = [\"10.0.0.0/99\"]")).starts_with("control.endpoint_allowlist[0]:"));
+        assert!(
+            error_of(&format!("{ECHO}\n[control]\nendpoint_allowlist = [\"10.0.0.0/99\"]"))
+                .starts_with("control.endpoint_allowlist[0]:")
+        );
     }
 }

@@ -89,7 +89,9 @@ impl Endpoint {
 fn valid_host_name(host: &str) -> bool {
     host.len() <= 253
         && host.split('.').all(|label| {
-            !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
         })
 }
 
@@ -134,7 +136,8 @@ impl AllowList {
 
 impl Allowed {
     fn parse(entry: &str) -> Result<Allowed, String> {
-        let problem = || format!("{entry:?} is not a host, *.domain, IP address or CIDR range (with an optional :port)");
+        let problem =
+            || format!("{entry:?} is not a host, *.domain, IP address or CIDR range (with an optional :port)");
         let (target, port) = match entry.strip_prefix('[') {
             Some(rest) => {
                 let (inside, after) = rest.split_once(']').ok_or_else(problem)?;
@@ -177,7 +180,9 @@ impl Allowed {
         let host = endpoint.host.as_str();
         match &self.target {
             Target::Host(name) => host == name,
-            Target::Domain(domain) => host.strip_suffix(domain.as_str()).is_some_and(|sub| sub.ends_with('.') && sub.len() > 1),
+            Target::Domain(domain) => {
+                host.strip_suffix(domain.as_str()).is_some_and(|sub| sub.ends_with('.') && sub.len() > 1)
+            }
             Target::Network(network, bits) => host.parse::<IpAddr>().is_ok_and(|ip| in_network(ip, *network, *bits)),
         }
     }

@@ -311,14 +311,19 @@ fn declined(status: u16, headers: &[(&str, &[u8])]) -> Rejection {
     let reason = reason_phrase(status);
     let body = format!("The upstream declined the WebSocket upgrade with {status} {reason}.\n");
     let mut response = format!("HTTP/1.1 {status} {reason}\r\n").into_bytes();
-    for (name, value) in headers.iter().filter(|(name, _)| RELAYED_ON_DECLINE.iter().any(|r| name.eq_ignore_ascii_case(r))) {
+    for (name, value) in
+        headers.iter().filter(|(name, _)| RELAYED_ON_DECLINE.iter().any(|r| name.eq_ignore_ascii_case(r)))
+    {
         response.extend_from_slice(format!("{name}: ").as_bytes());
         response.extend_from_slice(value);
         response.extend_from_slice(b"\r\n");
     }
     response.extend_from_slice(
-        format!("Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
-            .as_bytes(),
+        format!(
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
     );
     Rejection::UpstreamDeclined { status, response }
 }

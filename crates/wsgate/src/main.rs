@@ -39,9 +39,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Subscribe { app, api, plan, client } => {
             commands::subscribe(&ControlClient::connect(&client)?, &app, &api, &plan)
         }
-        Command::Subscription { command, client } => {
-            commands::subscription(&ControlClient::connect(&client)?, command)
-        }
+        Command::Subscription { command, client } => commands::subscription(&ControlClient::connect(&client)?, command),
         Command::Keys { app, client } => commands::keys(&ControlClient::connect(&client)?, &app),
         Command::Token { app, scope, client } => {
             commands::token(&ControlClient::connect(&client)?, &app, scope.as_deref())

@@ -62,9 +62,7 @@ impl OAuthError {
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::AccessDenied(_) => "access_denied",
             OAuthError::Body(_) => "invalid_request",
-            OAuthError::TooManyAttempts(_) | OAuthError::Busy | OAuthError::Unavailable(_) => {
-                "temporarily_unavailable"
-            }
+            OAuthError::TooManyAttempts(_) | OAuthError::Busy | OAuthError::Unavailable(_) => "temporarily_unavailable",
             OAuthError::Internal(_) => "server_error",
         }
     }

@@ -125,3 +125,25 @@ pub async fn subscribe(
 pub async fn unsubscribe(state: &AppState, caller: &Caller, id: &str) -> Result<Subscription, ApiError> {
     Ok(subscriptions::delete(State(state.clone()), caller.clone(), Path(id.to_string())).await?.0)
 }
+
+/// `PUT /api/v1/subscriptions/{id}/scopes` with these scopes.
+pub async fn grant_scopes(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    scopes: &[String],
+) -> Result<Subscription, ApiError> {
+    let grant = Body(body(&json!({ "scopes": scopes }))?);
+    Ok(subscriptions::set_scopes(State(state.clone()), caller.clone(), Path(id.to_string()), grant).await?.0)
+}
+
+/// `POST /api/v1/subscriptions/{id}/state` to `to` (ACTIVE or BLOCKED).
+pub async fn set_subscription_state(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    to: &str,
+) -> Result<Subscription, ApiError> {
+    let moved = Body(body(&json!({ "state": to }))?);
+    Ok(subscriptions::set_state(State(state.clone()), caller.clone(), Path(id.to_string()), moved).await?.0)
+}

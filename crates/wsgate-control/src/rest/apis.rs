@@ -169,10 +169,12 @@ async fn apply(state: &AppState, caller: &Caller, api: &mut ApiRecord, body: Api
     // Endpoints already on the API were allowed when they were set (perhaps by an admin).
     if !caller.is_admin() {
         for (i, url) in body.endpoints.iter().enumerate().filter(|(_, url)| !api.endpoints.contains(url)) {
-            validate::endpoints(std::slice::from_ref(url), Some(&state.endpoint_allowlist)).map_err(|err| match err {
-                ApiError::InvalidValue { message, .. } => ApiError::invalid(format!("endpoints[{i}]"), message),
-                other => other,
-            })?;
+            validate::endpoints(std::slice::from_ref(url), Some(&state.endpoint_allowlist)).map_err(
+                |err| match err {
+                    ApiError::InvalidValue { message, .. } => ApiError::invalid(format!("endpoints[{i}]"), message),
+                    other => other,
+                },
+            )?;
         }
     }
     let ca_file = body.ca_file.filter(|path| !path.is_empty());

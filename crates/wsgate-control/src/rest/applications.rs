@@ -158,7 +158,8 @@ pub async fn issue_token(
         ));
     }
     let granted = scopes::granted(state.store(), &app.id).await?;
-    let scope = scopes::decide(requested, &granted).map_err(|refused| ApiError::invalid("scope", refused.to_string()))?;
+    let scope =
+        scopes::decide(requested, &granted).map_err(|refused| ApiError::invalid("scope", refused.to_string()))?;
     Ok(state.keys.issue_for_application(&app.id, Some(&scope)).await?)
 }
 
@@ -218,7 +219,9 @@ pub async fn set_external_clients(
         }
     }
     let others = state.store().list_applications(None).await?;
-    if let Some(taken) = clients.iter().find(|c| others.iter().any(|o| o.id != app.id && o.external_clients.contains(c))) {
+    if let Some(taken) =
+        clients.iter().find(|c| others.iter().any(|o| o.id != app.id && o.external_clients.contains(c)))
+    {
         return Err(ApiError::Conflict(format!(
             "client {} of {} is registered on another application",
             taken.client_id, taken.issuer

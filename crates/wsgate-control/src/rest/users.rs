@@ -10,8 +10,8 @@ use super::extract::Body;
 use super::validate;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::state::AppState;
 use crate::now;
+use crate::state::AppState;
 
 /// A user as the API shows it: never the password hash.
 #[derive(Debug, Serialize)]

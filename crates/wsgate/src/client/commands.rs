@@ -121,7 +121,8 @@ pub fn subscription(client: &ControlClient, command: SubscriptionCommand) -> any
         SubscriptionCommand::Unblock { id } => set_subscription_state(client, &id, "ACTIVE")?,
         SubscriptionCommand::Grant { id, scopes } => {
             let scopes: Vec<String> = scopes.into_iter().filter(|s| !s.is_empty()).collect();
-            let granted: Value = client.put(&format!("/api/v1/subscriptions/{id}/scopes"), json!({ "scopes": scopes }))?;
+            let granted: Value =
+                client.put(&format!("/api/v1/subscriptions/{id}/scopes"), json!({ "scopes": scopes }))?;
             let list = granted["granted_scopes"]
                 .as_array()
                 .map(|list| list.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))

@@ -171,7 +171,10 @@ pub async fn granted_scopes_and_external_clients_are_stored(db: Db) {
     db.set_external_clients("p1", std::slice::from_ref(&partner)).await.expect("register");
     let app = db.application("p1").await.expect("read").expect("found");
     assert_eq!(app.external_clients, [partner]);
-    assert_eq!(db.list_applications(None).await.expect("list").iter().filter(|a| !a.external_clients.is_empty()).count(), 1);
+    assert_eq!(
+        db.list_applications(None).await.expect("list").iter().filter(|a| !a.external_clients.is_empty()).count(),
+        1
+    );
     db.set_external_clients("p1", &[]).await.expect("unregister");
     assert!(db.application("p1").await.expect("read").expect("found").external_clients.is_empty());
     assert_eq!(not_found(db.set_external_clients("p9", &[]).await), "application");

@@ -57,7 +57,11 @@ async fn oauth2_forms_are_small_and_parsed_in_linear_time() {
             let (status, text) = raw_post(&control, path, FORM, "a=&".repeat(count).as_bytes()).await;
             assert_eq!(status, 413, "{path} with {count} parameters: {text}");
             assert!(text.contains("invalid_request"), "{text}");
-            assert!(started.elapsed() < Duration::from_secs(2), "{path}: {count} parameters took {:?}", started.elapsed());
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{path}: {count} parameters took {:?}",
+                started.elapsed()
+            );
         }
         // Under the size cap: as many parameters as fit (5 000), and a repeated one, are 400s,
         // found in one pass.
@@ -220,7 +224,8 @@ async fn short_and_common_passwords_are_refused() {
         let signup = json!({"name": "carol-smith", "password": weak});
         control.http.post_json("/api/v1/signup", None, signup).await.refused(422, "invalid_value", Some("password"));
     }
-    let passphrase = json!({"name": "carol", "password": "plain words make a fine passphrase", "roles": ["subscriber"]});
+    let passphrase =
+        json!({"name": "carol", "password": "plain words make a fine passphrase", "roles": ["subscriber"]});
     admin.post("/api/v1/users", passphrase).await.expect(201);
 }
 

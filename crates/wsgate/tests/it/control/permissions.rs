@@ -98,10 +98,8 @@ async fn a_publishers_block_holds_against_the_owner() {
 /// `control.endpoint_allowlist`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_admins_reach_beyond_the_allowlist_or_set_upstream_tls() {
-    let control = control()
-        .settings(|s| s.endpoint_allowlist = vec!["127.0.0.1:7070".into(), "*.internal".into()])
-        .start()
-        .await;
+    let control =
+        control().settings(|s| s.endpoint_allowlist = vec!["127.0.0.1:7070".into(), "*.internal".into()]).start().await;
     let admin = control.admin().await;
     let cora = control.user("cora", &["creator", "publisher"]).await;
     let body = || api_body("Cora", "/cora", "1.0");
@@ -171,9 +169,7 @@ async fn external_clients_are_registered_for_configured_providers_only() {
     let bob = control.user("bob", &["subscriber"]).await;
     let mine = alice.post("/api/v1/applications", json!({"name": "A"})).await.expect(201);
     let theirs = bob.post("/api/v1/applications", json!({"name": "B"})).await.expect(201);
-    let register = |issuer: &str, client: &str| {
-        json!({"external_clients": [{"issuer": issuer, "client_id": client}]})
-    };
+    let register = |issuer: &str, client: &str| json!({"external_clients": [{"issuer": issuer, "client_id": client}]});
     let path = |app: &Value| format!("/api/v1/applications/{}/external_clients", app["id"].as_str().expect("id"));
     alice.put(&path(&mine), register("https://other.example", "c1")).await.refused(
         422,
@@ -237,4 +233,40 @@ async fn bind(
     let certificate = wsgate_tls::server::ReloadingCertificate::load(files).expect("load certificate");
     // Not run: binding is where stored keys are checked and sealed.
     ControlPlane::bind(config, store.clone(), certificate).await
+}
+
+/// The publisher grants scopes and blocks from the API's Subscriptions page, through the same
+/// rules as the REST API (a form post with the session cookie and its CSRF field).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishers_grant_scopes_and_block_from_the_portal() {
+    let control = control().start().await;
+    let admin = control.admin().await;
+    let api = scoped_api(&admin, "/portal-scoped", &["chat", "admin"]).await;
+    let (_, _, subscription) = subscriber(&control, "dana", &api).await;
+    let cookie = ("cookie".to_string(), format!("wsgate_session={}", admin.token));
+    let page = format!("/publisher/apis/{}/subscriptions", api["id"].as_str().expect("id"));
+    let html = control.http.send(ureq::http::Method::GET, &page, vec![cookie.clone()], None).await;
+    assert_eq!(html.status, 200, "{}", html.text);
+    assert!(html.text.contains("dana") && html.text.contains("Save scopes"), "{}", html.text);
+
+    let form = |fields: &str| Some(("application/x-www-form-urlencoded".to_string(), fields.as_bytes().to_vec()));
+    let post = |path: String, fields: String| {
+        let http = control.http.clone();
+        let cookie = cookie.clone();
+        async move { http.send(ureq::http::Method::POST, &path, vec![cookie], form(&fields)).await }
+    };
+    let csrf = &admin.csrf;
+    let granted =
+        post(format!("/publisher/subscriptions/{subscription}/scopes"), format!("csrf={csrf}&scopes=chat")).await;
+    assert!(granted.status == 303 || granted.status == 200, "{} {}", granted.status, granted.text);
+    let listed = admin.get(&format!("/api/v1/subscriptions?api_id={}", api["id"].as_str().expect("id"))).await;
+    assert_eq!(listed.expect(200)[0]["granted_scopes"], json!(["chat"]));
+    let forged =
+        post(format!("/publisher/subscriptions/{subscription}/scopes"), "csrf=forged&scopes=admin".into()).await;
+    assert_eq!(forged.status, 403, "a form without the session's CSRF field changes nothing");
+
+    post(format!("/publisher/subscriptions/{subscription}/state"), format!("csrf={csrf}&state=BLOCKED")).await;
+    let listed = admin.get(&format!("/api/v1/subscriptions?api_id={}", api["id"].as_str().expect("id"))).await;
+    let listed = listed.expect(200);
+    assert_eq!((listed[0]["state"].as_str(), &listed[0]["granted_scopes"]), (Some("BLOCKED"), &json!(["chat"])));
 }

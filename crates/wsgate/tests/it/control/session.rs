@@ -115,7 +115,8 @@ async fn self_signup_makes_subscribers_only_when_open() {
     dora.post("/api/v1/apis", super::harness::api_body("X", "/x", "1")).await.refused(403, "missing_role", None);
     // A taken name gets the very same answer (no 409 listing who has an account), and the
     // account stays as it was.
-    let again = open.http.post_json("/api/v1/signup", None, json!({"name": "dora", "password": "another-passw0rd"})).await;
+    let again =
+        open.http.post_json("/api/v1/signup", None, json!({"name": "dora", "password": "another-passw0rd"})).await;
     assert_eq!(again.expect(202), answer, "a taken name answers as a free one");
     open.login("dora", PASSWORD).await;
 
@@ -128,7 +129,10 @@ async fn self_signup_makes_subscribers_only_when_open() {
 async fn bootstrap_generates_an_admin_password_once() {
     let dir = Scratch::new("bootstrap");
     let store = wsgate_store::open_sqlite(&dir.0.join("wsgate.db")).await.expect("store");
-    let password = wsgate_control::bootstrap(&*store, &Default::default(), None).await.expect("bootstrap").expect("a generated password");
+    let password = wsgate_control::bootstrap(&*store, &Default::default(), None)
+        .await
+        .expect("bootstrap")
+        .expect("a generated password");
     assert!(password.len() >= 16);
     assert_eq!(wsgate_control::bootstrap(&*store, &Default::default(), None).await.expect("again"), None, "idempotent");
     assert_eq!(wsgate_control::bootstrap(&*store, &Default::default(), Some("other")).await.expect("again"), None);
