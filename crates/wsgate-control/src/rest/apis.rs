@@ -48,9 +48,15 @@ pub struct ApiBody {
     /// Close live connections when their token expires (default true).
     #[serde(default)]
     close_on_token_expiry: Option<bool>,
-    /// Create & publish in one step (POST only).
-    #[serde(default)]
-    publish: Option<bool>,
+    /// Create & publish in one step (POST only; on PUT even `"publish": null` is refused, so
+    /// the outer `Option` says whether the key was there at all).
+    #[serde(default, deserialize_with = "present")]
+    publish: Option<Option<bool>>,
+}
+
+/// `Some(value)` for a key that is present, `null` included; absent keys get the default.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<bool>>, D::Error> {
+    Option::<bool>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -101,7 +107,7 @@ pub async fn create(
     Body(body): Body<ApiBody>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Creator)?;
-    let publish = body.publish.unwrap_or(false);
+    let publish = body.publish.flatten().unwrap_or(false);
     // "CREATE & PUBLISH" is offered only to a user who may also publish.
     if publish {
         caller.require(Role::Publisher)?;

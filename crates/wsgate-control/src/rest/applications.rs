@@ -46,7 +46,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Application>), ApiError> {
     caller.require(Role::Subscriber)?;
     let description = body.description.unwrap_or_default();
-    if description.len() > 1000 {
+    if description.chars().count() > 1000 {
         return Err(ApiError::invalid("description", "description must be at most 1000 characters"));
     }
     let app = Application {

@@ -6,11 +6,11 @@ use wsgate_core::version;
 
 use crate::error::ApiError;
 
-/// A display name (API, application): 1 to `max` characters after trimming, no control
-/// characters. Returns it trimmed.
+/// A display name (API, application): 1 to `max` characters as sent, no control characters,
+/// not only spaces. Returns it trimmed.
 pub fn display_name(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     let trimmed = value.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > max || trimmed.chars().any(char::is_control) {
+    if trimmed.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             field,
             format!("{field} must be 1 to {max} characters without control characters"),

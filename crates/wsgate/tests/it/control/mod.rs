@@ -7,7 +7,8 @@
 //! `session` (sign-in, roles, CSRF), `apis` (publisher), `applications` (developer portal:
 //! applications, keys, subscriptions), `oauth2` (token, JWKS, revocation, rotation), then
 //! the control plane under attack: `hardening` (bounded bodies, throttled sign-ins, password
-//! policy, sign-up), `permissions` (granted scopes, blocks, who may set what, sealed keys).
+//! policy, sign-up), `permissions` (granted scopes, blocks, who may set what, sealed keys),
+//! and `fuzz` (schemathesis against the OpenAPI document).
 
 pub(crate) mod harness;
 
@@ -17,3 +18,4 @@ mod applications;
 mod oauth2;
 mod hardening;
 mod permissions;
+mod fuzz;
