@@ -5,14 +5,16 @@
 //! | key                     | free | first lock | longest lock | stops                               |
 //! |-------------------------|------|------------|--------------|-------------------------------------|
 //! | account + address       | 5    | 1 s        | 15 min       | guessing one account from one place |
-//! | client address          | 20   | 1 s        | 15 min       | spraying many accounts from one place |
+//! | client address          | 100  | 1 s        | 1 min        | spraying many accounts from one place |
 //! | account (any address)   | 20   | 1 s        | 1 min        | guessing one account from many places |
 //!
 //! A locked key answers 429 with `Retry-After` at once, without hashing anything, so a locked
 //! attacker costs almost nothing. Nothing locks for good: after the lock a correct secret
 //! works, a success clears the account's keys, and a key with no failure for a day is
 //! forgotten. The account-wide lock is short on purpose: it is the only one an attacker
-//! elsewhere can set off against a user, and it can hold that user out for a minute at most.
+//! elsewhere can set off against a user, and it can hold that user out for a minute at most;
+//! the address lock is short and generous for the same reason (everyone behind one NAT or
+//! proxy shares an address).
 //!
 //! Memory is bounded: each table keeps at most [`CAPACITY`] keys; when full, forgotten keys go
 //! first, then the one whose last failure is oldest. Keys are cut to 128 bytes, and IPv6
@@ -38,7 +40,7 @@ struct Policy {
 }
 
 const PAIR: Policy = Policy { free: 5, first_lock: Duration::from_secs(1), longest_lock: Duration::from_secs(900) };
-const ADDRESS: Policy = Policy { free: 20, first_lock: Duration::from_secs(1), longest_lock: Duration::from_secs(900) };
+const ADDRESS: Policy = Policy { free: 100, first_lock: Duration::from_secs(1), longest_lock: Duration::from_secs(60) };
 const ACCOUNT: Policy = Policy { free: 20, first_lock: Duration::from_secs(1), longest_lock: Duration::from_secs(60) };
 
 /// What checks a secret: a user signing in, or an OAuth2 client authenticating. Their names

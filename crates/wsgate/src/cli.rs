@@ -130,6 +130,10 @@ pub enum ApiCommand {
         /// oauth2 (access tokens, the default) or none (keyless).
         #[arg(long, default_value = "oauth2", value_parser = ["oauth2", "none"])]
         auth: String,
+        /// Scopes the API knows, comma-separated: a token needs them all to connect, and a
+        /// publisher grants them per subscription (`wsgate subscription grant`).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
         /// Publish at once ("create & publish"; needs the publisher role too).
         #[arg(long)]
         publish: bool,

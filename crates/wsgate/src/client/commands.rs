@@ -9,10 +9,10 @@ use crate::cli::{ApiCommand, AppCommand, SubscriptionCommand};
 
 pub fn api(client: &ControlClient, command: ApiCommand) -> anyhow::Result<()> {
     match command {
-        ApiCommand::Create { name, context, version, endpoints, plans, auth, publish } => {
+        ApiCommand::Create { name, context, version, endpoints, plans, auth, scopes, publish } => {
             let body = json!({
                 "name": name, "context": context, "version": version, "endpoints": endpoints,
-                "plans": plans, "auth": auth, "publish": publish,
+                "plans": plans, "auth": auth, "scopes": scopes, "publish": publish,
             });
             let api: Value = client.post("/api/v1/apis", body)?;
             println!(
