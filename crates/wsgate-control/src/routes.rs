@@ -9,7 +9,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::error::ApiError;
 use crate::oauth2;
-use crate::rest::{apis, applications, plans, revocations, session, subscriptions, users};
+use crate::rest::{apis, applications, plans, revocations, session, subscriptions, usage, users};
 use crate::state::AppState;
 
 /// The OpenAPI 3 document of every route below, served at `GET /api/v1/openapi.json`.
@@ -34,17 +34,22 @@ pub const ROUTES: &[Route] = &[
     route(Method::GET, "/api/v1/users", |m| on(m, users::list)),
     route(Method::POST, "/api/v1/users", |m| on(m, users::create)),
     route(Method::GET, "/api/v1/plans", |m| on(m, plans::list)),
+    route(Method::POST, "/api/v1/plans", |m| on(m, plans::create)),
+    route(Method::GET, "/api/v1/plans/{name}", |m| on(m, plans::get)),
     route(Method::PUT, "/api/v1/plans/{name}", |m| on(m, plans::put)),
+    route(Method::DELETE, "/api/v1/plans/{name}", |m| on(m, plans::delete)),
     route(Method::GET, "/api/v1/apis", |m| on(m, apis::list)),
     route(Method::POST, "/api/v1/apis", |m| on(m, apis::create)),
     route(Method::GET, "/api/v1/apis/{id}", |m| on(m, apis::get)),
     route(Method::PUT, "/api/v1/apis/{id}", |m| on(m, apis::update)),
     route(Method::DELETE, "/api/v1/apis/{id}", |m| on(m, apis::delete)),
     route(Method::POST, "/api/v1/apis/{id}/lifecycle", |m| on(m, apis::lifecycle)),
+    route(Method::GET, "/api/v1/apis/{id}/usage", |m| on(m, usage::of_api)),
     route(Method::GET, "/api/v1/applications", |m| on(m, applications::list)),
     route(Method::POST, "/api/v1/applications", |m| on(m, applications::create)),
     route(Method::GET, "/api/v1/applications/{id}", |m| on(m, applications::get)),
     route(Method::DELETE, "/api/v1/applications/{id}", |m| on(m, applications::delete)),
+    route(Method::PUT, "/api/v1/applications/{id}/plan", |m| on(m, applications::set_plan)),
     route(Method::GET, "/api/v1/applications/{id}/keys", |m| on(m, applications::keys)),
     route(Method::POST, "/api/v1/applications/{id}/keys", |m| on(m, applications::generate_keys)),
     route(Method::POST, "/api/v1/applications/{id}/token", |m| on(m, applications::token)),
@@ -55,6 +60,8 @@ pub const ROUTES: &[Route] = &[
     route(Method::POST, "/api/v1/subscriptions", |m| on(m, subscriptions::create)),
     route(Method::POST, "/api/v1/subscriptions/{id}/state", |m| on(m, subscriptions::set_state)),
     route(Method::PUT, "/api/v1/subscriptions/{id}/scopes", |m| on(m, subscriptions::set_scopes)),
+    route(Method::PUT, "/api/v1/subscriptions/{id}/plan", |m| on(m, subscriptions::set_plan)),
+    route(Method::GET, "/api/v1/subscriptions/{id}/usage", |m| on(m, usage::of_subscription)),
     route(Method::DELETE, "/api/v1/subscriptions/{id}", |m| on(m, subscriptions::delete)),
     route(Method::GET, "/api/v1/openapi.json", |m| on(m, openapi)),
     route(Method::POST, "/oauth2/token", |m| on(m, oauth2::token)),

@@ -98,6 +98,11 @@ impl ControlPlane {
         let _ = self.state.gateway_urls.set(crate::portal::GatewayUrls { ws, wss });
     }
 
+    /// Gives the usage pages and endpoints the gateway's counters. Only the first call counts.
+    pub fn set_counters(&self, counters: std::sync::Arc<dyn wsgate_counters::Counters>) {
+        let _ = self.state.counters.set(counters);
+    }
+
     /// The key manager this control plane signs with (for `wsgate demo`'s token).
     pub fn key_manager(&self) -> KeyManager {
         self.state.keys.clone()

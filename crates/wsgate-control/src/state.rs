@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use wsgate_core::config::{AllowList, Config, ControlSettings};
+use wsgate_counters::Counters;
 use wsgate_store::Store;
 
 use crate::ControlError;
@@ -37,6 +38,9 @@ pub struct Shared {
     /// Where the gateway listens, for the portals' invoke URLs; set once by the binary after
     /// the gateway bound its listeners (before `run`), read by every portal page.
     pub gateway_urls: std::sync::OnceLock<crate::portal::GatewayUrls>,
+    /// The gateway's counters, for usage pages; set once by the binary. Without them (a control
+    /// plane alone, in tests) usage reads fresh in-process counters: limits with nothing spent.
+    pub counters: std::sync::OnceLock<Arc<dyn Counters>>,
 }
 
 impl Shared {
@@ -59,7 +63,12 @@ impl Shared {
             decoy_hash,
             identity_providers: config.identity_providers.iter().map(|p| p.issuer.clone()).collect(),
             gateway_urls: Default::default(),
+            counters: Default::default(),
         }))
+    }
+
+    pub fn counters(&self) -> Arc<dyn Counters> {
+        self.counters.get_or_init(|| Arc::new(wsgate_counters::LocalCounters::new())).clone()
     }
 
     pub fn store(&self) -> &dyn Store {

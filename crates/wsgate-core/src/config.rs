@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::endpoint::{AllowList, Endpoint, Scheme};
+use crate::limits::Limits;
 use crate::{duration, version};
 
 /// A config problem, rendered as one line that names the key: `apis[0].version: must not be empty`.
@@ -33,6 +34,8 @@ pub struct Config {
     pub control: ControlSettings,
     #[serde(default)]
     pub store: StoreSettings,
+    #[serde(default)]
+    pub cluster: ClusterSettings,
     /// External OAuth2/OIDC providers whose access tokens the gateway accepts besides the
     /// control plane's own.
     #[serde(default)]
@@ -245,6 +248,45 @@ pub struct StoreSettings {
     pub url: Option<String>,
 }
 
+/// What gateway nodes share besides the store: Redis for the counters of limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// `redis://host:port[/db]` shared by every node, so that limits hold across nodes. Absent:
+    /// counters live in this process (right for one node).
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key wsgate writes, so one Redis can serve several installations.
+    pub redis_prefix: String,
+    /// While Redis is unreachable: `"open"` keeps serving with this node's own counters,
+    /// `"closed"` refuses new connections to limited APIs with 503. Live connections go on
+    /// with this node's counters either way; Redis is used again as soon as it answers.
+    pub redis_failure: FailureMode,
+    /// How long a node's open connections stay counted in Redis without a heartbeat: the time
+    /// after which a node that died stops holding its subscribers' connection slots.
+    #[serde(with = "duration::serde_text")]
+    pub lease_ttl: Duration,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            redis_url: None,
+            redis_prefix: "wsgate".into(),
+            redis_failure: FailureMode::Open,
+            lease_ttl: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What limits do while the shared counters cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureMode {
+    #[default]
+    Open,
+    Closed,
+}
+
 /// How a client proves who it is. `oauth2` is the default, so an API is never open by omission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -279,6 +321,12 @@ pub struct ApiSpec {
     /// Accept any certificate from this API's `wss://` endpoints. Logged as a warning at start.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// Limits all connections to this API share (protects the backend).
+    #[serde(default)]
+    pub limits: Option<Limits>,
+    /// Limits each client address gets on its own (keyless APIs have no subscription).
+    #[serde(default)]
+    pub client_limits: Option<Limits>,
 }
 
 impl Config {
@@ -310,6 +358,17 @@ impl Config {
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
             return Err(invalid("store.url", format!("\"{url}\" must be a postgres:// URL (leave it out for SQLite)")));
+        }
+        if let Some(url) = &self.cluster.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(invalid("cluster.redis_url", format!("\"{url}\" must be a redis:// URL")));
+        }
+        if self.cluster.redis_prefix.is_empty() || self.cluster.redis_prefix.contains(char::is_whitespace) {
+            return Err(invalid("cluster.redis_prefix", "must be a non-empty word without spaces"));
+        }
+        if self.cluster.lease_ttl < Duration::from_secs(2) {
+            return Err(invalid("cluster.lease_ttl", "must be at least 2s"));
         }
         if gw.tls_cert.is_some() != gw.tls_key.is_some() {
             return Err(invalid("gateway.tls_key", "tls_cert and tls_key go together: set both or neither"));
@@ -391,6 +450,11 @@ impl ApiSpec {
         }
         for (i, url) in self.endpoints.iter().enumerate() {
             Endpoint::parse(url).map_err(|problem| invalid(format!("{}[{i}]", key("endpoints")), problem))?;
+        }
+        for (field, limits) in [("limits", &self.limits), ("client_limits", &self.client_limits)] {
+            if let Some(Err((name, problem))) = limits.as_ref().map(Limits::check) {
+                return Err(invalid(format!("{}.{name}", key(field)), problem));
+            }
         }
         if self.client_cert.is_some() != self.client_key.is_some() {
             return Err(invalid(key("client_key"), "client_cert and client_key go together: set both or neither"));

@@ -60,11 +60,10 @@ impl Endpoint {
                 .filter(|p| *p != 0)
                 .ok_or_else(|| format!("{url:?} has no valid host:port"))?,
         };
-        let host = written_host;
-        let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        let host = match written_host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
             Some(v6) if v6.parse::<std::net::Ipv6Addr>().is_ok() => v6,
             Some(_) => return Err(format!("{url:?} has no valid host:port")),
-            None if valid_host_name(host) => host,
+            None if valid_host_name(written_host) => written_host,
             None => return Err(format!("{url:?} has no valid host:port")),
         };
         Ok(Endpoint {

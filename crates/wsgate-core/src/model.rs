@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ApiSpec, AuthMode};
+use crate::limits::{Limits, Period, Rate};
 
 /// Seconds since the Unix epoch; the store keeps every time in this form.
 pub type UnixTime = i64;
@@ -86,6 +87,14 @@ pub struct ApiRecord {
     /// (true, WSO2's behaviour) or may outlive it (false).
     #[serde(default = "yes")]
     pub close_on_token_expiry: bool,
+    /// A plan whose limits all connections to this API share, whoever they are (WSO2's
+    /// "advanced throttling policy"): it protects the backend. `None`: no API-wide limit.
+    #[serde(default)]
+    pub api_plan: Option<String>,
+    /// A plan whose limits apply to each client address on its own: the limits of keyless APIs,
+    /// which have no subscription to count against. `None`: no per-address limit.
+    #[serde(default)]
+    pub client_plan: Option<String>,
     /// The user who created it.
     pub owner: String,
     pub created_at: UnixTime,
@@ -110,33 +119,47 @@ impl ApiRecord {
             client_cert: None,
             client_key: None,
             insecure_skip_verify: self.insecure_skip_verify,
+            ..ApiSpec::default()
         }
+    }
+
+    /// Every plan this API names: those it offers and its API-wide and per-client ones.
+    pub fn named_plans(&self) -> impl Iterator<Item = &str> {
+        self.plans.iter().map(String::as_str).chain(self.api_plan.as_deref()).chain(self.client_plan.as_deref())
     }
 }
 
-/// A business plan (throttling tier). `None` means unlimited.
+/// A business plan (throttling tier): a named set of [`Limits`]. Subscriptions choose one of
+/// the plans their API offers; a plan can also serve as an application's limit, an API-wide
+/// limit or a per-client limit (see [`ApiRecord::api_plan`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub name: String,
     pub description: String,
-    pub messages_per_minute: Option<u64>,
-    pub max_connections: Option<u32>,
+    #[serde(flatten)]
+    pub limits: Limits,
 }
 
 impl Plan {
-    /// The tiers every new store starts with, as in WSO2's defaults.
+    /// The plans every new store starts with. The numbers are documented in the README; they
+    /// follow WSO2's tiers in spirit: Bronze < Silver < Gold < Unlimited.
     pub fn defaults() -> Vec<Plan> {
-        let plan = |name: &str, description: &str, messages: Option<u64>, connections: Option<u32>| Plan {
-            name: name.into(),
-            description: description.into(),
-            messages_per_minute: messages,
-            max_connections: connections,
-        };
+        let plan =
+            |name: &str, description: &str, messages: Option<u64>, connections: Option<u32>, rate: Option<u64>| Plan {
+                name: name.into(),
+                description: description.into(),
+                limits: Limits {
+                    messages: messages.map(|n| Rate::new(n, Period::Minute)),
+                    connections,
+                    connection_rate: rate.map(|n| Rate::new(n, Period::Minute)),
+                    ..Limits::default()
+                },
+            };
         vec![
-            plan("Bronze", "1,000 messages per minute, 10 connections", Some(1_000), Some(10)),
-            plan("Silver", "5,000 messages per minute, 50 connections", Some(5_000), Some(50)),
-            plan("Gold", "20,000 messages per minute, 200 connections", Some(20_000), Some(200)),
-            plan("Unlimited", "No limits", None, None),
+            plan("Bronze", "1,000 messages a minute, 10 connections", Some(1_000), Some(10), Some(30)),
+            plan("Silver", "5,000 messages a minute, 50 connections", Some(5_000), Some(50), Some(120)),
+            plan("Gold", "20,000 messages a minute, 200 connections", Some(20_000), Some(200), Some(600)),
+            plan("Unlimited", "No limits", None, None, None),
         ]
     }
 }
@@ -204,6 +227,10 @@ pub struct Application {
     pub name: String,
     pub owner: String,
     pub description: String,
+    /// A plan whose limits all of this application's connections share, across APIs (WSO2's
+    /// application policy). `None`: only the subscriptions' plans apply.
+    #[serde(default)]
+    pub plan: Option<String>,
     pub created_at: UnixTime,
     /// Clients of external identity providers whose tokens act as this application. Only these
     /// map an external token to an application: the client ids wsgate generates are a separate

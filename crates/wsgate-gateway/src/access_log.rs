@@ -1,23 +1,17 @@
 //! One structured log event per connection, written when it ends (target `wsgate::access`).
 //! Only the request path is logged, never the query: it may carry credentials.
 
-use std::time::Instant;
-
 use crate::auth::Principal;
+use crate::conn::ConnCtx;
 use crate::rejection::Rejection;
 use crate::relay::RelayReport;
 use crate::route::Route;
-use crate::upstream::ClientInfo;
 
-pub fn upgraded(
-    client: &ClientInfo,
-    route: &Route,
-    caller: Option<&Principal>,
-    started: Instant,
-    report: &RelayReport,
-) {
+pub fn upgraded(ctx: &ConnCtx, route: &Route, caller: Option<&Principal>, report: &RelayReport) {
+    let (client, started) = (&ctx.client, ctx.started);
     tracing::info!(
         target: "wsgate::access",
+        conn = ctx.id,
         client = %client.addr,
         api = %route.api.name,
         version = %route.api.version,
@@ -37,9 +31,11 @@ pub fn upgraded(
     );
 }
 
-pub fn refused(client: &ClientInfo, route: Option<&Route>, started: Instant, rejection: &Rejection) {
+pub fn refused(ctx: &ConnCtx, route: Option<&Route>, rejection: &Rejection) {
+    let (client, started) = (&ctx.client, ctx.started);
     tracing::info!(
         target: "wsgate::access",
+        conn = ctx.id,
         client = %client.addr,
         api = route.map(|r| r.api.name.as_str()).unwrap_or("-"),
         status = rejection.status(),

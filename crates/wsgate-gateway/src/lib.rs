@@ -2,24 +2,32 @@
 //! an API's upstream, and relays frames unchanged in both directions.
 //!
 //! Modules, in the order a connection meets them:
+//! - [`conn`]: the connection's context (id, start, client address), made at accept.
 //! - `tls`: decrypt connections of the wss listener.
 //! - [`handshake`]: read and check the client's upgrade request.
-//! - [`route`]: find the API by context and version, in the current [`snapshot`].
+//! - [`route`]: find the API by context and version, in the current [`snapshot`] (kept current
+//!   by `follow`).
 //! - [`auth`]: check the access token and the caller's subscription; [`idp`]: keys of external
 //!   identity providers.
+//! - [`policy`]: the limits a connection runs under, its admission (connection caps and rates)
+//!   and the budget its traffic spends.
 //! - [`upstream`]: connect and upgrade to the API's endpoint.
-//! - [`relay`]: frame-aware, payload-blind relay of both directions.
+//! - [`relay`]: frame-aware, payload-blind relay of both directions, metering both.
 //! - [`rejection`]: every refusal before the upgrade, written as an HTTP response.
-//! - [`registry`]: live token-authenticated connections, closed when revoked.
+//! - [`registry`]: every live connection; closes those a new snapshot no longer allows and
+//!   tells the others about changed limits; drains on shutdown.
 //! - `pipeline`: the one function that chains the steps; `access_log`: one event per connection.
 //!
 //! [`Gateway`] binds the listener and runs the accept loop; shutdown is an argument.
 
+pub mod conn;
 pub mod handshake;
 pub mod route;
 pub mod snapshot;
+mod follow;
 pub mod auth;
 pub mod idp;
+pub mod policy;
 pub mod upstream;
 pub mod relay;
 pub mod rejection;
@@ -30,6 +38,7 @@ mod access_log;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -44,6 +53,7 @@ use relay::RelayConfig;
 use route::{RouteTable, UpstreamTlsError};
 use snapshot::{Snapshot, SnapshotHandle};
 use upstream::{ClientInfo, UpstreamTimeouts};
+use wsgate_counters::{Counters, CountersError};
 
 /// Errors that stop the gateway from starting.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +66,8 @@ pub enum GatewayError {
     ListenerTls(#[from] TlsError),
     #[error(transparent)]
     UpstreamTls(#[from] UpstreamTlsError),
+    #[error(transparent)]
+    Counters(#[from] CountersError),
 }
 
 /// What every connection reads and nobody writes after start.
@@ -66,8 +78,12 @@ pub(crate) struct Shared {
     pub snapshot: SnapshotHandle,
     /// External identity providers and their cached keys.
     pub providers: idp::Providers,
-    /// Live token-authenticated connections, swept after each snapshot swap.
+    /// Every live connection, swept after each snapshot swap and drained on shutdown.
     pub registry: Arc<Registry>,
+    /// What limits count with: in process, or Redis shared by every node.
+    pub counters: Arc<dyn Counters>,
+    /// The next connection's id.
+    pub next_connection: AtomicU64,
     /// Per-connection relay settings; `extensions` is set per connection from its handshake.
     pub relay_limits: RelayConfig,
     pub upstream_timeouts: UpstreamTimeouts,
@@ -99,9 +115,11 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
 
 impl Gateway {
     /// Validates `config`, loads TLS material and binds the listeners. Nothing is bound when
-    /// anything is invalid.
+    /// anything is invalid. Must be called within a tokio runtime (the counters start their
+    /// background work).
     pub async fn bind(config: &Config) -> Result<Gateway, GatewayError> {
         config.validate()?;
+        let counters = wsgate_counters::open(&config.cluster)?;
         let settings = config.gateway.clone();
         let routes = RouteTable::new(&config.apis)?;
         let providers = idp::Providers::new(&config.identity_providers)?;
@@ -141,7 +159,9 @@ impl Gateway {
                 handshake: settings.upstream_handshake_timeout,
             },
             snapshot: SnapshotHandle::new(Snapshot { routes, ..Snapshot::default() }),
-            registry: Arc::default(),
+            registry: Arc::new(Registry::new(counters.clone())),
+            counters,
+            next_connection: AtomicU64::new(1),
             providers,
             settings,
         };
@@ -164,6 +184,11 @@ impl Gateway {
         self.wss.as_ref().map(|w| w.certificate.files())
     }
 
+    /// The counters limits are counted with (the control plane reads usage from them).
+    pub fn counters(&self) -> Arc<dyn Counters> {
+        self.shared.counters.clone()
+    }
+
     /// SHA-256 fingerprint of the certificate the wss listener presents now.
     pub fn certificate_fingerprint(&self) -> Option<String> {
         self.wss.as_ref().map(|w| w.certificate.fingerprint())
@@ -182,14 +207,15 @@ impl Gateway {
         issuer: Option<String>,
         shutdown: CancellationToken,
     ) -> Result<(), wsgate_store::StoreError> {
-        let follow = snapshot::Follow {
+        let registry = self.shared.registry.clone();
+        let follow = follow::Follow {
             store,
             file_apis,
             issuer,
             handle: self.shared.snapshot.clone(),
-            registry: self.shared.registry.clone(),
+            after_swap: vec![Box::new(move |snapshot| registry.sweep(snapshot))],
         };
-        snapshot::follow(follow, shutdown).await
+        follow::follow(follow, shutdown).await
     }
 
     /// Accepts connections until `shutdown` is cancelled, then lets live connections close
@@ -202,20 +228,21 @@ impl Gateway {
                 accepted = accept(self.ws.as_ref()) => {
                     if let Some((stream, addr)) = accepted {
                         let info = ClientInfo { addr, proto: "http" };
-                        tracker.spawn(pipeline::serve_connection(stream, info, self.shared.clone(), shutdown.clone()));
+                        tracker.spawn(pipeline::serve_connection(stream, info, self.shared.clone()));
                     }
                 }
                 accepted = accept(self.wss.as_ref().map(|w| &w.listener)) => {
                     if let (Some((stream, addr)), Some(wss)) = (accepted, &self.wss) {
                         let info = ClientInfo { addr, proto: "https" };
                         let acceptor = wss.acceptor.clone();
-                        tracker.spawn(pipeline::serve_tls_connection(stream, acceptor, info, self.shared.clone(), shutdown.clone()));
+                        tracker.spawn(pipeline::serve_tls_connection(stream, acceptor, info, self.shared.clone()));
                     }
                 }
             }
         }
         drop(self.ws);
         drop(self.wss);
+        self.shared.registry.stop_all(1001, "gateway shutting down");
         tracker.close();
         if tokio::time::timeout(self.shared.settings.shutdown_timeout, tracker.wait()).await.is_err() {
             tracing::warn!(live = tracker.len(), "shutdown deadline passed with connections still open");
@@ -256,7 +283,7 @@ mod tests {
         let _client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
         let (server, peer) = listener.accept().await.expect("accept");
         let info = ClientInfo { addr: peer, proto: "http" };
-        let connection = pipeline::serve_connection(server, info, gateway.shared.clone(), CancellationToken::new());
+        let connection = pipeline::serve_connection(server, info, gateway.shared.clone());
         let size = std::mem::size_of_val(&connection);
         assert!(size <= 768, "a connection's future is {size} bytes");
     }

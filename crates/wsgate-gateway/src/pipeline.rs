@@ -12,74 +12,70 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
 use wsgate_core::config::AuthMode;
 
 use crate::auth::{self, Principal};
+use crate::conn::{ClientInfo, ConnCtx};
 use crate::handshake::UpgradeRequest;
 use crate::idp::Providers;
+use crate::policy::{self, Admission};
 use crate::registry::Registration;
 use crate::rejection::Rejection;
-use crate::relay::stop::StopSignal;
-use crate::relay::{self, RelayConfig, RelayReport};
+use crate::relay::live::Live;
+use crate::relay::{self, Metering, RelayConfig, RelayReport, Sockets};
 use crate::route::Route;
 use crate::snapshot::{Snapshot, unix_now};
-use crate::upstream::{self, ClientInfo};
-use crate::{Shared, access_log, handshake, tls};
+use crate::{Shared, access_log, handshake, tls, upstream};
 
 /// Handles one connection accepted on the wss listener: TLS first, then as any other.
-pub async fn serve_tls_connection(
-    tcp: TcpStream,
-    acceptor: TlsAcceptor,
-    info: ClientInfo,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-) {
-    let started = Instant::now();
+pub async fn serve_tls_connection(tcp: TcpStream, acceptor: TlsAcceptor, info: ClientInfo, shared: Arc<Shared>) {
+    let ctx = shared.context(info);
     match Box::pin(tls::accept(tcp, &acceptor, shared.settings.handshake_timeout)).await {
-        Ok(client) => serve_connection(client, info, shared, shutdown).await,
-        Err(rejection) => access_log::refused(&info, None, started, &rejection),
+        Ok(client) => serve(client, ctx, shared).await,
+        Err(rejection) => access_log::refused(&ctx, None, &rejection),
     }
 }
 
 /// Handles one client connection, plain or already decrypted, until it ends.
-pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
-    client: S,
-    info: ClientInfo,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-) {
-    let started = Instant::now();
+pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(client: S, info: ClientInfo, shared: Arc<Shared>) {
+    let ctx = shared.context(info);
+    serve(client, ctx, shared).await
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(client: S, ctx: ConnCtx, shared: Arc<Shared>) {
     // Destructured in place: a bound-then-moved value would keep its own slot in this future.
-    let Some(Upgraded { route, caller, relay, _registration }) =
-        Box::pin(upgrade(client, info, &shared, shutdown, started)).await
-    else {
+    let Some(Upgraded { about, relay, _registration }) = Box::pin(upgrade(client, ctx, &shared)).await else {
         return;
     };
-    // 5. Relay frames until both sides close (or the registry stops it: `_registration`
-    //    keeps the connection reachable by revocations until then).
+    // 6. Relay frames until both sides close (or the registry stops it: `_registration` keeps
+    //    the connection reachable by revocations, limit changes and shutdown until then).
     let report = relay.await;
-    access_log::upgraded(&info, &route, caller.as_deref(), started, &report);
+    let About { ctx, admission } = &*about;
+    access_log::upgraded(ctx, &admission.route, admission.caller.as_deref(), &report);
 }
 
 /// What a successful upgrade hands to the relay phase.
 struct Upgraded<R> {
-    route: Route,
-    /// Boxed: most of its bytes are only read once, by the access log at the end.
-    caller: Option<Box<Principal>>,
+    /// Boxed: read once, by the access log at the end; meanwhile the admission holds the
+    /// connection's slots under its caps.
+    about: Box<About>,
     relay: R,
-    _registration: Option<Registration>,
+    _registration: Registration,
 }
 
-/// Steps 1–4: from the first byte of the request to the client's 101. Every failure here is
+struct About {
+    ctx: ConnCtx,
+    admission: Admission,
+}
+
+/// Steps 1–5: from the first byte of the request to the client's 101. Every failure here is
 /// answered with an HTTP status and logged; success returns the relay, ready to run.
 async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     mut client: S,
-    info: ClientInfo,
+    ctx: ConnCtx,
     shared: &Shared,
-    shutdown: CancellationToken,
-    started: Instant,
 ) -> Option<Upgraded<impl Future<Output = RelayReport> + use<S>>> {
+    let ctx = &ctx;
     let settings = &shared.settings;
     // 1. The upgrade request, within the handshake time and size limits (slow clients cannot
     //    hold a slot).
@@ -90,53 +86,67 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     .await
     {
         Ok(Ok(head)) => head,
-        Ok(Err(rejection)) => return refuse(client, info, None, rejection, started).await,
-        Err(_) => return refuse(client, info, None, Rejection::HandshakeTimeout, started).await,
+        Ok(Err(rejection)) => return refuse(client, ctx, None, rejection).await,
+        Err(_) => return refuse(client, ctx, None, Rejection::HandshakeTimeout).await,
     };
     // 2. Route before judging the upgrade, so an unknown path is a 404 whatever its method.
-    //    One snapshot serves routing and access checks, so they agree.
+    //    One snapshot serves routing, access and limits, so they agree.
     let snapshot = shared.snapshot.current();
-    let mut route = match handshake::check_target(&head)
+    let route = match handshake::check_target(&head)
         .and_then(|()| snapshot.routes.resolve(&head.target).ok_or(Rejection::NoRoute))
     {
         Ok(route) => route,
-        Err(rejection) => return refuse(client, info, None, rejection, started).await,
+        Err(rejection) => return refuse(client, ctx, None, rejection).await,
     };
     // 3. The request must be a valid WebSocket upgrade before anything goes upstream.
     let request = match handshake::check_upgrade(head) {
         Ok(request) => request,
-        Err(rejection) => return refuse(client, info, Some(&route), rejection, started).await,
+        Err(rejection) => return refuse(client, ctx, Some(&route), rejection).await,
     };
-    // 3b. Access: a blocked API refuses everyone; an OAuth2 API needs a valid token of an
-    //     application subscribed to it. The token never goes upstream.
-    let principal = match access(&request, &route, &snapshot, &shared.providers).await {
-        Ok(principal) => principal,
-        Err(rejection) => return refuse(client, info, Some(&route), rejection, started).await,
+    // 4. Who is calling: a blocked API refuses everyone; an OAuth2 API needs a valid token of
+    //    an application subscribed to it.
+    let caller = match authenticate(&request, &route, &snapshot, &shared.providers).await {
+        Ok(caller) => caller,
+        Err(rejection) => return refuse(client, ctx, Some(&route), rejection).await,
     };
-    route.rest = auth::without_access_token(&route.rest);
-    // 4. Upstream: connect, upgrade, verify its 101. The client's upgrade is answered last, so
+    // 4b. What they may do: connection caps and rates of their plans, before anything goes
+    //     upstream. The admission drops the token from the target.
+    let admission =
+        match policy::admit(route.clone(), caller, &snapshot, ctx.client.addr.ip(), shared.counters.as_ref()).await {
+            Ok(admission) => admission,
+            Err(rejection) => return refuse(client, ctx, Some(&route), rejection).await,
+        };
+    drop(snapshot);
+    // 5. Upstream: connect, upgrade, verify its 101. The client's upgrade is answered last, so
     //    every failure before it is still an HTTP status.
-    let upstream = match upstream::open(&route, &request, info, principal.as_ref(), shared.upstream_timeouts).await {
+    let upstream = match upstream::open(&admission, &request, ctx.client, shared.upstream_timeouts).await {
         Ok(upstream) => upstream,
-        Err(rejection) => return refuse(client, info, Some(&route), rejection, started).await,
+        Err(rejection) => return refuse(client, ctx, Some(&admission.route), rejection).await,
     };
     client.write_all(&upstream.response).await.ok()?;
     let config = RelayConfig { extensions: upstream.extensions, ..shared.relay_limits };
-    let stop = StopSignal::new(&shutdown);
-    let (registration, expires) = match (&principal, &route.api.managed) {
-        (Some(principal), Some(managed)) => {
-            let registration = shared.registry.register(principal, &managed.id, stop.clone());
-            let left = Duration::from_secs(u64::try_from(principal.expires_at - unix_now()).unwrap_or(0));
-            (Some(registration), managed.close_on_token_expiry.then(|| tokio::time::Instant::now() + left))
+    let live = Live::new();
+    let registration = shared.registry.register(&admission, ctx.client.addr.ip(), live.clone());
+    let expires = match (&admission.caller, &admission.route.api.managed) {
+        (Some(caller), Some(managed)) if managed.close_on_token_expiry => {
+            let left = Duration::from_secs(u64::try_from(caller.expires_at - unix_now()).unwrap_or(0));
+            Some(tokio::time::Instant::now() + left)
         }
-        _ => (None, None),
+        _ => None,
     };
-    let relay = relay::relay(client, upstream.stream, &request.head.early, &upstream.early, config, stop, expires);
-    Some(Upgraded { route, caller: principal.map(Box::new), relay, _registration: registration })
+    let metering = Metering { limits: admission.limits.clone(), counters: shared.counters.clone() };
+    let sockets = Sockets {
+        client,
+        upstream: upstream.stream,
+        client_early: &request.head.early,
+        upstream_early: &upstream.early,
+    };
+    let relay = relay::relay(sockets, config, live, metering, expires);
+    Some(Upgraded { about: Box::new(About { ctx: *ctx, admission }), relay, _registration: registration })
 }
 
 /// Who may pass: `None` for a keyless API, the token's principal for an OAuth2 one.
-async fn access(
+async fn authenticate(
     request: &UpgradeRequest,
     route: &Route,
     snapshot: &Snapshot,
@@ -159,12 +169,19 @@ async fn access(
 /// Answers a refused handshake; always `None`, so steps can `return refuse(…)`.
 async fn refuse<S: AsyncWrite + Unpin, T>(
     mut client: S,
-    info: ClientInfo,
+    ctx: &ConnCtx,
     route: Option<&Route>,
     rejection: Rejection,
-    started: Instant,
 ) -> Option<T> {
-    access_log::refused(&info, route, started, &rejection);
+    access_log::refused(ctx, route, &rejection);
     rejection.send(&mut client).await;
     None
+}
+
+impl Shared {
+    /// The context of a connection accepted now.
+    fn context(&self, client: ClientInfo) -> ConnCtx {
+        let id = self.next_connection.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ConnCtx { id, started: Instant::now(), client }
+    }
 }

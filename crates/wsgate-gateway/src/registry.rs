@@ -1,30 +1,47 @@
-//! Live connections opened with an access token. After every snapshot swap the registry checks
-//! each of them against the new snapshot, so that revoking the token, blocking or removing the
-//! subscription, deleting the application, or blocking or retiring the API closes exactly the
-//! connections it concerns (close 1008 with the reason) and no other.
+//! Every live relayed connection, keyless or not, with what later snapshots are checked
+//! against. After every snapshot swap the registry sweeps them all: revoking a token, blocking
+//! or removing a subscription, deleting an application, or blocking or retiring an API closes
+//! exactly the connections it concerns (close 1008 with the reason); a connection whose limits
+//! changed (its plan, its application's, its API's) is told to follow the new ones. On shutdown
+//! every connection is told to go away (1001), and connections that register later are told at
+//! once.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::auth::Principal;
-use crate::relay::stop::StopSignal;
+use crate::policy::{Admission, ConnLimits};
+use crate::relay::Metering;
+use crate::relay::live::Live;
 use crate::snapshot::{Denial, Snapshot};
+use wsgate_counters::Counters;
+
+#[derive(Debug)]
+pub struct Registry {
+    /// Locked on connect, disconnect, sweep and shutdown; never per frame.
+    state: Mutex<State>,
+    next_id: AtomicU64,
+    /// What connections told to follow new limits draw their budgets from.
+    counters: Arc<dyn Counters>,
+}
 
 #[derive(Debug, Default)]
-pub struct Registry {
-    /// Locked on connect, disconnect and sweep only; never per frame.
-    live: Mutex<HashMap<u64, Live>>,
-    next_id: AtomicU64,
+struct State {
+    live: HashMap<u64, Entry>,
+    /// Set by shutdown: the close every connection gets, including those registering later.
+    closing: Option<(u16, &'static str)>,
 }
 
 #[derive(Debug)]
-struct Live {
-    jti: String,
-    issued_at: i64,
-    application_id: String,
-    api_id: String,
-    stop: Arc<StopSignal>,
+struct Entry {
+    live: Arc<Live>,
+    /// [`crate::route::Api::counter_key`] of its API.
+    api_key: String,
+    caller: Option<Arc<Principal>>,
+    client: IpAddr,
+    limits: Arc<ConnLimits>,
 }
 
 /// Keeps a connection in the registry while it lives; dropping it removes the connection.
@@ -36,56 +53,100 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.registry.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.registry.lock().live.remove(&self.id);
     }
 }
 
 impl Registry {
-    pub fn register(self: &Arc<Self>, principal: &Principal, api_id: &str, stop: Arc<StopSignal>) -> Registration {
+    pub fn new(counters: Arc<dyn Counters>) -> Registry {
+        Registry { state: Mutex::default(), next_id: AtomicU64::new(0), counters }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds an upgraded connection; `live` is how the registry reaches its relay.
+    pub fn register(self: &Arc<Self>, admission: &Admission, client: IpAddr, live: Arc<Live>) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let live = Live {
-            jti: principal.jti.clone(),
-            issued_at: principal.issued_at,
-            application_id: principal.application_id.clone(),
-            api_id: api_id.to_string(),
-            stop,
+        let entry = Entry {
+            api_key: admission.route.api.counter_key(),
+            caller: admission.caller.clone(),
+            client,
+            limits: admission.limits.clone(),
+            live,
         };
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(id, live);
+        let mut state = self.lock();
+        if let Some((code, reason)) = state.closing {
+            entry.live.stop(code, reason);
+        }
+        state.live.insert(id, entry);
         Registration { registry: self.clone(), id }
     }
 
     /// Connections registered now.
     pub fn len(&self) -> usize {
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().live.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Stops every live connection that `snapshot` no longer allows.
+    /// Tells every connection, and every one that registers from now on, to close.
+    pub fn stop_all(&self, code: u16, reason: &'static str) {
+        let mut state = self.lock();
+        state.closing = Some((code, reason));
+        for entry in state.live.values() {
+            entry.live.stop(code, reason);
+        }
+    }
+
+    /// Stops every live connection that `snapshot` no longer allows, and tells those whose
+    /// limits changed to follow the new ones.
     pub fn sweep(&self, snapshot: &Snapshot) {
-        let apis = snapshot.routes.managed_apis();
-        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        for connection in live.values() {
-            let reason =
-                if snapshot.access.is_revoked(&connection.jti, &connection.application_id, connection.issued_at) {
-                    Some("token revoked")
-                } else {
-                    match apis.get(connection.api_id.as_str()) {
-                        None => Some("API retired or deleted"),
-                        Some(true) => Some("API blocked"),
-                        Some(false) => match snapshot.access.allows(&connection.application_id, &connection.api_id) {
-                            Ok(_) => None,
-                            Err(Denial::ApplicationDeleted) => Some("application deleted"),
-                            Err(Denial::NotSubscribed) => Some("subscription removed"),
-                            Err(Denial::SubscriptionBlocked) => Some("subscription blocked"),
-                        },
-                    }
-                };
-            if let Some(reason) = reason {
-                connection.stop.stop(1008, reason);
+        let apis = snapshot.routes.by_key();
+        let mut state = self.lock();
+        for entry in state.live.values_mut() {
+            let api = match apis.get(&entry.api_key) {
+                Some(api) => api,
+                // Config-file APIs change only with the file; store APIs vanish when retired.
+                None if entry.api_key.starts_with("file:") => continue,
+                None => {
+                    entry.live.stop(1008, "API retired or deleted");
+                    continue;
+                }
+            };
+            if let Some(managed) = &api.managed {
+                if managed.blocked {
+                    entry.live.stop(1008, "API blocked");
+                    continue;
+                }
+                if let Some(caller) = &entry.caller
+                    && let Some(reason) = refusal(snapshot, caller, &managed.id)
+                {
+                    entry.live.stop(1008, reason);
+                    continue;
+                }
+            }
+            let limits = ConnLimits::resolve(snapshot, api, entry.caller.as_deref(), entry.client);
+            if limits != *entry.limits {
+                entry.limits = Arc::new(limits);
+                entry.live.follow(Metering { limits: entry.limits.clone(), counters: self.counters.clone() });
             }
         }
+    }
+}
+
+/// Why `caller` may no longer use API `api_id` under `snapshot`, if it may not.
+fn refusal(snapshot: &Snapshot, caller: &Principal, api_id: &str) -> Option<&'static str> {
+    if snapshot.access.is_revoked(&caller.jti, &caller.application_id, caller.issued_at) {
+        return Some("token revoked");
+    }
+    match snapshot.access.allows(&caller.application_id, api_id) {
+        Ok(_) => None,
+        Err(Denial::ApplicationDeleted) => Some("application deleted"),
+        Err(Denial::NotSubscribed) => Some("subscription removed"),
+        Err(Denial::SubscriptionBlocked) => Some("subscription blocked"),
     }
 }

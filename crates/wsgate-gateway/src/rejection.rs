@@ -9,6 +9,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 pub enum Side {
     Client,
     Upstream,
+    /// The gateway itself (its shared counters are unreachable).
+    Gateway,
 }
 
 /// A handshake that did not end in an upgrade. Variants are named as facts.
@@ -60,6 +62,12 @@ pub enum Rejection {
     InsufficientScope,
     #[error("this API is blocked")]
     ApiBlocked,
+    /// A connection cap or new-connection rate is used up; `limit` says which, in words.
+    #[error("limit reached: {limit}; retry after {} s", retry_seconds(*.retry_after))]
+    LimitReached { limit: String, retry_after: std::time::Duration },
+    /// The shared counters cannot be reached and `[cluster] redis_failure` is `closed`.
+    #[error("limits cannot be checked right now; retry after {} s", retry_seconds(*.retry_after))]
+    LimitsUnavailable { retry_after: std::time::Duration },
     #[error("upstream refused the connection")]
     UpstreamRefused,
     #[error("upstream unreachable")]
@@ -102,6 +110,8 @@ impl Rejection {
             Rejection::MissingToken | Rejection::InvalidToken(_) | Rejection::CredentialsNotAccepted => 401,
             Rejection::ConflictingTokens => 400,
             Rejection::NotAllowed(_) | Rejection::InsufficientScope | Rejection::ApiBlocked => 403,
+            Rejection::LimitReached { .. } => 429,
+            Rejection::LimitsUnavailable { .. } => 503,
             Rejection::UpstreamDeclined { status, .. } => *status,
         }
     }
@@ -125,6 +135,7 @@ impl Rejection {
             | Rejection::UpstreamTlsFailed(_)
             | Rejection::UpstreamInvalidUpgrade(_)
             | Rejection::UpstreamDeclined { .. } => Side::Upstream,
+            Rejection::LimitsUnavailable { .. } => Side::Gateway,
             _ => Side::Client,
         }
     }
@@ -137,7 +148,12 @@ impl Rejection {
         let status = self.status();
         let body = format!("{self}\n");
         let challenge;
+        let retry;
         let extra = match self {
+            Rejection::LimitReached { retry_after, .. } | Rejection::LimitsUnavailable { retry_after } => {
+                retry = format!("Retry-After: {}\r\n", retry_seconds(*retry_after));
+                retry.as_str()
+            }
             // RFC 6750 §3: what an OAuth2 client reads to know why.
             Rejection::MissingToken | Rejection::InvalidToken(_) | Rejection::CredentialsNotAccepted => {
                 challenge = format!(
@@ -168,6 +184,11 @@ impl Rejection {
         let _ = client.write_all(&self.to_response()).await;
         let _ = client.shutdown().await;
     }
+}
+
+/// Retry-After is whole seconds; a wait under a second still says 1, never 0 ("now").
+fn retry_seconds(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0 || wait.is_zero())
 }
 
 pub fn reason_phrase(status: u16) -> &'static str {

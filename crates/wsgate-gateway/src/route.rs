@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::ClientConfig;
 use wsgate_core::config::{ApiSpec, AuthMode, Endpoint, Scheme};
+use wsgate_core::limits::Limits;
 use wsgate_core::version;
 use wsgate_tls::TlsError;
 use wsgate_tls::client::UpstreamTlsOptions;
@@ -33,8 +34,21 @@ pub struct Api {
     pub managed: Option<Managed>,
     /// How `wss://` endpoints are verified; `None` when the API has none.
     pub tls: Option<Arc<ClientConfig>>,
+    /// Its API-wide and per-client limits.
+    pub limits: ApiLimits,
     /// Round-robin cursor over `endpoints`.
     next_endpoint: AtomicUsize,
+}
+
+/// The limits an API sets for all of its connections and for each client address, inline in the
+/// config file or named plans in the store.
+#[derive(Debug, Clone, Default)]
+pub struct ApiLimits {
+    pub api: Option<Arc<Limits>>,
+    /// The plan `api` comes from, if it is one.
+    pub plan: Option<String>,
+    pub client: Option<Arc<Limits>>,
+    pub client_plan: Option<String>,
 }
 
 /// The control plane's facts about a stored API, used by token checks.
@@ -74,8 +88,22 @@ impl Api {
             auth: spec.auth,
             managed: None,
             tls,
+            limits: ApiLimits {
+                api: spec.limits.clone().map(Arc::new),
+                client: spec.client_limits.clone().map(Arc::new),
+                ..ApiLimits::default()
+            },
             next_endpoint: AtomicUsize::new(0),
         })
+    }
+
+    /// What the API's own counters are named by: the store's id, or the context and canonical
+    /// version of a config-file API (stable across restarts and reloads).
+    pub fn counter_key(&self) -> String {
+        match &self.managed {
+            Some(managed) => managed.id.clone(),
+            None => format!("file:{}/{}", self.context, version::canonical(&self.version)),
+        }
     }
 
     /// Endpoints in the order to try them for one connection: round-robin start, then the
@@ -137,12 +165,12 @@ impl RouteTable {
         table
     }
 
-    /// Store-managed APIs in the table, by id, with whether each is blocked.
-    pub fn managed_apis(&self) -> HashMap<&str, bool> {
+    /// Every API in the table by [`Api::counter_key`]: the name live connections know it by.
+    pub fn by_key(&self) -> HashMap<String, Arc<Api>> {
         self.contexts
             .values()
             .flat_map(|context| context.versions.values().chain(context.default.iter()))
-            .filter_map(|api| api.managed.as_ref().map(|m| (m.id.as_str(), m.blocked)))
+            .map(|api| (api.counter_key(), api.clone()))
             .collect()
     }
 

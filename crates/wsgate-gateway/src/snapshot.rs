@@ -1,27 +1,33 @@
-//! What the gateway knows, as one immutable snapshot: routes, and what token checks read
-//! (signing keys, revocations, applications, subscriptions). The store is never queried on a
-//! connection's path: the snapshot is rebuilt from the store's change feed and swapped in
-//! whole, each handshake reads the snapshot current at that moment, and after each swap the
-//! registry closes live connections the new snapshot no longer allows.
+//! What the gateway knows, as one immutable snapshot: routes, what token checks read (signing
+//! keys, revocations, applications, subscriptions) and the plans limits come from. The store is
+//! never queried on a connection's path: `follow` rebuilds the snapshot from the store's change
+//! feed and swaps it in whole; each handshake reads the snapshot current at that moment.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio_util::sync::CancellationToken;
 use wsgate_core::config::ApiSpec;
-use wsgate_core::model::{ApiRecord, Application, Lifecycle, RevokedToken, Subscription, SubscriptionState};
+use wsgate_core::limits::Limits;
+use wsgate_core::model::{ApiRecord, Application, Lifecycle, Plan, RevokedToken, Subscription, SubscriptionState};
 use wsgate_store::{Store, StoreError, SubscriptionFilter};
 
 use crate::idp::VerifyKey;
-use crate::registry::Registry;
-use crate::route::{Api, Managed, RouteTable};
+use crate::route::{Api, ApiLimits, Managed, RouteTable};
 
 /// Everything a handshake looks up.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub routes: RouteTable,
     pub access: Access,
+    /// Every plan's limits, by plan name.
+    pub plans: HashMap<String, Arc<Limits>>,
+}
+
+impl Snapshot {
+    pub fn plan_limits(&self, name: &str) -> Option<Arc<Limits>> {
+        self.plans.get(name).cloned()
+    }
 }
 
 /// What token checks read.
@@ -88,7 +94,7 @@ impl SnapshotHandle {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn replace(&self, snapshot: Snapshot) -> Arc<Snapshot> {
+    pub(crate) fn replace(&self, snapshot: Snapshot) -> Arc<Snapshot> {
         let snapshot = Arc::new(snapshot);
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = snapshot.clone();
         snapshot
@@ -104,6 +110,7 @@ pub struct StoreView {
     pub applications: Vec<Application>,
     pub subscriptions: Vec<Subscription>,
     pub credentials: Vec<wsgate_core::model::ClientCredentials>,
+    pub plans: Vec<Plan>,
 }
 
 impl StoreView {
@@ -116,6 +123,7 @@ impl StoreView {
             applications: store.list_applications(None).await?,
             subscriptions: store.list_subscriptions(SubscriptionFilter::default()).await?,
             credentials: store.list_credentials().await?,
+            plans: store.list_plans().await?,
         })
     }
 }
@@ -127,12 +135,22 @@ impl StoreView {
 pub fn build(file_apis: &[ApiSpec], view: &StoreView, issuer: Option<&str>) -> Snapshot {
     let mut specs = Vec::new();
     let mut apis = Vec::new();
+    let plans: HashMap<String, Arc<Limits>> =
+        view.plans.iter().map(|plan| (plan.name.clone(), Arc::new(plan.limits.clone()))).collect();
     let routed = view.apis.iter().filter(|record| record.state.invokable() || record.state == Lifecycle::Blocked);
-    let store_apis = routed.map(|record| (record.to_spec(), Some(managed(record))));
-    for (spec, managed) in store_apis.chain(file_apis.iter().map(|spec| (spec.clone(), None))) {
+    let store_apis = routed.map(|record| (record.to_spec(), Some(record)));
+    for (spec, record) in store_apis.chain(file_apis.iter().map(|spec| (spec.clone(), None))) {
         match Api::from_spec(&spec) {
             Ok(mut api) => {
-                api.managed = managed;
+                if let Some(record) = record {
+                    api.managed = Some(managed(record));
+                    api.limits = ApiLimits {
+                        api: record.api_plan.as_ref().and_then(|name| plans.get(name).cloned()),
+                        plan: record.api_plan.clone(),
+                        client: record.client_plan.as_ref().and_then(|name| plans.get(name).cloned()),
+                        client_plan: record.client_plan.clone(),
+                    };
+                }
                 apis.push(api);
                 specs.push(spec);
             }
@@ -168,7 +186,7 @@ pub fn build(file_apis: &[ApiSpec], view: &StoreView, issuer: Option<&str>) -> S
             .map(|s| ((s.application_id.clone(), s.api_id.clone()), s.clone()))
             .collect(),
     };
-    Snapshot { routes: RouteTable::from_apis(apis, &specs), access }
+    Snapshot { routes: RouteTable::from_apis(apis, &specs), access, plans }
 }
 
 fn managed(record: &ApiRecord) -> Managed {
@@ -182,54 +200,4 @@ fn managed(record: &ApiRecord) -> Managed {
 
 pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
-}
-
-/// Where the snapshot comes from and who is told when it changes.
-pub struct Follow {
-    pub store: Arc<dyn Store>,
-    pub file_apis: Vec<ApiSpec>,
-    pub issuer: Option<String>,
-    pub handle: SnapshotHandle,
-    pub registry: Arc<Registry>,
-}
-
-/// Loads the store into the snapshot now, then keeps it current until `shutdown`; after each
-/// swap the registry closes live connections the new snapshot no longer allows. While the
-/// store is unreachable the last snapshot keeps serving.
-pub async fn follow(follow: Follow, shutdown: CancellationToken) -> Result<(), StoreError> {
-    let Follow { store, file_apis, issuer, handle, registry } = follow;
-    // Subscribe before the first load, so a change committed in between is not missed.
-    let mut changes = store.changes();
-    handle.replace(build(&file_apis, &StoreView::load(store.as_ref()).await?, issuer.as_deref()));
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                change = changes.recv() => match change {
-                    // Missed some (lagged): reload everything, which is what happens anyway.
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
-            }
-            // Changes often come in bursts (create then publish): take them all, reload once.
-            while changes.try_recv().is_ok() {}
-            loop {
-                match StoreView::load(store.as_ref()).await {
-                    Ok(view) => {
-                        let snapshot = handle.replace(build(&file_apis, &view, issuer.as_deref()));
-                        registry.sweep(&snapshot);
-                        break;
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "cannot reload from the store; the previous snapshot stays");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        }
-                    }
-                }
-            }
-        }
-    });
-    Ok(())
 }

@@ -2,7 +2,6 @@
 //! end-to-end headers forwarded and hop-by-hop headers rebuilt, and check the answer. Only a
 //! correct 101 becomes an upgrade; any other answer goes back to the client as an HTTP response.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
@@ -13,7 +12,9 @@ use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
 use crate::auth::Principal;
+pub use crate::conn::ClientInfo;
 use crate::handshake::{HeadError, UpgradeRequest, accept_value, read_http_head};
+use crate::policy::Admission;
 use crate::rejection::{Rejection, reason_phrase};
 use crate::route::Route;
 use wsgate_core::config::{Endpoint, Scheme};
@@ -50,14 +51,6 @@ const NOT_FORWARDED: &[&str] = &[
 /// this prefix are dropped, so the upstream can trust them.
 const IDENTITY_PREFIX: &str = "x-wsgate-";
 
-/// Who is calling and how, for the X-Forwarded-* headers.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientInfo {
-    pub addr: SocketAddr,
-    /// `"http"` or `"https"`, as the client reached the gateway.
-    pub proto: &'static str,
-}
-
 #[derive(Debug, Clone, Copy)]
 pub struct UpstreamTimeouts {
     pub connect: Duration,
@@ -80,15 +73,16 @@ pub struct Upstream {
     pub extensions: bool,
 }
 
-/// Connects to the route's endpoints in round-robin order, falling back to the next one when a
-/// connection fails, then performs the upgrade on the first that accepts.
+/// Connects to the admitted route's endpoints in round-robin order, falling back to the next one
+/// when a connection fails, then performs the upgrade on the first that accepts.
 pub async fn open(
-    route: &Route,
+    admission: &Admission,
     request: &UpgradeRequest,
     client: ClientInfo,
-    caller: Option<&Principal>,
     timeouts: UpstreamTimeouts,
 ) -> Result<Upstream, Rejection> {
+    let route = &admission.route;
+    let caller = admission.caller.as_deref();
     let mut last_error = Rejection::UpstreamUnreachable;
     for endpoint in route.api.endpoints_to_try() {
         match connect(endpoint, timeouts.connect).await {

@@ -176,8 +176,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Ordered by name. A new store holds [`Plan::defaults`].
     async fn list_plans(&self) -> Result<Vec<Plan>>;
+    async fn plan(&self, name: &str) -> Result<Option<Plan>>;
     /// Creates or replaces the plan with this name.
     async fn put_plan(&self, plan: &Plan) -> Result<()>;
+    /// Conflict while an API offers or names the plan, or an application or a subscription
+    /// that is not REMOVED uses it.
+    async fn delete_plan(&self, name: &str) -> Result<()>;
 
     // --- applications, subscriptions, credentials: written from the developer portal
 
@@ -189,6 +193,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Replaces the external identity providers' clients registered on the application
     /// (uniqueness across applications is the caller's rule).
     async fn set_external_clients(&self, id: &str, clients: &[ExternalClient]) -> Result<()>;
+    /// Sets or clears the plan all of the application's connections share; NotFound when the
+    /// application or the plan does not exist.
+    async fn set_application_plan(&self, id: &str, plan: Option<&str>) -> Result<()>;
     /// Deletes the application, its subscriptions and its credentials.
     async fn delete_application(&self, id: &str) -> Result<()>;
 
@@ -201,6 +208,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn set_subscription_state(&self, id: &str, state: SubscriptionState) -> Result<()>;
     /// Replaces the scopes granted to the subscription (a publisher's decision).
     async fn set_subscription_scopes(&self, id: &str, scopes: &[String]) -> Result<()>;
+    /// Moves a subscription to another plan; NotFound when it or the plan does not exist.
+    async fn set_subscription_plan(&self, id: &str, plan: &str) -> Result<()>;
 
     /// Creates or replaces the application's credentials (regenerating keys). Conflict when the
     /// client id is used by another application.

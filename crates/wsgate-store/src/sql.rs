@@ -127,6 +127,25 @@ pub(crate) enum Expect {
     /// A query that must return at least one row, else `NotFound { what }` (a record the
     /// write refers to, checked first so the error names it).
     Finds(&'static str),
+    /// A query that must return no row, else `Conflict(message)` (a record still in use).
+    FindsNone(&'static str),
+}
+
+impl Expect {
+    /// Whether a statement that touched or found `rows` rows met this expectation.
+    pub fn met_by(self, rows: u64) -> Result<(), StoreError> {
+        match self {
+            Expect::Anything => Ok(()),
+            Expect::Touches(what) | Expect::Finds(what) if rows == 0 => Err(StoreError::NotFound { what }),
+            Expect::FindsNone(message) if rows > 0 => Err(StoreError::Conflict(message.into())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the statement is a query (its rows are counted) rather than a modification.
+    pub fn is_query(self) -> bool {
+        matches!(self, Expect::Finds(_) | Expect::FindsNone(_))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -15,8 +15,8 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior, ffi};
 use tokio::sync::broadcast;
 
 use crate::schema::{self, Rule};
-use crate::sql::{Backend, Cell, Expect, Failure, Param, Row, Statement, Write};
-use crate::tables::{COUNT_PLANS, seed_plans};
+use crate::sql::{Backend, Cell, Failure, Param, Row, Statement, Write};
+use crate::tables::seed_plans;
 use crate::{CHANGE_FEED_CAPACITY, Change, StoreError};
 
 /// How long a write waits for another process holding the file's write lock before giving up
@@ -137,8 +137,8 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), Failure> {
         run_statement(&transaction, path, &Statement::new(schema::RECORD, record.to_vec()))?;
         tracing::info!(version = migration.version, name = migration.name, "applied SQLite migration");
     }
-    let plans = query(&transaction, path, COUNT_PLANS, &[])?.first().map(|row| row.int(0)).transpose()?;
-    if plans == Some(0) {
+    // A new store gets the default plans; plans a user deleted later stay deleted.
+    if applied.is_empty() {
         for statement in seed_plans()? {
             run_statement(&transaction, path, &statement)?;
         }
@@ -168,17 +168,12 @@ fn run_statement(connection: &Connection, path: &Path, statement: &Statement) ->
     let fail = |error| failure(path, error);
     let mut prepared = connection.prepare_cached(&sqlite_sql(statement.sql)).map_err(fail)?;
     let params = rusqlite::params_from_iter(&statement.params);
-    match statement.expect {
-        Expect::Anything => prepared.execute(params).map(drop).map_err(fail),
-        Expect::Touches(what) => match prepared.execute(params).map_err(fail)? {
-            0 => Err(StoreError::NotFound { what }.into()),
-            _ => Ok(()),
-        },
-        Expect::Finds(what) => match prepared.exists(params).map_err(fail)? {
-            false => Err(StoreError::NotFound { what }.into()),
-            true => Ok(()),
-        },
-    }
+    let rows = if statement.expect.is_query() {
+        u64::from(prepared.exists(params).map_err(fail)?)
+    } else {
+        prepared.execute(params).map_err(fail)? as u64
+    };
+    statement.expect.met_by(rows).map_err(Failure::Store)
 }
 
 impl rusqlite::ToSql for Param {

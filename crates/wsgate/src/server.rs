@@ -73,6 +73,8 @@ pub async fn start(
         // The portals print invoke URLs; they learn the addresses the gateway actually bound.
         let url = wsgate_control::gateway_url;
         control.set_gateway_urls(gateway.ws_addr().map(|a| url("ws", a)), gateway.wss_addr().map(|a| url("wss", a)));
+        // Usage pages read the same counters the gateway counts with.
+        control.set_counters(gateway.counters());
     }
     gateway
         .follow_store(store.clone(), config.apis.clone(), issuer, shutdown)

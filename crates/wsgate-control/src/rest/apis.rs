@@ -48,6 +48,12 @@ pub struct ApiBody {
     /// Close live connections when their token expires (default true).
     #[serde(default)]
     close_on_token_expiry: Option<bool>,
+    /// A plan whose limits all connections to this API share (protects the backend).
+    #[serde(default)]
+    api_plan: Option<String>,
+    /// A plan whose limits each client address gets on its own (for keyless APIs).
+    #[serde(default)]
+    client_plan: Option<String>,
     /// Create & publish in one step (POST only; on PUT even `"publish": null` is refused, so
     /// the outer `Option` says whether the key was there at all).
     #[serde(default, deserialize_with = "present")]
@@ -127,6 +133,8 @@ pub async fn create(
         insecure_skip_verify: false,
         scopes: Vec::new(),
         close_on_token_expiry: true,
+        api_plan: None,
+        client_plan: None,
         owner: caller.name().to_string(),
         created_at: now,
         updated_at: now,
@@ -194,13 +202,20 @@ async fn apply(state: &AppState, caller: &Caller, api: &mut ApiRecord, body: Api
         ));
     }
     let offered = state.store().list_plans().await?;
+    let names = || offered.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
+    for (field, plan) in [("api_plan", &body.api_plan), ("client_plan", &body.client_plan)] {
+        if let Some(plan) = plan.as_deref().filter(|p| !p.is_empty())
+            && !offered.iter().any(|p| p.name == plan)
+        {
+            return Err(ApiError::invalid(field, format!("\"{plan}\" is not a business plan; plans are: {}", names())));
+        }
+    }
     let mut plans: Vec<String> = Vec::new();
     for (i, plan) in body.plans.iter().enumerate() {
         if !offered.iter().any(|p| &p.name == plan) {
-            let names: Vec<&str> = offered.iter().map(|p| p.name.as_str()).collect();
             return Err(ApiError::invalid(
                 format!("plans[{i}]"),
-                format!("\"{plan}\" is not a business plan; plans are: {}", names.join(", ")),
+                format!("\"{plan}\" is not a business plan; plans are: {}", names()),
             ));
         }
         if !plans.contains(plan) {
@@ -226,6 +241,8 @@ async fn apply(state: &AppState, caller: &Caller, api: &mut ApiRecord, body: Api
     }
     api.scopes = body.scopes;
     api.close_on_token_expiry = body.close_on_token_expiry.unwrap_or(true);
+    api.api_plan = body.api_plan.filter(|p| !p.is_empty());
+    api.client_plan = body.client_plan.filter(|p| !p.is_empty());
     if api.default_version {
         let others = state.store().list_apis().await?;
         if let Some(other) = others.iter().find(|o| o.id != api.id && o.context == api.context && o.default_version) {

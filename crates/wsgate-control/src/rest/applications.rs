@@ -37,6 +37,9 @@ pub struct NewApplication {
     name: String,
     #[serde(default)]
     description: Option<String>,
+    /// A plan all of the application's connections share.
+    #[serde(default)]
+    plan: Option<String>,
 }
 
 pub async fn create(
@@ -49,11 +52,16 @@ pub async fn create(
     if description.chars().count() > 1000 {
         return Err(ApiError::invalid("description", "description must be at most 1000 characters"));
     }
+    let plan = body.plan.filter(|p| !p.is_empty());
+    if let Some(plan) = &plan {
+        existing_plan(&state, plan).await?;
+    }
     let app = Application {
         id: crypto::id()?,
         name: validate::display_name("name", &body.name, 100)?,
         owner: caller.name().to_string(),
         description,
+        plan,
         created_at: now(),
         external_clients: Vec::new(),
     };
@@ -68,6 +76,40 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Application>, ApiError> {
     Ok(Json(owned(&state, &caller, &id).await?))
+}
+
+/// 422 naming `plan` unless a plan with this name exists.
+async fn existing_plan(state: &AppState, plan: &str) -> Result<(), ApiError> {
+    if state.store().plan(plan).await?.is_none() {
+        let names: Vec<String> = state.store().list_plans().await?.into_iter().map(|p| p.name).collect();
+        return Err(ApiError::invalid("plan", format!("\"{plan}\" is not a plan; plans are: {}", names.join(", "))));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppPlan {
+    plan: Option<String>,
+}
+
+/// Sets (or, with `null`, clears) the plan all of the application's connections share. Since
+/// it only ever restricts, the owner may choose it, as WSO2's application policies.
+pub async fn set_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<AppPlan>,
+) -> Result<Json<Application>, ApiError> {
+    let mut app = owned(&state, &caller, &id).await?;
+    let plan = body.plan.filter(|p| !p.is_empty());
+    if let Some(plan) = &plan {
+        existing_plan(&state, plan).await?;
+    }
+    state.store().set_application_plan(&app.id, plan.as_deref()).await?;
+    tracing::info!(application = %app.name, plan = plan.as_deref().unwrap_or("-"), by = %caller.name(), "application plan changed");
+    app.plan = plan;
+    Ok(Json(app))
 }
 
 pub async fn delete(

@@ -141,7 +141,7 @@ async fn refuse_while_blocked(state: &AppState, owner: &str, api_id: &str) -> Re
 }
 
 /// The subscription with this id if the caller owns its application or oversees it.
-async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Subscription, ApiError> {
+pub(crate) async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Subscription, ApiError> {
     let subscription = state.store().subscription(id).await?.ok_or_else(|| ApiError::not_found("subscription"))?;
     if !oversees(caller) {
         owned(state, caller, &subscription.application_id).await.map_err(|_| ApiError::not_found("subscription"))?;
@@ -180,6 +180,48 @@ pub async fn set_state(
     state.store().set_subscription_state(&subscription.id, to).await?;
     tracing::info!(subscription = %subscription.id, state = to.as_str(), by = %caller.name(), "subscription state changed");
     subscription.state = to;
+    Ok(Json(subscription))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPlan {
+    plan: String,
+}
+
+/// Moves a subscription to another plan its API offers (the subscriber or a publisher). Live
+/// connections follow the new plan's limits within a second. A blocked subscription stays as
+/// the publisher left it: only a publisher may change its plan.
+pub async fn set_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<NewPlan>,
+) -> Result<Json<Subscription>, ApiError> {
+    let mut subscription = find(&state, &caller, &id).await?;
+    match subscription.state {
+        SubscriptionState::Removed => {
+            return Err(ApiError::Conflict("the subscription was removed; subscribe again instead".into()));
+        }
+        SubscriptionState::Blocked if !oversees(&caller) => return Err(ApiError::MissingRole(Role::Publisher)),
+        _ => {}
+    }
+    let api = state.store().api(&subscription.api_id).await?.ok_or_else(|| ApiError::not_found("API"))?;
+    if !api.plans.contains(&body.plan) {
+        return Err(ApiError::invalid(
+            "plan",
+            format!(
+                "{} {} does not offer \"{}\"; it offers: {}",
+                api.name,
+                api.version,
+                body.plan,
+                api.plans.join(", ")
+            ),
+        ));
+    }
+    state.store().set_subscription_plan(&subscription.id, &body.plan).await?;
+    tracing::info!(subscription = %subscription.id, from = %subscription.plan, to = %body.plan, by = %caller.name(), "subscription plan changed");
+    subscription.plan = body.plan;
     Ok(Json(subscription))
 }
 

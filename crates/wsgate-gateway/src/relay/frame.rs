@@ -6,6 +6,8 @@
 //! that the offending frame is never forwarded and the gateway can close cleanly at a frame
 //! boundary.
 
+use crate::policy::budget::{Budget, Exceeded, Verdict};
+
 /// Which peer wrote the bytes. Client frames must be masked; upstream frames must not be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sender {
@@ -38,13 +40,18 @@ pub enum Violation {
     FrameTooBig,
     #[error("message too big")]
     MessageTooBig,
+    /// A message or byte limit whose plan says `close` is spent.
+    #[error("{0}")]
+    LimitExceeded(Exceeded),
 }
 
 impl Violation {
-    /// The close code that both sides receive: 1009 for size limits, 1002 for the rest.
+    /// The close code that both sides receive: 1009 for size limits, 1008 for plan limits,
+    /// 1002 for the rest.
     pub fn close_code(self) -> u16 {
         match self {
             Violation::FrameTooBig | Violation::MessageTooBig => 1009,
+            Violation::LimitExceeded(_) => 1008,
             _ => 1002,
         }
     }
@@ -61,6 +68,9 @@ pub enum Scan {
     Close { start: usize, consumed: usize, code: Option<u16> },
     /// The frame starting at `consumed` breaks a rule; only the bytes before it may be forwarded.
     Violation { consumed: usize, violation: Violation },
+    /// The frame starting at `consumed` must wait for the budget (a throttling limit); only the
+    /// bytes before it may be forwarded, and it is scanned again when the budget allows.
+    Paused { consumed: usize },
 }
 
 const CLOSE: u8 = 0x8;
@@ -117,8 +127,8 @@ impl Scanner {
 
     /// Scans `data`, which starts where the previous accepted bytes ended. With
     /// `stop_at_boundary`, returns at the first frame boundary reached, so that the caller can
-    /// insert a frame there.
-    pub fn scan(&mut self, data: &[u8], stop_at_boundary: bool) -> Scan {
+    /// insert a frame there. `budget`, when limits meter this direction, admits each data frame.
+    pub fn scan(&mut self, data: &[u8], stop_at_boundary: bool, mut budget: Option<&mut Budget>) -> Scan {
         let mut pos = 0;
         loop {
             if self.payload_left > 0 {
@@ -135,6 +145,21 @@ impl Scanner {
             if let Err(violation) = self.check(&header) {
                 self.bytes += pos as u64;
                 return Scan::Violation { consumed: pos, violation };
+            }
+            if header.opcode <= 0x2
+                && let Some(budget) = budget.as_deref_mut()
+            {
+                match budget.admit(header.opcode != 0, header.payload) {
+                    Verdict::Go => {}
+                    Verdict::Wait => {
+                        self.bytes += pos as u64;
+                        return Scan::Paused { consumed: pos };
+                    }
+                    Verdict::Exceeded(exceeded) => {
+                        self.bytes += pos as u64;
+                        return Scan::Violation { consumed: pos, violation: Violation::LimitExceeded(exceeded) };
+                    }
+                }
             }
             if header.opcode == CLOSE {
                 let end = pos + header.len + header.payload as usize;
@@ -309,7 +334,7 @@ mod tests {
         let mut s = client();
         let mut data = frame(true, 1, true, b"hello");
         data.extend(frame(true, 2, true, &[7; 300]));
-        assert_eq!(s.scan(&data, false), Scan::Continue { consumed: data.len() });
+        assert_eq!(s.scan(&data, false, None), Scan::Continue { consumed: data.len() });
         assert_eq!((s.messages, s.bytes), (2, data.len() as u64));
         assert!(s.at_boundary());
     }
@@ -318,10 +343,10 @@ mod tests {
     fn a_header_split_across_reads_is_held_back_until_complete() {
         let mut s = client();
         let data = frame(true, 2, true, &[1; 70_000]);
-        assert_eq!(s.scan(&data[..5], false), Scan::Continue { consumed: 0 });
-        assert_eq!(s.scan(&data[..100], false), Scan::Continue { consumed: 100 });
+        assert_eq!(s.scan(&data[..5], false, None), Scan::Continue { consumed: 0 });
+        assert_eq!(s.scan(&data[..100], false, None), Scan::Continue { consumed: 100 });
         assert!(!s.at_boundary());
-        assert_eq!(s.scan(&data[100..], false), Scan::Continue { consumed: data.len() - 100 });
+        assert_eq!(s.scan(&data[100..], false, None), Scan::Continue { consumed: data.len() - 100 });
         assert_eq!(s.messages, 1);
     }
 
@@ -332,7 +357,7 @@ mod tests {
         data.extend(frame(true, 9, true, b"ping"));
         data.extend(frame(false, 0, true, b"b"));
         data.extend(frame(true, 0, true, b"c"));
-        assert_eq!(s.scan(&data, false), Scan::Continue { consumed: data.len() });
+        assert_eq!(s.scan(&data, false, None), Scan::Continue { consumed: data.len() });
         assert_eq!(s.messages, 1);
     }
 
@@ -343,8 +368,8 @@ mod tests {
         let len = write_close(&mut close, 4000, "bye", Some([1, 2, 3, 4]));
         let mut data = close[..len].to_vec();
         data.extend(b"trailing");
-        assert_eq!(s.scan(&data[..len - 1], false), Scan::Continue { consumed: 0 });
-        assert_eq!(s.scan(&data, false), Scan::Close { start: 0, consumed: len, code: Some(4000) });
+        assert_eq!(s.scan(&data[..len - 1], false, None), Scan::Continue { consumed: 0 });
+        assert_eq!(s.scan(&data, false, None), Scan::Close { start: 0, consumed: len, code: Some(4000) });
     }
 
     #[test]
@@ -353,7 +378,7 @@ mod tests {
         let mut data = frame(true, 1, true, b"one");
         let first = data.len();
         data.extend(frame(true, 1, true, b"two"));
-        assert_eq!(s.scan(&data, true), Scan::Continue { consumed: first });
+        assert_eq!(s.scan(&data, true, None), Scan::Continue { consumed: first });
     }
 
     #[test]
@@ -373,7 +398,7 @@ mod tests {
             let mut data = frame(true, 1, masked, b"ok");
             let good = data.len();
             data.extend(bad);
-            assert_eq!(s.scan(&data, false), Scan::Violation { consumed: good, violation: *expected }, "{name}");
+            assert_eq!(s.scan(&data, false, None), Scan::Violation { consumed: good, violation: *expected }, "{name}");
         }
     }
 
@@ -382,9 +407,12 @@ mod tests {
         let mut deflated = frame(true, 1, true, b"x");
         deflated[0] |= 0x40;
         let mut plain = client();
-        assert_eq!(plain.scan(&deflated, false), Scan::Violation { consumed: 0, violation: Violation::ReservedBits });
+        assert_eq!(
+            plain.scan(&deflated, false, None),
+            Scan::Violation { consumed: 0, violation: Violation::ReservedBits }
+        );
         let mut negotiated = client().with_extensions(true);
-        assert_eq!(negotiated.scan(&deflated, false), Scan::Continue { consumed: deflated.len() });
+        assert_eq!(negotiated.scan(&deflated, false, None), Scan::Continue { consumed: deflated.len() });
     }
 
     #[test]
@@ -393,7 +421,10 @@ mod tests {
         let mut data = frame(false, 1, true, b"a");
         let good = data.len();
         data.extend(frame(true, 1, true, b"b"));
-        assert_eq!(s.scan(&data, false), Scan::Violation { consumed: good, violation: Violation::UnfinishedMessage });
+        assert_eq!(
+            s.scan(&data, false, None),
+            Scan::Violation { consumed: good, violation: Violation::UnfinishedMessage }
+        );
     }
 
     #[test]
@@ -402,7 +433,7 @@ mod tests {
         let mut data = frame(false, 2, true, &[0; 1000]);
         let good = data.len();
         data.extend(frame(true, 0, true, &[0; 600]));
-        let scan = s.scan(&data, false);
+        let scan = s.scan(&data, false, None);
         assert_eq!(scan, Scan::Violation { consumed: good, violation: Violation::MessageTooBig });
         assert_eq!(Violation::MessageTooBig.close_code(), 1009);
     }
@@ -412,6 +443,6 @@ mod tests {
         let mut out = [0; MAX_CLOSE_FRAME];
         let len = write_close(&mut out, 1014, "upstream went away", None);
         let mut s = Scanner::new(Sender::Upstream, 10, 10);
-        assert_eq!(s.scan(&out[..len], false), Scan::Close { start: 0, consumed: len, code: Some(1014) });
+        assert_eq!(s.scan(&out[..len], false, None), Scan::Close { start: 0, consumed: len, code: Some(1014) });
     }
 }

@@ -4,13 +4,18 @@
 //! sides when it can: a close from one side is carried to the other, a protocol violation or a
 //! vanished peer becomes a close made by the gateway, placed at a frame boundary.
 //!
-//! Modules: `frame` (header scanner), `pool` (read buffers), `pump` (one direction), `stop`
-//! (ending a connection from outside: shutdown, revocation).
+//! Modules: `frame` (header scanner), `pool` (read buffers), `pump` (one direction), `live`
+//! (what the rest of the gateway shares with a live connection: stop, new limits, counts).
+//!
+//! Metering: both pumps count messages and bytes as they pass; the connection's one timer
+//! publishes the totals (every second while traffic flows, see [`METER_TICK`]), resumes a pump
+//! that waits for its budget, and checks idleness. A limit update from the registry replaces
+//! both budgets at once.
 
 pub mod frame;
+pub mod live;
 mod pool;
 mod pump;
-pub mod stop;
 
 use std::future::Future;
 use std::hash::BuildHasher;
@@ -21,11 +26,13 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::WaitForCancellationFutureOwned;
+use wsgate_counters::Counters;
 
-use frame::{Scanner, Sender};
+use crate::policy::ConnLimits;
+use crate::policy::budget::Budget;
+use frame::{Scanner, Sender, Violation};
+use live::{Live, Pending};
 use pump::{Pump, PumpEvent};
-use stop::StopSignal;
 
 /// Limits, timeouts and negotiated features of one relayed connection.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +62,25 @@ pub enum EndReason {
     TokenExpired,
     /// A close frame was not answered within the close timeout.
     CloseTimeout,
+    /// A message or byte limit whose plan says `close` was exceeded (by either side).
+    LimitExceeded,
+}
+
+/// What the relay meters a connection with: the limits it runs under, and the counters their
+/// budgets spend.
+#[derive(Debug, Clone)]
+pub struct Metering {
+    pub limits: Arc<ConnLimits>,
+    pub counters: Arc<dyn Counters>,
+}
+
+impl Metering {
+    fn budgets(&self) -> (Option<Box<Budget>>, Option<Box<Budget>>) {
+        (
+            Budget::new(&self.limits, true, self.counters.as_ref()),
+            Budget::new(&self.limits, false, self.counters.as_ref()),
+        )
+    }
 }
 
 /// What the access log reports about an upgraded connection.
@@ -71,17 +97,23 @@ pub struct RelayReport {
     pub end: EndReason,
 }
 
+/// The two sockets of an upgraded connection and the bytes that came with the handshakes.
+pub struct Sockets<'a, C, U> {
+    pub client: C,
+    pub upstream: U,
+    /// Frames that arrived together with the handshakes; copied in, so the caller can free
+    /// everything the handshake left before awaiting the (long-lived) relay.
+    pub client_early: &'a [u8],
+    pub upstream_early: &'a [u8],
+}
+
 /// Relays until both sides have closed, one side vanished, or a limit ended the connection.
-/// `client_early` and `upstream_early` are frame bytes that arrived together with the
-/// handshakes; they are copied in, so the caller can free everything the handshake left
-/// before awaiting the (long-lived) returned future.
+/// `live` carries signals in (stop, new limits) and counts out.
 pub fn relay<C, U>(
-    client: C,
-    upstream: U,
-    client_early: &[u8],
-    upstream_early: &[u8],
-    limits: RelayConfig,
-    stop: Arc<StopSignal>,
+    sockets: Sockets<'_, C, U>,
+    config: RelayConfig,
+    live: Arc<Live>,
+    metering: Metering,
     token_expires: Option<Instant>,
 ) -> impl Future<Output = RelayReport> + use<C, U>
 where
@@ -89,25 +121,30 @@ where
     U: AsyncRead + AsyncWrite + Unpin,
 {
     let mask = std::collections::hash_map::RandomState::new().hash_one(Instant::now()).to_le_bytes();
+    let (to_upstream_budget, to_client_budget) = metering.budgets();
+    let now = Instant::now();
+    let next_tick = now + idle_tick(config.idle_timeout);
     Relay {
-        client,
-        upstream,
+        client: sockets.client,
+        upstream: sockets.upstream,
         to_upstream: Pump::new(
-            Scanner::new(Sender::Client, limits.max_frame, limits.max_message).with_extensions(limits.extensions),
+            Scanner::new(Sender::Client, config.max_frame, config.max_message).with_extensions(config.extensions),
             Some([mask[0], mask[1], mask[2], mask[3]]),
-            client_early,
+            sockets.client_early,
+            to_upstream_budget,
         ),
         to_client: Pump::new(
-            Scanner::new(Sender::Upstream, limits.max_frame, limits.max_message).with_extensions(limits.extensions),
+            Scanner::new(Sender::Upstream, config.max_frame, config.max_message).with_extensions(config.extensions),
             None,
-            upstream_early,
+            sockets.upstream_early,
+            to_client_budget,
         ),
-        timer: Box::pin(tokio::time::sleep(idle_tick(limits.idle_timeout))),
-        stopped: Box::pin(stop.stopped()),
-        stop,
+        timer: Box::pin(tokio::time::sleep_until(next_tick)),
+        next_tick,
+        live,
         expiry: token_expires.map(|at| Box::pin(tokio::time::sleep_until(at))),
-        phase: Phase::Open { seen_bytes: 0, last_active: Instant::now() },
-        limits,
+        phase: Phase::Open { seen_bytes: 0, last_active: now, metering: false },
+        config,
         client_close: None,
         upstream_close: None,
         end: None,
@@ -117,6 +154,10 @@ where
 /// How long closes owed after a close timeout get to be written.
 const LAST_CALL: Duration = Duration::from_secs(1);
 
+/// How often counts are published while traffic flows (an idle connection ticks only for its
+/// idle check).
+pub const METER_TICK: Duration = Duration::from_secs(1);
+
 /// The idle timer ticks four times per timeout, so an idle connection is closed between 1 and
 /// 1.25 timeouts after its last frame without touching the timer on every frame.
 fn idle_tick(idle_timeout: Duration) -> Duration {
@@ -124,8 +165,9 @@ fn idle_tick(idle_timeout: Duration) -> Duration {
 }
 
 enum Phase {
-    /// Relaying. `seen_bytes` is the byte total at the last timer tick.
-    Open { seen_bytes: u64, last_active: Instant },
+    /// Relaying. `seen_bytes` is the byte total at the last timer tick; `metering` is set while
+    /// the next tick is at most [`METER_TICK`] away because traffic flowed since the last one.
+    Open { seen_bytes: u64, last_active: Instant, metering: bool },
     /// A close is on its way; the timer is the deadline for the other side's answer.
     Closing,
     /// The answer did not come; owed closes were sent and the timer is the last deadline.
@@ -137,15 +179,17 @@ struct Relay<C, U> {
     upstream: U,
     to_upstream: Pump,
     to_client: Pump,
-    /// One timer per connection: idle ticks while open, the close deadline while closing.
+    /// One timer per connection: the earliest of the next tick and a paused pump's resume time
+    /// while open, the close deadline while closing.
     timer: Pin<Box<Sleep>>,
-    /// Resolves when `stop` is triggered (shutdown or revocation).
-    stopped: Pin<Box<WaitForCancellationFutureOwned>>,
-    stop: Arc<StopSignal>,
+    /// When the next tick is due while open (idle check, publishing counts).
+    next_tick: Instant,
+    /// Signals from outside (stop, new limits) and published counts.
+    live: Arc<Live>,
     /// When the access token expires, if that closes the connection.
     expiry: Option<Pin<Box<Sleep>>>,
     phase: Phase,
-    limits: RelayConfig,
+    config: RelayConfig,
     client_close: Option<u16>,
     upstream_close: Option<u16>,
     /// The first reason the connection started to end.
@@ -168,7 +212,7 @@ where
                 // The upstream got its close already; the client gets the same once the
                 // upstream has answered (replies to the client's earlier frames come first).
                 self.to_client.close_dst_after_src(violation.close_code(), &violation.to_string());
-                self.start_closing(EndReason::ClientViolation);
+                self.start_closing(end_of(violation, EndReason::ClientViolation));
             }
             PumpEvent::SrcGone => {
                 // The client vanished: tell the upstream, and stop writing to the client.
@@ -180,6 +224,7 @@ where
                 self.to_client.close_dst(1014, "upstream went away");
                 self.start_closing(EndReason::UpstreamGone);
             }
+            PumpEvent::Paused => self.schedule(self.to_upstream.resume_at()),
             PumpEvent::Done => {}
         }
     }
@@ -193,7 +238,7 @@ where
             }
             PumpEvent::Violation(violation) => {
                 self.to_upstream.close_dst_after_src(violation.close_code(), &violation.to_string());
-                self.start_closing(EndReason::UpstreamViolation);
+                self.start_closing(end_of(violation, EndReason::UpstreamViolation));
             }
             PumpEvent::SrcGone => {
                 self.to_client.close_dst(1014, "upstream went away");
@@ -204,7 +249,53 @@ where
                 self.to_upstream.close_dst(1001, "client went away");
                 self.start_closing(EndReason::ClientGone);
             }
+            PumpEvent::Paused => self.schedule(self.to_client.resume_at()),
             PumpEvent::Done => {}
+        }
+    }
+
+    /// Brings the timer forward to `at` (a paused pump's resume time) if it is earlier.
+    fn schedule(&mut self, at: Option<Instant>) {
+        if let Some(at) = at
+            && matches!(self.phase, Phase::Open { .. })
+            && at < self.timer.deadline()
+        {
+            self.timer.as_mut().reset(at);
+        }
+    }
+
+    /// Acts on signals from outside: a stop closes both sides, new limits replace both budgets.
+    fn on_pending(&mut self, pending: Pending) {
+        if let Some(metering) = pending.limits
+            && matches!(self.phase, Phase::Open { .. })
+        {
+            let (to_upstream, to_client) = metering.budgets();
+            self.to_upstream.set_budget(to_upstream);
+            self.to_client.set_budget(to_client);
+        }
+        if let Some((code, reason)) = pending.stop
+            && matches!(self.phase, Phase::Open { .. })
+        {
+            let why = if code == 1001 { EndReason::Shutdown } else { EndReason::Revoked };
+            self.close_both(code, reason, why);
+        }
+    }
+
+    /// While open: counts traffic since the last poll, bringing the next tick within
+    /// [`METER_TICK`] when traffic starts to flow, so counts are published while it does.
+    fn note_traffic(&mut self) {
+        if let Phase::Open { seen_bytes, metering, .. } = &mut self.phase
+            && !*metering
+            && self.to_upstream.scanner.bytes + self.to_client.scanner.bytes != *seen_bytes
+        {
+            *metering = true;
+            let soon = Instant::now() + METER_TICK;
+            if soon < self.next_tick {
+                self.next_tick = soon;
+                if soon < self.timer.deadline() {
+                    self.timer.as_mut().reset(soon);
+                }
+            }
         }
     }
 
@@ -219,7 +310,10 @@ where
         self.end.get_or_insert(why);
         if let Phase::Open { .. } = self.phase {
             self.phase = Phase::Closing;
-            self.timer.as_mut().reset(Instant::now() + self.limits.close_timeout);
+            self.timer.as_mut().reset(Instant::now() + self.config.close_timeout);
+            // Limits no longer hold anything back: the close handshake must get through.
+            self.to_upstream.lift_limits();
+            self.to_client.lift_limits();
         }
     }
 
@@ -227,16 +321,36 @@ where
     fn on_timer(&mut self) -> bool {
         let now = Instant::now();
         match &mut self.phase {
-            Phase::Open { seen_bytes, last_active } => {
-                let total = self.to_upstream.scanner.bytes + self.to_client.scanner.bytes;
-                if total != *seen_bytes {
-                    *seen_bytes = total;
-                    *last_active = now;
-                } else if now.duration_since(*last_active) >= self.limits.idle_timeout {
-                    self.close_both(1001, "idle timeout", EndReason::Idle);
-                    return false;
+            Phase::Open { seen_bytes, last_active, metering } => {
+                for pump in [&mut self.to_upstream, &mut self.to_client] {
+                    if pump.resume_at().is_some_and(|at| at <= now) {
+                        pump.resume();
+                    }
                 }
-                self.timer.as_mut().reset(now + idle_tick(self.limits.idle_timeout));
+                if now >= self.next_tick {
+                    let total = self.to_upstream.scanner.bytes + self.to_client.scanner.bytes;
+                    let idle = idle_tick(self.config.idle_timeout);
+                    if total != *seen_bytes {
+                        *seen_bytes = total;
+                        *last_active = now;
+                        self.next_tick = now + METER_TICK.min(idle);
+                        self.live.publish(
+                            self.to_upstream.scanner.messages,
+                            self.to_upstream.scanner.bytes,
+                            self.to_client.scanner.messages,
+                            self.to_client.scanner.bytes,
+                        );
+                    } else if now.duration_since(*last_active) >= self.config.idle_timeout {
+                        self.close_both(1001, "idle timeout", EndReason::Idle);
+                        return false;
+                    } else {
+                        *metering = false;
+                        self.next_tick = now + idle;
+                    }
+                }
+                let resume = [self.to_upstream.resume_at(), self.to_client.resume_at()].into_iter().flatten().min();
+                let next = resume.map_or(self.next_tick, |at| at.min(self.next_tick));
+                self.timer.as_mut().reset(next);
                 false
             }
             Phase::Closing => {
@@ -293,13 +407,11 @@ where
             if this.to_upstream.is_done() && this.to_client.is_done() {
                 return Poll::Ready(this.report());
             }
-            if matches!(this.phase, Phase::Open { .. }) && this.stopped.as_mut().poll(cx).is_ready() {
-                match this.stop.why() {
-                    Some((code, reason)) => this.close_both(code, reason, EndReason::Revoked),
-                    None => this.close_both(1001, "gateway shutting down", EndReason::Shutdown),
-                }
+            if let Some(pending) = this.live.poll_pending(cx.waker()) {
+                this.on_pending(pending);
                 continue;
             }
+            this.note_traffic();
             if let Some(expiry) = &mut this.expiry
                 && matches!(this.phase, Phase::Open { .. })
                 && expiry.as_mut().poll(cx).is_ready()
@@ -317,6 +429,14 @@ where
             }
             return Poll::Pending;
         }
+    }
+}
+
+/// The end reason of a violation: plan limits have their own.
+fn end_of(violation: Violation, otherwise: EndReason) -> EndReason {
+    match violation {
+        Violation::LimitExceeded(_) => EndReason::LimitExceeded,
+        _ => otherwise,
     }
 }
 

@@ -10,8 +10,11 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use tokio::time::Instant;
+
 use super::frame::{MAX_CLOSE_FRAME, Scan, Scanner, Violation, write_close};
 use super::pool::{self, Buffer};
+use crate::policy::budget::Budget;
 
 /// What a pump tells the relay; each is reported once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +27,8 @@ pub enum PumpEvent {
     SrcGone,
     /// Writing to `dst` failed: that peer is gone.
     DstGone,
+    /// The budget is spent: the pump waits until [`Pump::resume_at`].
+    Paused,
     /// Nothing more to read and everything written: poll this pump no more.
     Done,
 }
@@ -51,6 +56,11 @@ pub struct Pump {
     owed_close: Option<Box<(u16, String)>>,
     /// Mask for frames the gateway writes to `dst`: `Some` when `dst` is the upstream.
     mask: Option<[u8; 4]>,
+    /// What this direction may still send under the connection's limits; `None`: unmetered.
+    budget: Option<Box<Budget>>,
+    /// Waiting for the budget: `src` is not read (TCP backpressure reaches the sender) until
+    /// the relay resumes the pump at `budget.resume_at`. Unlike `reading = false`, this ends.
+    paused: bool,
     /// False once `src` sent its close, broke the rules or vanished.
     reading: bool,
     /// False once the gateway has sent its own close to `dst` (or `dst` is gone): from then on
@@ -63,7 +73,7 @@ pub struct Pump {
 
 impl Pump {
     /// `initial` holds bytes that arrived with the handshake (frames pipelined after it).
-    pub fn new(scanner: Scanner, mask: Option<[u8; 4]>, initial: &[u8]) -> Pump {
+    pub fn new(scanner: Scanner, mask: Option<[u8; 4]>, initial: &[u8], budget: Option<Box<Budget>>) -> Pump {
         let mut pump = Pump {
             scanner,
             buf: None,
@@ -73,6 +83,8 @@ impl Pump {
             inject: None,
             owed_close: None,
             mask,
+            budget,
+            paused: false,
             reading: true,
             forwarding: true,
             rescan: false,
@@ -91,6 +103,25 @@ impl Pump {
 
     pub fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// When a paused pump wants to try its budget again.
+    pub fn resume_at(&self) -> Option<Instant> {
+        if self.paused { self.budget.as_ref().and_then(|b| b.resume_at) } else { None }
+    }
+
+    /// Tries the budget again (the relay's timer reached `resume_at`).
+    pub fn resume(&mut self) {
+        if self.paused {
+            self.paused = false;
+            self.rescan = true;
+        }
+    }
+
+    /// Follows new limits from the next frame on; the old budget gives back what it held.
+    pub fn set_budget(&mut self, budget: Option<Box<Budget>>) {
+        self.budget = budget;
+        self.resume();
     }
 
     /// Queues a gateway close frame for `dst`, sent at the next frame boundary. After it, the
@@ -122,6 +153,11 @@ impl Pump {
         }
     }
 
+    /// Limits no longer apply (the connection is closing): let what is held back through.
+    pub fn lift_limits(&mut self) {
+        self.set_budget(None);
+    }
+
     /// `dst` is gone: keep reading `src` only to see its close, write nothing.
     pub fn stop_forwarding(&mut self) {
         self.forwarding = false;
@@ -148,6 +184,10 @@ impl Pump {
         loop {
             if let Some(event) = std::task::ready!(self.poll_write_out(cx, dst)) {
                 return Poll::Ready(event);
+            }
+            if self.paused {
+                // Woken by the relay's timer, which resumes the pump.
+                return Poll::Pending;
             }
             if self.rescan {
                 self.rescan = false;
@@ -233,7 +273,7 @@ impl Pump {
     fn scan(&mut self) -> Option<PumpEvent> {
         let buf = self.buf.as_ref()?;
         let stop_at_boundary = self.inject.is_some();
-        let scan = self.scanner.scan(&buf[self.ready..self.filled], stop_at_boundary);
+        let scan = self.scanner.scan(&buf[self.ready..self.filled], stop_at_boundary, self.budget.as_deref_mut());
         let event = match scan {
             Scan::Continue { consumed } => {
                 self.ready += consumed;
@@ -260,6 +300,11 @@ impl Pump {
                 self.stop_reading();
                 self.close_dst(violation.close_code(), &violation.to_string());
                 Some(PumpEvent::Violation(violation))
+            }
+            Scan::Paused { consumed } => {
+                self.ready += consumed;
+                self.paused = true;
+                Some(PumpEvent::Paused)
             }
         };
         if !self.forwarding {

@@ -4,10 +4,8 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
-use tokio_util::sync::CancellationToken;
 
 use super::frame::{MAX_CLOSE_FRAME, write_close};
-use super::stop::StopSignal;
 use super::*;
 
 const LIMITS: RelayConfig = RelayConfig {
@@ -42,16 +40,18 @@ struct Sides {
     client: DuplexStream,
     upstream: DuplexStream,
     relay: tokio::task::JoinHandle<RelayReport>,
-    shutdown: CancellationToken,
+    live: Arc<Live>,
 }
 
 fn start(limits: RelayConfig) -> Sides {
     let (client, gateway_client) = duplex(1 << 16);
     let (upstream, gateway_upstream) = duplex(1 << 16);
-    let shutdown = CancellationToken::new();
-    let stop = StopSignal::new(&shutdown);
-    let relay = tokio::spawn(relay(gateway_client, gateway_upstream, &[], &[], limits, stop, None));
-    Sides { client, upstream, relay, shutdown }
+    let live = Live::new();
+    let sockets =
+        Sockets { client: gateway_client, upstream: gateway_upstream, client_early: &[], upstream_early: &[] };
+    let metering = Metering { limits: Arc::default(), counters: Arc::new(wsgate_counters::LocalCounters::new()) };
+    let relay = tokio::spawn(relay(sockets, limits, live.clone(), metering, None));
+    Sides { client, upstream, relay, live }
 }
 
 async fn read_exact(stream: &mut DuplexStream, len: usize) -> Vec<u8> {
@@ -156,7 +156,7 @@ async fn the_gateway_close_waits_for_the_end_of_a_frame_in_flight() {
     let whole = frame(0x2, true, false, &[7; 10]);
     s.upstream.write_all(&whole[..6]).await.expect("write");
     assert_eq!(read_exact(&mut s.client, 6).await, whole[..6]);
-    s.shutdown.cancel();
+    s.live.stop(1001, "gateway shutting down");
     assert_eq!(read_close_code(&mut s.upstream).await, 1001);
     s.upstream.write_all(&whole[6..]).await.expect("write");
     assert_eq!(read_exact(&mut s.client, 6).await, whole[6..]);

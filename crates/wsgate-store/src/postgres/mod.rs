@@ -27,8 +27,8 @@ use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls, Transaction};
 
 use crate::schema;
-use crate::sql::{Backend, Expect, Failure, Param, Row, Statement, Write};
-use crate::tables::{COUNT_PLANS, seed_plans};
+use crate::sql::{Backend, Failure, Param, Row, Statement, Write};
+use crate::tables::seed_plans;
 use crate::{CHANGE_FEED_CAPACITY, Change, StoreError};
 
 /// The longest a store call may take, from waiting for the connection to the answer.
@@ -187,7 +187,7 @@ impl Backend for Postgres {
                 }
             })
             .await?;
-        outcome.map_err(|what| StoreError::NotFound { what }.into())
+        outcome.map_err(Failure::Store)
     }
 
     fn changes(&self) -> broadcast::Receiver<Change> {
@@ -199,15 +199,15 @@ fn sql_params(params: &[Param]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync
     params.iter().map(Param::as_sql).collect()
 }
 
-/// Runs a write's statements, then its notifications; `Ok(Err(what))` when a statement did
+/// Runs a write's statements, then its notifications; `Ok(Err(unmet))` when a statement did
 /// not meet its expectation (nothing after it runs).
 async fn run_write(
     transaction: &Transaction<'_>,
     write: &Write,
-) -> Result<Result<(), &'static str>, tokio_postgres::Error> {
+) -> Result<Result<(), StoreError>, tokio_postgres::Error> {
     for statement in &write.statements {
-        if let Err(what) = run_statement(transaction, statement).await? {
-            return Ok(Err(what));
+        if let Err(unmet) = run_statement(transaction, statement).await? {
+            return Ok(Err(unmet));
         }
     }
     for change in &write.changes {
@@ -216,23 +216,18 @@ async fn run_write(
     Ok(Ok(()))
 }
 
-/// Runs one statement of a write; `Ok(Err(what))` when it did not meet its expectation.
+/// Runs one statement of a write; `Ok(Err(unmet))` when it did not meet its expectation.
 async fn run_statement(
     transaction: &Transaction<'_>,
     statement: &Statement,
-) -> Result<Result<(), &'static str>, tokio_postgres::Error> {
+) -> Result<Result<(), StoreError>, tokio_postgres::Error> {
     let params = sql_params(&statement.params);
-    Ok(match statement.expect {
-        Expect::Anything => transaction.execute(statement.sql, &params).await.map(|_| Ok(()))?,
-        Expect::Touches(what) => match transaction.execute(statement.sql, &params).await? {
-            0 => Err(what),
-            _ => Ok(()),
-        },
-        Expect::Finds(what) => match transaction.query(statement.sql, &params).await?.is_empty() {
-            true => Err(what),
-            false => Ok(()),
-        },
-    })
+    let rows = if statement.expect.is_query() {
+        transaction.query(statement.sql, &params).await?.len() as u64
+    } else {
+        transaction.execute(statement.sql, &params).await?
+    };
+    Ok(statement.expect.met_by(rows))
 }
 
 /// Applies pending migrations and seeds a new store in one transaction holding an advisory
@@ -251,13 +246,10 @@ async fn migrate(client: &mut Client, target: &str) -> Result<(), Failure> {
         transaction.execute(schema::RECORD, &record).await.map_err(fail)?;
         tracing::info!(version = migration.version, name = migration.name, "applied PostgreSQL migration");
     }
-    let plans: i64 = transaction.query_one(COUNT_PLANS, &[]).await.and_then(|row| row.try_get(0)).map_err(fail)?;
-    if plans == 0 {
+    // A new store gets the default plans; plans a user deleted later stay deleted.
+    if applied.is_empty() {
         for statement in seed_plans()? {
-            run_statement(&transaction, &statement)
-                .await
-                .map_err(fail)?
-                .map_err(|what| StoreError::NotFound { what })?;
+            run_statement(&transaction, &statement).await.map_err(fail)??;
         }
     }
     transaction.commit().await.map_err(fail)

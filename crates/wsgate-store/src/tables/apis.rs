@@ -2,19 +2,20 @@
 //! so the database itself enforces "one API per context and canonical version".
 
 use wsgate_core::config::AuthMode;
+use wsgate_core::limits::{Direction, Limits, OnExceed, Rate};
 use wsgate_core::model::{ApiRecord, Lifecycle, Plan};
 use wsgate_core::version;
 
-use super::{from_i64, from_json, read, read_one, to_i64, to_json, unknown, write};
+use super::{from_i64, from_json, read, read_one, to_json, unknown, write};
 use crate::schema::Rule;
 use crate::sql::{Backend, Expect, Param, Row, Statement, Write};
 use crate::{Change, Result};
 
-/// The columns `decode_api` reads, in its order; writes add `canonical_version` as `$17`.
+/// The columns `decode_api` reads, in its order; writes add `canonical_version` as `$19`.
 macro_rules! api_columns {
     () => {
         "id, name, context, version, endpoints, plans, auth, state, default_version, ca_file, \
-         insecure_skip_verify, scopes, close_on_token_expiry, owner, created_at, updated_at"
+         insecure_skip_verify, scopes, close_on_token_expiry, owner, created_at, updated_at, api_plan, client_plan"
     };
 }
 
@@ -52,10 +53,12 @@ fn decode_api(row: &Row) -> Result<ApiRecord> {
         owner: row.text(13)?,
         created_at: row.int(14)?,
         updated_at: row.int(15)?,
+        api_plan: row.opt_text(16)?,
+        client_plan: row.opt_text(17)?,
     })
 }
 
-/// `$1`…`$17` of an insert or update.
+/// `$1`…`$19` of an insert or update.
 fn api_params(api: &ApiRecord) -> Result<Vec<Param>> {
     Ok(vec![
         api.id.as_str().into(),
@@ -74,6 +77,8 @@ fn api_params(api: &ApiRecord) -> Result<Vec<Param>> {
         api.owner.as_str().into(),
         api.created_at.into(),
         api.updated_at.into(),
+        Param::OptText(api.api_plan.clone()),
+        Param::OptText(api.client_plan.clone()),
         version::canonical(&api.version).into(),
     ])
 }
@@ -118,7 +123,7 @@ pub(super) async fn create_api(db: &impl Backend, api: &ApiRecord) -> Result<()>
         "INSERT INTO apis (",
         api_columns!(),
         ", canonical_version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     );
     write_api(db, api, Statement::new(SQL, api_params(api)?)).await
 }
@@ -138,8 +143,8 @@ pub(super) async fn list_apis(db: &impl Backend) -> Result<Vec<ApiRecord>> {
 pub(super) async fn update_api(db: &impl Backend, api: &ApiRecord) -> Result<()> {
     const SQL: &str = "UPDATE apis SET name = $2, context = $3, version = $4, endpoints = $5, plans = $6, \
         auth = $7, state = $8, default_version = $9, ca_file = $10, insecure_skip_verify = $11, scopes = $12, \
-        close_on_token_expiry = $13, owner = $14, created_at = $15, updated_at = $16, canonical_version = $17 \
-        WHERE id = $1";
+        close_on_token_expiry = $13, owner = $14, created_at = $15, updated_at = $16, api_plan = $17, \
+        client_plan = $18, canonical_version = $19 WHERE id = $1";
     write_api(db, api, Statement::new(SQL, api_params(api)?).expect(Expect::Touches("API"))).await
 }
 
@@ -150,45 +155,96 @@ pub(super) async fn delete_api(db: &impl Backend, id: &str) -> Result<()> {
     write(db, vec![statement], &[Change::Apis, Change::Subscriptions], |rule| format!("deleting breaks {rule:?}")).await
 }
 
-const PLAN_COLUMNS_SELECT: &str = "SELECT name, description, messages_per_minute, max_connections FROM plans";
+/// The columns `decode_plan` reads, in its order.
+macro_rules! plan_columns {
+    () => {
+        "name, description, messages, bytes, count_direction, connections, connection_rate, on_exceed"
+    };
+}
+
+fn decode_plan(row: &Row) -> Result<Plan> {
+    let rate = |index: usize, column: &str| -> Result<Option<Rate>> {
+        row.opt_text(index)?.map(|text| text.parse().map_err(|_| unknown(column, &text))).transpose()
+    };
+    let count = row.text(4)?;
+    let on_exceed = row.text(7)?;
+    Ok(Plan {
+        name: row.text(0)?,
+        description: row.text(1)?,
+        limits: Limits {
+            messages: rate(2, "message rate")?,
+            bytes: rate(3, "byte rate")?,
+            count: Direction::parse(&count).ok_or_else(|| unknown("count direction", &count))?,
+            connections: row.opt_int(5)?.map(|n| from_i64(n, "connections")).transpose()?,
+            connection_rate: rate(6, "connection rate")?,
+            on_exceed: OnExceed::parse(&on_exceed).ok_or_else(|| unknown("on_exceed", &on_exceed))?,
+        },
+    })
+}
+
+fn plan_params(plan: &Plan) -> Vec<Param> {
+    let rate = |rate: Option<Rate>| Param::OptText(rate.map(|r| r.to_string()));
+    let limits = &plan.limits;
+    vec![
+        plan.name.as_str().into(),
+        plan.description.as_str().into(),
+        rate(limits.messages),
+        rate(limits.bytes),
+        limits.count.as_str().into(),
+        Param::OptInt(limits.connections.map(i64::from)),
+        rate(limits.connection_rate),
+        limits.on_exceed.as_str().into(),
+    ]
+}
 
 pub(super) async fn list_plans(db: &impl Backend) -> Result<Vec<Plan>> {
-    let mut plans = read(db, PLAN_COLUMNS_SELECT, vec![], |row| {
-        Ok(Plan {
-            name: row.text(0)?,
-            description: row.text(1)?,
-            messages_per_minute: row.opt_int(2)?.map(|n| from_i64(n, "messages_per_minute")).transpose()?,
-            max_connections: row.opt_int(3)?.map(|n| from_i64(n, "max_connections")).transpose()?,
-        })
-    })
-    .await?;
+    const SQL: &str = concat!("SELECT ", plan_columns!(), " FROM plans");
+    let mut plans = read(db, SQL, vec![], decode_plan).await?;
     plans.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(plans)
 }
 
-fn plan_params(plan: &Plan) -> Result<Vec<Param>> {
-    Ok(vec![
-        plan.name.as_str().into(),
-        plan.description.as_str().into(),
-        Param::OptInt(plan.messages_per_minute.map(|n| to_i64(n, "messages_per_minute")).transpose()?),
-        Param::OptInt(plan.max_connections.map(i64::from)),
-    ])
+pub(super) async fn plan(db: &impl Backend, name: &str) -> Result<Option<Plan>> {
+    const SQL: &str = concat!("SELECT ", plan_columns!(), " FROM plans WHERE name = $1");
+    read_one(db, SQL, vec![name.into()], decode_plan).await
 }
 
+const INSERT_PLAN: &str = concat!("INSERT INTO plans (", plan_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+
 pub(super) async fn put_plan(db: &impl Backend, plan: &Plan) -> Result<()> {
-    const SQL: &str = "INSERT INTO plans (name, description, messages_per_minute, max_connections) \
-        VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET description = excluded.description, \
-        messages_per_minute = excluded.messages_per_minute, max_connections = excluded.max_connections";
-    let statement = Statement::new(SQL, plan_params(plan)?);
+    const SQL: &str = concat!(
+        "INSERT INTO plans (",
+        plan_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO UPDATE SET \
+         description = excluded.description, messages = excluded.messages, bytes = excluded.bytes, \
+         count_direction = excluded.count_direction, connections = excluded.connections, \
+         connection_rate = excluded.connection_rate, on_exceed = excluded.on_exceed"
+    );
+    let statement = Statement::new(SQL, plan_params(plan));
     write(db, vec![statement], &[Change::Plans], |rule| format!("plan {} breaks {rule:?}", plan.name)).await
 }
 
-/// Run by a backend inside its migration transaction: `COUNT_PLANS` and, when it is 0 (a new
-/// store — plans are never deleted), the default plans' inserts.
-pub(crate) const COUNT_PLANS: &str = "SELECT COUNT(*) FROM plans";
+/// Refused while anything names the plan. The caller checks first and names who uses it; these
+/// guards make the check and the delete one transaction, so a plan cannot vanish under a
+/// subscription made at the same moment. Plan names are identifiers (letters, digits, `-._@`),
+/// so `"name"` in an API's JSON list of plans is found with LIKE once `_` is escaped.
+pub(super) async fn delete_plan(db: &impl Backend, name: &str) -> Result<()> {
+    const IN_LIST: &str = "SELECT 1 FROM apis WHERE plans LIKE $1 ESCAPE '\\'";
+    const NAMED: &str = "SELECT 1 FROM apis WHERE api_plan = $1 OR client_plan = $1 \
+        UNION ALL SELECT 1 FROM applications WHERE plan = $1 \
+        UNION ALL SELECT 1 FROM subscriptions WHERE plan = $1 AND state <> 'REMOVED'";
+    const DELETE: &str = "DELETE FROM plans WHERE name = $1";
+    let pattern = format!("%\"{}\"%", name.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let statements = vec![
+        Statement::new(IN_LIST, vec![pattern.into()]).expect(Expect::FindsNone("the plan is offered by an API")),
+        Statement::new(NAMED, vec![name.into()])
+            .expect(Expect::FindsNone("the plan is in use by an application or a subscription")),
+        Statement::new(DELETE, vec![name.into()]).expect(Expect::Touches("plan")),
+    ];
+    write(db, statements, &[Change::Plans], |rule| format!("deleting plan {name} breaks {rule:?}")).await
+}
 
+/// Run by a backend inside the migration transaction that creates a new store.
 pub(crate) fn seed_plans() -> Result<Vec<Statement>> {
-    const SQL: &str = "INSERT INTO plans (name, description, messages_per_minute, max_connections) \
-        VALUES ($1, $2, $3, $4)";
-    Plan::defaults().iter().map(|plan| Ok(Statement::new(SQL, plan_params(plan)?))).collect()
+    Ok(Plan::defaults().iter().map(|plan| Statement::new(INSERT_PLAN, plan_params(plan))).collect())
 }

@@ -9,11 +9,12 @@ use crate::sql::{Backend, Expect, Param, Row, Statement};
 use crate::{Change, Result, SubscriptionFilter};
 
 const APPLICATION_EXISTS: &str = "SELECT 1 FROM applications WHERE id = $1";
+const PLAN_EXISTS: &str = "SELECT 1 FROM plans WHERE name = $1";
 
 /// The columns `decode_application` reads, in its order.
 macro_rules! application_columns {
     () => {
-        "id, name, owner, description, created_at, external_clients"
+        "id, name, owner, description, created_at, plan, external_clients"
     };
 }
 
@@ -24,19 +25,21 @@ fn decode_application(row: &Row) -> Result<Application> {
         owner: row.text(2)?,
         description: row.text(3)?,
         created_at: row.int(4)?,
-        external_clients: from_json(&row.text(5)?, "external clients")?,
+        plan: row.opt_text(5)?,
+        external_clients: from_json(&row.text(6)?, "external clients")?,
     })
 }
 
 pub(super) async fn create_application(db: &impl Backend, app: &Application) -> Result<()> {
     const SQL: &str =
-        concat!("INSERT INTO applications (", application_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)");
+        concat!("INSERT INTO applications (", application_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)");
     let params = vec![
         app.id.as_str().into(),
         app.name.as_str().into(),
         app.owner.as_str().into(),
         app.description.as_str().into(),
         app.created_at.into(),
+        Param::OptText(app.plan.clone()),
         to_json(&app.external_clients)?,
     ];
     write(db, vec![Statement::new(SQL, params)], &[Change::Applications], |rule| match rule {
@@ -65,6 +68,21 @@ pub(super) async fn set_external_clients(db: &impl Backend, id: &str, clients: &
     const SQL: &str = "UPDATE applications SET external_clients = $2 WHERE id = $1";
     let statement = Statement::new(SQL, vec![id.into(), to_json(clients)?]).expect(Expect::Touches("application"));
     write(db, vec![statement], &[Change::Applications], |rule| format!("registering clients breaks {rule:?}")).await
+}
+
+/// Checked against the plans table in the same transaction, so the plan cannot be deleted
+/// between the check and the write.
+pub(super) async fn set_application_plan(db: &impl Backend, id: &str, plan: Option<&str>) -> Result<()> {
+    const SQL: &str = "UPDATE applications SET plan = $2 WHERE id = $1";
+    let mut statements = Vec::new();
+    if let Some(plan) = plan {
+        statements.push(Statement::new(PLAN_EXISTS, vec![plan.into()]).expect(Expect::Finds("plan")));
+    }
+    statements.push(
+        Statement::new(SQL, vec![id.into(), Param::OptText(plan.map(Into::into))])
+            .expect(Expect::Touches("application")),
+    );
+    write(db, statements, &[Change::Applications], |rule| format!("the application breaks the rule {rule:?}")).await
 }
 
 pub(super) async fn delete_application(db: &impl Backend, id: &str) -> Result<()> {
@@ -172,6 +190,15 @@ pub(super) async fn set_subscription_scopes(db: &impl Backend, id: &str, scopes:
     const SQL: &str = "UPDATE subscriptions SET granted_scopes = $2 WHERE id = $1";
     let statement = Statement::new(SQL, vec![id.into(), to_json(scopes)?]).expect(Expect::Touches("subscription"));
     write(db, vec![statement], &[Change::Subscriptions], |rule| format!("granting scopes breaks {rule:?}")).await
+}
+
+pub(super) async fn set_subscription_plan(db: &impl Backend, id: &str, plan: &str) -> Result<()> {
+    const SQL: &str = "UPDATE subscriptions SET plan = $2 WHERE id = $1";
+    let statements = vec![
+        Statement::new(PLAN_EXISTS, vec![plan.into()]).expect(Expect::Finds("plan")),
+        Statement::new(SQL, vec![id.into(), plan.into()]).expect(Expect::Touches("subscription")),
+    ];
+    write(db, statements, &[Change::Subscriptions], |rule| format!("the subscription breaks the rule {rule:?}")).await
 }
 
 /// The columns `decode_credentials` reads, in its order.

@@ -27,7 +27,7 @@ use crate::schema::Rule;
 use crate::sql::{Backend, Param, Row, Statement, Write};
 use crate::{Change, Result, Store, StoreError, SubscriptionFilter};
 
-pub(crate) use apis::{COUNT_PLANS, seed_plans};
+pub(crate) use apis::seed_plans;
 
 /// A [`Store`] over one backend.
 #[derive(Debug)]
@@ -89,11 +89,6 @@ fn unknown(column: &str, value: &str) -> StoreError {
     StoreError::Backend(format!("stored {column} {value:?} is unknown"))
 }
 
-/// Integers wider than the database's BIGINT are refused rather than wrapped.
-fn to_i64(value: u64, field: &str) -> Result<i64> {
-    i64::try_from(value).map_err(|_| StoreError::Backend(format!("{field} {value} is too large to store")))
-}
-
 fn from_i64<T: TryFrom<i64>>(value: i64, column: &str) -> Result<T> {
     T::try_from(value).map_err(|_| StoreError::Backend(format!("stored {column} {value} is out of range")))
 }
@@ -141,8 +136,14 @@ impl<B: Backend> Store for Tables<B> {
     async fn list_plans(&self) -> Result<Vec<Plan>> {
         apis::list_plans(&self.db).await
     }
+    async fn plan(&self, name: &str) -> Result<Option<Plan>> {
+        apis::plan(&self.db, name).await
+    }
     async fn put_plan(&self, plan: &Plan) -> Result<()> {
         apis::put_plan(&self.db, plan).await
+    }
+    async fn delete_plan(&self, name: &str) -> Result<()> {
+        apis::delete_plan(&self.db, name).await
     }
 
     async fn create_application(&self, app: &Application) -> Result<()> {
@@ -156,6 +157,9 @@ impl<B: Backend> Store for Tables<B> {
     }
     async fn set_external_clients(&self, id: &str, clients: &[ExternalClient]) -> Result<()> {
         apps::set_external_clients(&self.db, id, clients).await
+    }
+    async fn set_application_plan(&self, id: &str, plan: Option<&str>) -> Result<()> {
+        apps::set_application_plan(&self.db, id, plan).await
     }
     async fn delete_application(&self, id: &str) -> Result<()> {
         apps::delete_application(&self.db, id).await
@@ -175,6 +179,10 @@ impl<B: Backend> Store for Tables<B> {
     }
     async fn set_subscription_scopes(&self, id: &str, scopes: &[String]) -> Result<()> {
         apps::set_subscription_scopes(&self.db, id, scopes).await
+    }
+
+    async fn set_subscription_plan(&self, id: &str, plan: &str) -> Result<()> {
+        apps::set_subscription_plan(&self.db, id, plan).await
     }
 
     async fn put_credentials(&self, credentials: &ClientCredentials) -> Result<()> {

@@ -46,12 +46,17 @@ async fn reopening_keeps_data_and_migrates_once() {
         wsgate_store::open_postgres(&schema.url).await.expect("reopen")
     })
     .await;
-    assert_eq!(migration_rows(&schema).await, 2);
+    assert_eq!(migration_rows(&schema).await, 3);
 }
 
+/// Rows in `schema_migrations`; asserts there is one per version (none applied twice).
 async fn migration_rows(schema: &PgSchema) -> i64 {
     let client = harness::connect(&schema.url).await.expect("connect");
-    client.query_one("SELECT COUNT(*) FROM schema_migrations", &[]).await.expect("count").get(0)
+    let row =
+        client.query_one("SELECT COUNT(*), COUNT(DISTINCT version) FROM schema_migrations", &[]).await.expect("count");
+    let (rows, versions): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(rows, versions, "a migration was applied twice");
+    rows
 }
 
 #[tokio::test]
@@ -63,7 +68,7 @@ async fn nodes_starting_together_migrate_once() {
         let node = node.expect("every node opens");
         assert_eq!(node.list_plans().await.expect("list").len(), Plan::defaults().len(), "seeded once");
     }
-    assert_eq!(migration_rows(&schema).await, 2);
+    assert_eq!(migration_rows(&schema).await, 3);
 }
 
 /// The multi-node feed: a write through one store is heard by another on the same database.

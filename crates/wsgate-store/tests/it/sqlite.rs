@@ -46,9 +46,13 @@ async fn reopening_keeps_data_and_migrates_once() {
     suite::reopening_keeps_data_and_seeds_once(first, async || wsgate_store::open_sqlite(&path).await.expect("reopen"))
         .await;
     let connection = rusqlite::Connection::open(&path).expect("open the file");
-    let versions: i64 =
-        connection.query_row("SELECT COUNT(*) FROM schema_migrations", [], |row| row.get(0)).expect("count");
-    assert_eq!(versions, 2, "one row per migration, however often opened");
+    let (rows, versions): (i64, i64) = connection
+        .query_row("SELECT COUNT(*), COUNT(DISTINCT version) FROM schema_migrations", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .expect("count");
+    assert_eq!(rows, versions, "one row per migration, however often opened");
+    assert_eq!(rows, 3, "versions 1, 2 and 3");
     let mode: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0)).expect("journal mode");
     assert_eq!(mode, "wal");
 }
@@ -88,4 +92,35 @@ async fn version_2_keeps_subscriptions_and_grants_them_their_apis_scopes() {
     assert_eq!(subscription.granted_scopes, ["chat", "read"]);
     let app = db.application("p1").await.expect("read").expect("kept");
     assert!(app.external_clients.is_empty(), "no external client is registered by the migration");
+}
+
+/// A store made by the first release (schema version 1) keeps its plans' limits when a newer
+/// wsgate opens it: the per-minute message count and the connection cap carry over.
+#[tokio::test]
+async fn a_version_1_store_keeps_its_plans_limits() {
+    let dir = TempDir::new("wsgate_sqlite");
+    let path = dir.path().join("wsgate.db");
+    {
+        let connection = rusqlite::Connection::open(&path).expect("create");
+        connection
+            .execute_batch(
+                "CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, name TEXT NOT NULL, \
+                 applied_at BIGINT NOT NULL);",
+            )
+            .expect("migrations table");
+        connection.execute_batch(include_str!("../../migrations/0001_initial.sql")).expect("version 1");
+        connection
+            .execute_batch(
+                "INSERT INTO schema_migrations VALUES (1, 'initial', 0); \
+                 INSERT INTO plans VALUES ('Gold', 'old gold', 20000, 200), ('Open', 'no limits', NULL, NULL);",
+            )
+            .expect("version 1 data");
+    }
+    let store = wsgate_store::open_sqlite(&path).await.expect("open and migrate");
+    let plans = store.list_plans().await.expect("list");
+    assert_eq!(plans.len(), 2, "an existing store is not seeded again: {plans:?}");
+    let gold = &plans[0].limits;
+    assert_eq!(gold.messages.map(|r| r.to_string()), Some("20000/min".into()));
+    assert_eq!(gold.connections, Some(200));
+    assert!(plans[1].limits.is_unlimited());
 }

@@ -1,9 +1,10 @@
 //! APIs and business plans.
 
 use wsgate_core::config::AuthMode;
+use wsgate_core::limits::{Direction, Limits, OnExceed, Period, Rate};
 use wsgate_core::model::{Lifecycle, Plan};
 
-use super::{Db, NOW, api, conflict, not_found};
+use super::{Db, NOW, api, application, conflict, not_found, subscription};
 
 pub async fn apis_are_created_read_listed_updated_and_deleted(db: Db) {
     assert_eq!(db.api("a1").await.expect("read"), None);
@@ -90,15 +91,20 @@ pub async fn plans_start_with_the_defaults_and_can_be_put(db: Db) {
     let silver = Plan {
         name: "Silver".into(),
         description: "cheaper".into(),
-        messages_per_minute: Some(u64::from(u32::MAX) + 1),
-        max_connections: None,
+        limits: Limits { messages: Some(Rate::new(u64::from(u32::MAX) + 1, Period::Day)), ..Limits::default() },
     };
     db.put_plan(&silver).await.expect("replace");
     let free = Plan {
         name: "Free".into(),
         description: "for trying".into(),
-        messages_per_minute: Some(10),
-        max_connections: Some(1),
+        limits: Limits {
+            messages: Some(Rate::new(10, Period::Second)),
+            bytes: Some(Rate::new(4096, Period::Minute)),
+            count: Direction::In,
+            connections: Some(1),
+            connection_rate: Some(Rate::new(3, Period::Hour)),
+            on_exceed: OnExceed::Close,
+        },
     };
     db.put_plan(&free).await.expect("create");
     let plans = db.list_plans().await.expect("list");
@@ -106,4 +112,41 @@ pub async fn plans_start_with_the_defaults_and_can_be_put(db: Db) {
     assert_eq!(names, ["Bronze", "Free", "Gold", "Silver", "Unlimited"]);
     assert_eq!(plans.iter().find(|p| p.name == "Silver"), Some(&silver));
     assert_eq!(plans.iter().find(|p| p.name == "Free"), Some(&free));
+}
+
+/// A plan named by an API (offered, API-wide or per client), an application or a live
+/// subscription stays; once nothing names it, it goes.
+pub async fn plans_in_use_cannot_be_deleted(db: Db) {
+    let free = Plan { name: "Free_1".into(), description: String::new(), limits: Limits::default() };
+    let other = Plan { name: "FreeX1".into(), ..free.clone() };
+    db.put_plan(&free).await.expect("create");
+    db.put_plan(&other).await.expect("create");
+    let mut echo = api("a1", "Echo", "/echo", "1");
+    echo.plans = vec!["Free_1".into()];
+    db.create_api(&echo).await.expect("create api");
+    conflict(db.delete_plan("Free_1").await);
+    // `_` is not a wildcard: a plan whose name differs there is not "offered".
+    db.delete_plan("FreeX1").await.expect("FreeX1 is not offered");
+    echo.plans = vec!["Gold".into()];
+    echo.api_plan = Some("Free_1".into());
+    db.update_api(&echo).await.expect("update api");
+    conflict(db.delete_plan("Free_1").await);
+    echo.api_plan = None;
+    echo.client_plan = Some("Free_1".into());
+    db.update_api(&echo).await.expect("update api");
+    conflict(db.delete_plan("Free_1").await);
+    echo.client_plan = None;
+    db.update_api(&echo).await.expect("update api");
+    db.create_application(&application("p1", "alice", "App")).await.expect("create app");
+    db.set_application_plan("p1", Some("Free_1")).await.expect("set app plan");
+    conflict(db.delete_plan("Free_1").await);
+    db.set_application_plan("p1", None).await.expect("clear app plan");
+    let mut sub = subscription("s1", "p1", "a1", NOW);
+    sub.plan = "Free_1".into();
+    db.create_subscription(&sub).await.expect("subscribe");
+    conflict(db.delete_plan("Free_1").await);
+    db.set_subscription_state("s1", wsgate_core::model::SubscriptionState::Removed).await.expect("remove");
+    db.delete_plan("Free_1").await.expect("nothing names it any more");
+    assert_eq!(db.plan("Free_1").await.expect("read"), None);
+    not_found(db.delete_plan("Free_1").await);
 }

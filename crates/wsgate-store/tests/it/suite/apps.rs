@@ -179,3 +179,17 @@ pub async fn granted_scopes_and_external_clients_are_stored(db: Db) {
     assert!(db.application("p1").await.expect("read").expect("found").external_clients.is_empty());
     assert_eq!(not_found(db.set_external_clients("p9", &[]).await), "application");
 }
+
+pub async fn subscriptions_and_applications_change_plans(db: Db) {
+    db.create_api(&api("a1", "Echo", "/echo", "1")).await.expect("create api");
+    db.create_application(&application("p1", "alice", "App")).await.expect("create app");
+    db.create_subscription(&subscription("s1", "p1", "a1", NOW)).await.expect("subscribe");
+    db.set_subscription_plan("s1", "Silver").await.expect("move to Silver");
+    assert_eq!(db.subscription("s1").await.expect("read").map(|s| s.plan), Some("Silver".into()));
+    not_found(db.set_subscription_plan("s1", "Platinum").await);
+    not_found(db.set_subscription_plan("nope", "Silver").await);
+    db.set_application_plan("p1", Some("Bronze")).await.expect("set");
+    assert_eq!(db.application("p1").await.expect("read").and_then(|a| a.plan), Some("Bronze".into()));
+    not_found(db.set_application_plan("p1", Some("Platinum")).await);
+    not_found(db.set_application_plan("nope", None).await);
+}

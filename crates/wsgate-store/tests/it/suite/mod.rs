@@ -38,6 +38,8 @@ macro_rules! for_each_case {
             api_context_and_canonical_version_are_unique,
             api_updates_obey_the_same_rules,
             plans_start_with_the_defaults_and_can_be_put,
+            plans_in_use_cannot_be_deleted,
+            subscriptions_and_applications_change_plans,
             applications_are_per_owner,
             subscriptions_are_created_filtered_and_moved,
             one_live_subscription_per_application_and_api,
@@ -88,6 +90,8 @@ pub fn api(id: &str, name: &str, context: &str, version: &str) -> ApiRecord {
         insecure_skip_verify: false,
         scopes: vec![],
         close_on_token_expiry: true,
+        api_plan: None,
+        client_plan: None,
         owner: "alice".into(),
         created_at: NOW,
         updated_at: NOW,
@@ -100,6 +104,7 @@ pub fn application(id: &str, owner: &str, name: &str) -> Application {
         name: name.into(),
         owner: owner.into(),
         description: format!("{name} of {owner}"),
+        plan: None,
         created_at: NOW,
         external_clients: Vec::new(),
     }
@@ -171,7 +176,7 @@ pub async fn reopening_keeps_data_and_seeds_once(first: Db, reopen: impl AsyncFn
     first.create_user(&user("bob", &[Role::Admin])).await.expect("create user");
     let mut gold = wsgate_core::model::Plan::defaults().remove(2);
     assert_eq!(gold.name, "Gold");
-    gold.max_connections = Some(7);
+    gold.limits.connections = Some(7);
     first.put_plan(&gold).await.expect("change a default plan");
 
     let second = reopen().await;

@@ -238,19 +238,55 @@ async fn plans_are_read_by_all_and_written_by_admins() {
     let names: Vec<&str> = plans.as_array().expect("list").iter().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(names, ["Bronze", "Gold", "Silver", "Unlimited"]);
 
-    let platinum = json!({"description": "More", "messages_per_minute": 100000, "max_connections": null});
+    let platinum = json!({"description": "More", "messages": "100000/min", "connections": null, "on_exceed": "close"});
     subscriber.put("/api/v1/plans/Platinum", platinum.clone()).await.refused(403, "missing_role", None);
     let stored = admin.put("/api/v1/plans/Platinum", platinum).await.expect(200);
-    assert_eq!(stored["messages_per_minute"], 100000);
-    assert_eq!(stored["max_connections"], Value::Null);
+    assert_eq!(stored["messages"], "100000/min");
+    assert_eq!(stored["on_exceed"], "close");
+    assert_eq!(stored["count"], "both", "both directions count unless told otherwise");
+    assert_eq!(stored.get("connections"), None, "an absent limit is unlimited");
+    assert_eq!(admin.get("/api/v1/plans/Platinum").await.expect(200), stored);
     admin.put("/api/v1/plans/Bad%20Name", json!({})).await.refused(422, "invalid_value", Some("name"));
-    admin.put("/api/v1/plans/Gold", json!({"max_connections": -1})).await.refused(
+    admin.put("/api/v1/plans/Gold", json!({"connections": -1})).await.refused(
         400,
         "malformed_body",
-        Some("max_connections"),
+        Some("connections"),
     );
+    admin.put("/api/v1/plans/Gold", json!({"connections": 0})).await.refused(422, "invalid_value", Some("connections"));
+    for (field, value) in [("messages", "50"), ("bytes", "5/week"), ("connection_rate", "0/s")] {
+        admin.put("/api/v1/plans/Gold", json!({ field: value })).await.refused(422, "invalid_value", Some(field));
+    }
+    admin.put("/api/v1/plans/Gold", json!({"count": "sideways"})).await.refused(422, "invalid_value", Some("count"));
+    admin.put("/api/v1/plans/Gold", json!({"on_exceed": "explode"})).await.refused(
+        422,
+        "invalid_value",
+        Some("on_exceed"),
+    );
+    admin.post("/api/v1/plans", json!({"name": "Platinum"})).await.refused(409, "conflict", None);
+    admin.post("/api/v1/plans", json!({"name": "Tiny", "messages": "5/s", "count": "in"})).await.expect(201);
     // A new plan can be offered at once.
     let creator = control.user("carl", &["creator"]).await;
     let body = api_body("P", "/p", "1").with("plans", json!(["Platinum"]));
     creator.post("/api/v1/apis", body).await.expect(201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_in_use_is_not_deleted() {
+    let control = control().start().await;
+    let admin = control.admin().await;
+    admin.post("/api/v1/plans", json!({"name": "Wide", "messages": "500/s"})).await.expect(201);
+    admin.post("/api/v1/plans", json!({"name": "Spare"})).await.expect(201);
+    let body = api_body("W", "/w", "1").with("api_plan", json!("Wide"));
+    let api = admin.post("/api/v1/apis", body).await.expect(201);
+    let refusal = admin.delete("/api/v1/plans/Wide").await.refused(409, "conflict", None);
+    assert!(refusal["message"].as_str().is_some_and(|m| m.contains("API W 1")), "{refusal}");
+    let subscriber = control.user("sam", &["subscriber"]).await;
+    subscriber.delete("/api/v1/plans/Spare").await.refused(403, "missing_role", None);
+    admin.delete("/api/v1/plans/Spare").await.expect(204);
+    admin.get("/api/v1/plans/Spare").await.refused(404, "not_found", None);
+    let id = api["id"].as_str().expect("id");
+    admin.put(&format!("/api/v1/apis/{id}"), api_body("W", "/w", "1")).await.expect(200);
+    admin.delete("/api/v1/plans/Wide").await.expect(204);
+    let body = api_body("X", "/x", "1").with("client_plan", json!("Nope"));
+    admin.post("/api/v1/apis", body).await.refused(422, "invalid_value", Some("client_plan"));
 }

@@ -1,0 +1,95 @@
+//! What the rest of the gateway shares with one relayed connection, both ways: signals in (stop
+//! with a close code, follow new limits) and counts out (published at the relay's timer tick,
+//! for metrics and usage while the connection lives).
+//!
+//! Signals wake the connection's task through an `AtomicWaker` the relay registers on every
+//! poll (two atomic operations, no lock), then set bits the relay reads; nothing here is
+//! touched per frame.
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::Waker;
+
+use futures_util::task::AtomicWaker;
+
+use super::Metering;
+
+const STOP: u8 = 1;
+const LIMITS: u8 = 2;
+
+#[derive(Debug, Default)]
+pub struct Live {
+    waker: AtomicWaker,
+    /// `STOP` and `LIMITS` bits, set by signals and cleared by the relay that reads them.
+    pending: AtomicU8,
+    /// The first stop wins.
+    stop: OnceLock<(u16, &'static str)>,
+    /// Limits to follow from now on, if they changed since the relay last looked.
+    limits: Mutex<Option<Metering>>,
+    /// Totals at the last tick, readable while the connection lives.
+    pub counts: Counts,
+}
+
+/// Messages and bytes relayed so far, published at each tick.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub client_messages: AtomicU64,
+    pub client_bytes: AtomicU64,
+    pub upstream_messages: AtomicU64,
+    pub upstream_bytes: AtomicU64,
+}
+
+/// What a relay must act on, from [`Live::take_pending`].
+#[derive(Debug, Default)]
+pub struct Pending {
+    pub stop: Option<(u16, &'static str)>,
+    pub limits: Option<Metering>,
+}
+
+impl Live {
+    pub fn new() -> Arc<Live> {
+        Arc::new(Live::default())
+    }
+
+    /// Ends the connection with close `code` and `reason` on both sides. The first call wins.
+    pub fn stop(&self, code: u16, reason: &'static str) {
+        let _ = self.stop.set((code, reason));
+        self.raise(STOP);
+    }
+
+    /// The close code and reason a stop asked for, if one did.
+    pub fn stopped(&self) -> Option<(u16, &'static str)> {
+        self.stop.get().copied()
+    }
+
+    /// Tells the connection to follow new limits from now on (its plan or its API's changed).
+    pub fn follow(&self, limits: Metering) {
+        *self.limits.lock().unwrap_or_else(PoisonError::into_inner) = Some(limits);
+        self.raise(LIMITS);
+    }
+
+    fn raise(&self, bit: u8) {
+        self.pending.fetch_or(bit, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Registers the relay's task to be woken by the next signal, then takes what is pending.
+    /// Registering first means a signal raised in between is never missed.
+    pub(crate) fn poll_pending(&self, waker: &Waker) -> Option<Pending> {
+        self.waker.register(waker);
+        let bits = self.pending.swap(0, Ordering::Acquire);
+        if bits == 0 {
+            return None;
+        }
+        let limits =
+            if bits & LIMITS != 0 { self.limits.lock().unwrap_or_else(PoisonError::into_inner).take() } else { None };
+        Some(Pending { stop: (bits & STOP != 0).then(|| self.stopped()).flatten(), limits })
+    }
+
+    pub(crate) fn publish(&self, client_messages: u64, client_bytes: u64, upstream_messages: u64, upstream_bytes: u64) {
+        self.counts.client_messages.store(client_messages, Ordering::Relaxed);
+        self.counts.client_bytes.store(client_bytes, Ordering::Relaxed);
+        self.counts.upstream_messages.store(upstream_messages, Ordering::Relaxed);
+        self.counts.upstream_bytes.store(upstream_bytes, Ordering::Relaxed);
+    }
+}
