@@ -221,6 +221,8 @@ fn gateway_config(echo: SocketAddr) -> Config {
         r#"
 [gateway]
 ws_listen = "127.0.0.1:0"
+# Off, or it would take the default 0.0.0.0:8099, which another gateway on the machine may hold.
+wss_listen = "off"
 
 [[apis]]
 name = "Autobahn"
