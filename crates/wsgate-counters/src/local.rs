@@ -145,6 +145,19 @@ impl Tables {
         }
     }
 
+    /// Tokens left now for `key` under `rate`, whether it is a pool (messages, bytes) or a
+    /// new-connection bucket; a full bucket when nothing was counted yet.
+    pub(crate) fn tokens_left(&self, key: &str, rate: Rate) -> u64 {
+        if let Some(pool) = lock(&self.pools).get(key).filter(|pool| pool.rate() == rate) {
+            return pool.local_tokens();
+        }
+        let now = Instant::now();
+        match lock(&self.rates).get(key) {
+            Some(bucket) => bucket.available(now).floor().max(0.0) as u64,
+            None => rate.amount,
+        }
+    }
+
     fn prune(&self) {
         let now = Instant::now();
         lock(&self.pools).retain(|_, pool| !pool.is_forgettable());
@@ -194,10 +207,7 @@ impl Counters for LocalCounters {
     }
 
     async fn tokens_left(&self, key: &str, rate: Rate) -> u64 {
-        match lock(&self.tables.pools).get(key) {
-            Some(pool) if pool.rate() == rate => pool.local_tokens(),
-            _ => rate.amount,
-        }
+        self.tables.tokens_left(key, rate)
     }
 
     fn health(&self) -> Health {
@@ -228,6 +238,7 @@ mod tests {
         let counters = LocalCounters::new();
         let rate = Rate::new(2, Period::Second);
         assert!(counters.take_connection("k", rate).await.is_ok());
+        assert_eq!(counters.tokens_left("k", rate).await, 1, "usage reads new-connection buckets too");
         assert!(counters.take_connection("k", rate).await.is_ok());
         match counters.take_connection("k", rate).await {
             Err(Refusal::TooFast { retry_after }) => assert_eq!(retry_after, Duration::from_millis(500)),

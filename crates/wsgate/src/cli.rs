@@ -69,7 +69,8 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// List subscriptions; block, unblock and grant scopes to one (publishers).
+    /// Subscriptions: list them; block, unblock and grant scopes (publishers); their usage of
+    /// their plan's limits, and moving them to another plan.
     Subscription {
         #[command(subcommand)]
         command: SubscriptionCommand,
@@ -95,6 +96,13 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Create, list, show, change and delete business plans (throttling tiers).
+    Plan {
+        #[command(subcommand)]
+        command: PlanCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Revoke one access token, or every token an application holds so far; the gateway closes
     /// their live connections.
     #[command(group = clap::ArgGroup::new("what").required(true).args(["token", "app"]))]
@@ -108,6 +116,57 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+/// The limits of a plan, as flags (`create` and `update`). On `update`, a flag left out keeps
+/// the plan's value and `none` removes a limit.
+#[derive(Args, Default)]
+pub struct PlanFlags {
+    /// What the plan is for, shown to subscribers.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Messages per period, N/PERIOD with PERIOD s, min, h or day (e.g. 50/s).
+    #[arg(long, value_name = "N/PERIOD")]
+    pub messages: Option<String>,
+    /// Payload bytes per period, N/PERIOD (e.g. 1048576/min).
+    #[arg(long, value_name = "N/PERIOD")]
+    pub bytes: Option<String>,
+    /// Which messages --messages and --bytes count: from the client (in), to it (out) or both.
+    #[arg(long, value_parser = ["in", "out", "both"])]
+    pub count: Option<String>,
+    /// Connections open at once, per subscription.
+    #[arg(long, value_name = "N")]
+    pub connections: Option<String>,
+    /// New connections per period, N/PERIOD (e.g. 10/min).
+    #[arg(long, value_name = "N/PERIOD")]
+    pub connection_rate: Option<String>,
+    /// What reaching --messages or --bytes does: throttle (wait, lose nothing) or close (1008).
+    #[arg(long, value_parser = ["throttle", "close"])]
+    pub on_exceed: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum PlanCommand {
+    /// Create a business plan (admin).
+    Create {
+        /// Plan name: letters, digits, '-', '.', '_' or '@'.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        flags: PlanFlags,
+    },
+    /// List the plans and their limits.
+    List,
+    /// Show one plan as JSON.
+    Show { name: String },
+    /// Change a plan's limits (admin); live connections follow within a second.
+    Update {
+        name: String,
+        #[command(flatten)]
+        flags: PlanFlags,
+    },
+    /// Delete a plan nothing uses any more (admin).
+    Delete { name: String },
 }
 
 #[derive(Subcommand)]
@@ -137,6 +196,12 @@ pub enum ApiCommand {
         /// Publish at once ("create & publish"; needs the publisher role too).
         #[arg(long)]
         publish: bool,
+        /// A plan whose limits all connections to the API share (protects the backend).
+        #[arg(long)]
+        api_plan: Option<String>,
+        /// A plan whose limits each client address gets on its own (for keyless APIs).
+        #[arg(long)]
+        client_plan: Option<String>,
     },
     /// List APIs.
     List,
@@ -173,6 +238,18 @@ pub enum SubscriptionCommand {
         #[arg(long, value_delimiter = ',', num_args = 0..)]
         scopes: Vec<String>,
     },
+    /// A subscription's limits and how much of them is used now.
+    Usage {
+        /// Subscription id.
+        id: String,
+    },
+    /// Move a subscription to another plan its API offers.
+    Plan {
+        /// Subscription id.
+        id: String,
+        /// The new plan, e.g. Silver.
+        plan: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -183,6 +260,9 @@ pub enum AppCommand {
         name: String,
         #[arg(long, default_value = "")]
         description: String,
+        /// A plan all of the application's connections share, across APIs.
+        #[arg(long)]
+        plan: Option<String>,
     },
     /// List your applications.
     List,

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command};
-use client::{ControlClient, commands};
+use client::{ControlClient, commands, plans};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -44,6 +44,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Token { app, scope, client } => {
             commands::token(&ControlClient::connect(&client)?, &app, scope.as_deref())
         }
+        Command::Plan { command, client } => plans::plan(&ControlClient::connect(&client)?, command),
         Command::Revoke { token, app, client } => {
             commands::revoke(&ControlClient::connect(&client)?, token.as_deref(), app.as_deref())
         }

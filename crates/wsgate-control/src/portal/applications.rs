@@ -51,31 +51,31 @@ async fn render(
     let mut cards = String::new();
     for app in &apps {
         let client_id = backend::client_id(state, caller, &app.id).await.ok().flatten();
-        let rows: String = subs
-            .iter()
-            .filter(|s| s.application_id == app.id && s.state != SubscriptionState::Removed)
-            .map(|sub| {
-                let api = apis.iter().find(|a| a.id == sub.api_id);
-                let api_name = api.map_or_else(|| "(API removed)".to_string(), |a| format!("{} {}", a.name, a.version));
-                let link = match api.filter(|a| a.state.invokable()) {
-                    Some(a) => format!(r#"<a href="/devportal/apis/{}">{}</a>"#, esc(&a.id), esc(&api_name)),
-                    None => esc(&api_name),
-                };
-                format!(
-                    r#"<tr><td>{link}</td><td>{plan}</td><td>{state}</td><td><form method="post" action="/devportal/subscriptions/{id}/unsubscribe" data-confirm="Unsubscribe {app} from {api}?">{csrf}<button type="submit" class="secondary small">Unsubscribe</button></form></td></tr>"#,
-                    plan = esc(&sub.plan),
-                    state = badge(sub.state.as_str()),
-                    id = esc(&sub.id),
-                    app = esc(&app.name),
-                    api = esc(&api_name),
-                )
-            })
-            .collect();
+        let mut rows = String::new();
+        for sub in subs.iter().filter(|s| s.application_id == app.id && s.state != SubscriptionState::Removed) {
+            let api = apis.iter().find(|a| a.id == sub.api_id);
+            let api_name = api.map_or_else(|| "(API removed)".to_string(), |a| format!("{} {}", a.name, a.version));
+            let link = match api.filter(|a| a.state.invokable()) {
+                Some(a) => format!(r#"<a href="/devportal/apis/{}">{}</a>"#, esc(&a.id), esc(&api_name)),
+                None => esc(&api_name),
+            };
+            let usage = backend::subscription_usage(state, caller, &sub.id).await.ok();
+            let offered = api.map(|a| a.plans.as_slice()).unwrap_or_default();
+            rows.push_str(&format!(
+                r#"<tr data-subscription="{id}"><td>{link}</td><td>{plan}</td><td>{state}</td><td class="usage">{usage}</td><td><form method="post" action="/devportal/subscriptions/{id}/unsubscribe" data-confirm="Unsubscribe {app} from {api}?">{csrf}<button type="submit" class="secondary small">Unsubscribe</button></form></td></tr>"#,
+                id = esc(&sub.id),
+                plan = plan_choice(&sub.id, &sub.plan, offered, sub.state == SubscriptionState::Active, &csrf),
+                state = badge(sub.state.as_str()),
+                usage = usage.as_ref().map(usage_summary).unwrap_or_default(),
+                app = esc(&app.name),
+                api = esc(&api_name),
+            ));
+        }
         let table = if rows.is_empty() {
             r#"<p class="hint">No subscriptions. Open an API and run its key generation wizard.</p>"#.to_string()
         } else {
             format!(
-                r#"<div class="table-wrap"><table><thead><tr><th scope="col">API</th><th scope="col">Plan</th><th scope="col">State</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody>{rows}</tbody></table></div>"#
+                r#"<div class="table-wrap"><table><thead><tr><th scope="col">API</th><th scope="col">Plan</th><th scope="col">State</th><th scope="col">Limits and usage</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody>{rows}</tbody></table></div>"#
             )
         };
         let keys = match &client_id {
@@ -114,6 +114,51 @@ async fn render(
         description = text_field("description", "Description (optional)", "", "", problems.on("description"), ""),
     );
     Page { area: AREA, title: "Applications", viewer: Some(visit::viewer(caller)), notice, body }.render(status)
+}
+
+/// The subscription's plan, with a form to move to another plan its API offers (an active
+/// subscription only: a blocked one is the publisher's to change).
+fn plan_choice(id: &str, current: &str, offered: &[String], active: bool, csrf: &str) -> String {
+    if !active || offered.len() < 2 {
+        return esc(current);
+    }
+    let options: String = offered
+        .iter()
+        .map(|plan| {
+            let selected = if plan == current { " selected" } else { "" };
+            format!(r#"<option value="{plan}"{selected}>{plan}</option>"#, plan = esc(plan))
+        })
+        .collect();
+    format!(
+        r#"<form method="post" action="/devportal/subscriptions/{id}/plan" class="inline plan-choice">{csrf}<label class="visually-hidden" for="plan-{id}">Plan</label><select id="plan-{id}" name="plan">{options}</select> <button type="submit" class="secondary small">Change plan</button></form>"#,
+        id = esc(id),
+    )
+}
+
+/// The subscription's usage, a line per limit.
+fn usage_summary(usage: &crate::rest::usage::SubscriptionUsage) -> String {
+    let parts = usage.usage.describe();
+    if parts.is_empty() {
+        return r#"<span class="hint">unlimited</span>"#.into();
+    }
+    parts.iter().map(|part| esc(part)).collect::<Vec<_>>().join("<br>")
+}
+
+/// Moves a subscription to another plan, then back to the applications page.
+pub async fn change_plan(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
+    let caller = match visit::form(&state, &headers, &form, AREA, BACK).await {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect,
+    };
+    match backend::set_subscription_plan(&state, &caller, &id, form.get("plan")).await {
+        Ok(_) => see_other(&format!("{BACK}?notice={}", Notice::PlanChanged.code())),
+        Err(err) => visit::failure(AREA, &caller, err),
+    }
 }
 
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {

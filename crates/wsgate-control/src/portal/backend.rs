@@ -14,7 +14,7 @@ use crate::clients::IssuedCredentials;
 use crate::error::ApiError;
 use crate::keys::AccessToken;
 use crate::rest::extract::{Body, Query, parse};
-use crate::rest::{apis, applications, plans, subscriptions};
+use crate::rest::{apis, applications, plans, subscriptions, usage};
 use crate::state::AppState;
 
 /// `value` as the body type of a REST handler.
@@ -146,4 +146,49 @@ pub async fn set_subscription_state(
 ) -> Result<Subscription, ApiError> {
     let moved = Body(body(&json!({ "state": to }))?);
     Ok(subscriptions::set_state(State(state.clone()), caller.clone(), Path(id.to_string()), moved).await?.0)
+}
+
+/// `POST /api/v1/plans` (`put` false) or `PUT /api/v1/plans/{name}` with the plan form's fields.
+pub async fn store_plan(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    fields: &Value,
+    put: bool,
+) -> Result<Plan, ApiError> {
+    if put {
+        let answer =
+            plans::put(State(state.clone()), caller.clone(), Path(name.to_string()), Body(body(fields)?)).await?;
+        return Ok(answer.0);
+    }
+    let mut fields = fields.clone();
+    fields["name"] = json!(name);
+    Ok(plans::create(State(state.clone()), caller.clone(), Body(body(&fields)?)).await?.1.0)
+}
+
+pub async fn delete_plan(state: &AppState, caller: &Caller, name: &str) -> Result<(), ApiError> {
+    plans::delete(State(state.clone()), caller.clone(), Path(name.to_string())).await?;
+    Ok(())
+}
+
+pub async fn set_subscription_plan(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    plan: &str,
+) -> Result<Subscription, ApiError> {
+    let fields = Body(body(&json!({ "plan": plan }))?);
+    Ok(subscriptions::set_plan(State(state.clone()), caller.clone(), Path(id.to_string()), fields).await?.0)
+}
+
+pub async fn subscription_usage(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<usage::SubscriptionUsage, ApiError> {
+    Ok(usage::of_subscription(State(state.clone()), caller.clone(), Path(id.to_string())).await?.0)
+}
+
+pub async fn api_usage(state: &AppState, caller: &Caller, id: &str) -> Result<usage::ApiUsage, ApiError> {
+    Ok(usage::of_api(State(state.clone()), caller.clone(), Path(id.to_string())).await?.0)
 }

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 use wsgate_core::config::{AuthMode, Endpoint};
-use wsgate_core::model::{ApiRecord, Lifecycle, Role};
+use wsgate_core::model::{ApiRecord, Lifecycle, Plan, Role};
 
 use super::forms::{Form, Problems};
 use super::html::{Area, Notice, Page, badge, csrf_input, esc, see_other, text_field};
@@ -70,6 +70,10 @@ async fn render(
 <span class="hint">(close code 4001). Untick to let a connection outlive its token.</span></label>
 </fieldset>
 {plans}
+<fieldset><legend>Limits beyond the subscription</legend>
+{api_plan}
+{client_plan}
+</fieldset>
 <label class="check"><input type="checkbox" name="default_version"{default}> Default version <span class="hint">(clients may leave the version out of the URL)</span></label>
 <div class="actions">{save}</div>
 </form>"#,
@@ -99,10 +103,56 @@ async fn render(
         ),
         expiry = checked(api.close_on_token_expiry),
         plans = plan_boxes(&plans, &api.plans, problems.on("plans")),
+        api_plan = plan_select(
+            "api_plan",
+            "API-wide plan",
+            "All connections to this API share its limits, whoever they are: it protects the backend.",
+            &plans,
+            api.api_plan.as_deref(),
+            problems.on("api_plan"),
+        ),
+        client_plan = plan_select(
+            "client_plan",
+            "Per client address plan",
+            "Each client address gets its limits on its own: the limits of keyless APIs.",
+            &plans,
+            api.client_plan.as_deref(),
+            problems.on("client_plan"),
+        ),
         default = checked(api.default_version),
     );
     let title = format!("{} {}: endpoints & security", api.name, api.version);
     Page { area: AREA, title: &title, viewer: Some(visit::viewer(caller)), notice: None, body }.render(status)
+}
+
+/// A choice of one plan or none, with each plan's limits in words.
+fn plan_select(
+    name: &str,
+    label: &str,
+    hint: &str,
+    plans: &[Plan],
+    chosen: Option<&str>,
+    problem: Option<&str>,
+) -> String {
+    let none = if chosen.is_none() { " selected" } else { "" };
+    let options: String = plans
+        .iter()
+        .map(|plan| {
+            let selected = if chosen == Some(plan.name.as_str()) { " selected" } else { "" };
+            format!(
+                r#"<option value="{name}"{selected}>{name}: {limits}</option>"#,
+                name = esc(&plan.name),
+                limits = esc(&plan.limits.describe()),
+            )
+        })
+        .collect();
+    let error = problem.map(|m| format!(r#"<p class="field-error">{}</p>"#, esc(m))).unwrap_or_default();
+    format!(
+        r#"<div class="field{cls}"><label for="f-{name}">{label}</label><select id="f-{name}" name="{name}"><option value=""{none}>None</option>{options}</select><p class="hint">{hint}</p>{error}</div>"#,
+        cls = if problem.is_some() { " has-error" } else { "" },
+        label = esc(label),
+        hint = esc(hint),
+    )
 }
 
 pub async fn save(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, form: Form) -> Response {
@@ -124,6 +174,8 @@ pub async fn save(State(state): State<AppState>, headers: HeaderMap, Path(id): P
     api.scopes = form.get("scopes").split_whitespace().map(str::to_string).collect();
     api.close_on_token_expiry = form.checked("close_on_token_expiry");
     api.default_version = form.checked("default_version");
+    api.api_plan = Some(form.get("api_plan").to_string()).filter(|p| !p.is_empty());
+    api.client_plan = Some(form.get("client_plan").to_string()).filter(|p| !p.is_empty());
     let mut problems = Problems::default();
     for (i, url) in api.endpoints.iter().enumerate() {
         if let Err(problem) = Endpoint::parse(url) {
@@ -140,6 +192,7 @@ pub async fn save(State(state): State<AppState>, headers: HeaderMap, Path(id): P
         "default_version": api.default_version, "ca_file": api.ca_file,
         "insecure_skip_verify": api.insecure_skip_verify, "scopes": api.scopes,
         "close_on_token_expiry": api.close_on_token_expiry,
+        "api_plan": api.api_plan, "client_plan": api.client_plan,
     });
     match backend::update_api(&state, &caller, &id, &fields).await {
         Ok(_) => see_other(&format!("/publisher/apis/{id}?notice={}", Notice::ApiSaved.code())),

@@ -32,7 +32,9 @@ impl Area {
 
     fn nav(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Area::Publisher => &[("/publisher", "APIs"), ("/devportal", "Developer Portal")],
+            Area::Publisher => {
+                &[("/publisher", "APIs"), ("/publisher/plans", "Business plans"), ("/devportal", "Developer Portal")]
+            }
             Area::Devportal => &[("/devportal", "APIs"), ("/devportal/applications", "Applications")],
         }
     }
@@ -142,6 +144,9 @@ pub enum Notice {
     ApplicationCreated,
     ApplicationDeleted,
     Unsubscribed,
+    PlanSaved,
+    PlanDeleted,
+    PlanChanged,
 }
 
 const NOTICES: &[(Notice, &str, &str)] = &[
@@ -158,6 +163,13 @@ const NOTICES: &[(Notice, &str, &str)] = &[
     (Notice::ApplicationCreated, "appcreated", "The application was created."),
     (Notice::ApplicationDeleted, "appdeleted", "The application was deleted."),
     (Notice::Unsubscribed, "unsubscribed", "The subscription was removed."),
+    (Notice::PlanSaved, "plansaved", "The plan was saved. Live connections follow it within a second."),
+    (Notice::PlanDeleted, "plandeleted", "The plan was deleted."),
+    (
+        Notice::PlanChanged,
+        "planchanged",
+        "The subscription's plan was changed. Live connections follow it within a second.",
+    ),
 ];
 
 impl Notice {

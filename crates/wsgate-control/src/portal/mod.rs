@@ -13,7 +13,9 @@
 //! - `subscriptions`: an API's subscriptions for publishers: block, unblock, grant scopes.
 //! - `devportal`: catalogue, API page with invoke URLs and the "Try it" console.
 //! - `wizard`: the key generation wizard and the page that shows a token once.
-//! - `applications`: applications and subscriptions management.
+//! - `applications`: applications and subscriptions management, with each subscription's
+//!   limits, usage and plan.
+//! - `plans`: the business plans page (admins create, change and delete plans).
 //!
 //! Invariants: every value that came from a user or the store is escaped by `html::esc`
 //! before it is written into a page; every form carries a CSRF field checked before anything
@@ -32,6 +34,7 @@ mod subscriptions;
 mod devportal;
 mod wizard;
 mod applications;
+mod plans;
 
 use std::net::SocketAddr;
 
@@ -86,6 +89,9 @@ pub fn router() -> Router<AppState> {
         .route("/publisher/apis/{id}/subscriptions", get(subscriptions::list))
         .route("/publisher/subscriptions/{id}/scopes", post(subscriptions::grant))
         .route("/publisher/subscriptions/{id}/state", post(subscriptions::set_state))
+        .route("/publisher/plans", get(plans::list).post(plans::create))
+        .route("/publisher/plans/{name}", get(plans::edit).post(plans::save))
+        .route("/publisher/plans/{name}/delete", post(plans::delete))
         .route("/devportal", get(devportal::catalogue))
         .route("/devportal/login", get(account::devportal_login_page).post(account::devportal_login))
         .route("/devportal/logout", post(account::devportal_logout))
@@ -101,6 +107,7 @@ pub fn router() -> Router<AppState> {
         .route("/devportal/applications/{id}/keys", post(applications::generate_keys))
         .route("/devportal/applications/{id}/token", post(applications::token))
         .route("/devportal/subscriptions/{id}/unsubscribe", post(applications::unsubscribe))
+        .route("/devportal/subscriptions/{id}/plan", post(applications::change_plan))
         .layer(axum::middleware::map_response(harden))
 }
 

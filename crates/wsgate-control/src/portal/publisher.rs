@@ -201,9 +201,9 @@ pub fn plan_boxes(plans: &[Plan], chosen: &[String], problem: Option<&str>) -> S
         .iter()
         .map(|plan| {
             format!(
-                r#"<label class="check"><input type="checkbox" name="plans" value="{name}"{checked}> {name} <span class="hint">{description}</span></label>"#,
+                r#"<label class="check"><input type="checkbox" name="plans" value="{name}"{checked}> {name} <span class="hint">{limits}</span></label>"#,
                 name = esc(&plan.name),
-                description = esc(&plan.description),
+                limits = esc(&plan.limits.describe()),
                 checked = if chosen.contains(&plan.name) { " checked" } else { "" },
             )
         })
@@ -320,6 +320,14 @@ pub async fn overview(
     } else {
         r#"<p class="hint">Subscribers see the API in the Developer Portal once it is PUBLISHED.</p>"#.into()
     };
+    let usage = if caller.has(Role::Publisher) {
+        match backend::api_usage(&state, &caller, &api.id).await {
+            Ok(usage) => usage_table(&usage),
+            Err(err) => return visit::failure(AREA, &caller, err),
+        }
+    } else {
+        String::new()
+    };
     let delete = if caller.has(Role::Creator) {
         format!(
             r#"<form method="post" action="/publisher/apis/{id}/delete" data-confirm="Delete this API? Its subscriptions stop working.">{csrf}<button type="submit" class="danger">Delete API</button></form>"#,
@@ -337,13 +345,19 @@ pub async fn overview(
 <dt>Version</dt><dd>{version}</dd>
 <dt>Endpoints</dt><dd>{endpoints}</dd>
 <dt>Business plans</dt><dd>{plans}</dd>
+<dt>API-wide plan</dt><dd>{api_plan}</dd>
+<dt>Per client address plan</dt><dd>{client_plan}</dd>
 <dt>Security</dt><dd>{security}</dd>
 <dt>Invoke URLs</dt><dd><ul class="plain">{invoke}</ul></dd>
 <dt>Created by</dt><dd>{owner}</dd>
 </dl>
+{usage}
 {devportal}
 {delete}"#,
         tabs = tabs(&api, &caller, Tab::Overview),
+        api_plan = esc(api.api_plan.as_deref().unwrap_or("none")),
+        client_plan = esc(api.client_plan.as_deref().unwrap_or("none")),
+        usage = usage,
         state = badge(api.state.as_str()),
         context = esc(&api.context),
         version = esc(&api.version),
@@ -369,6 +383,40 @@ pub async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(id):
         Ok(()) => see_other(&format!("/publisher?notice={}", Notice::ApiDeleted.code())),
         Err(err) => visit::failure(AREA, &caller, err),
     }
+}
+
+/// The API's usage of its API-wide limit and each subscription's usage of its plan.
+fn usage_table(usage: &crate::rest::usage::ApiUsage) -> String {
+    let words = |usage: &crate::rest::usage::Usage| -> String {
+        let parts = usage.describe();
+        if parts.is_empty() { "unlimited".into() } else { parts.join("; ") }
+    };
+    let api_wide = match &usage.api_plan {
+        Some(api) => format!("<p>API-wide: {}</p>", esc(&words(api))),
+        None => String::new(),
+    };
+    let rows: String = usage
+        .subscriptions
+        .iter()
+        .map(|sub| {
+            format!(
+                "<tr><td><code>{id}</code></td><td><code>{app}</code></td><td>{plan}</td><td>{state}</td><td>{usage}</td></tr>",
+                id = esc(&sub.subscription_id),
+                app = esc(&sub.application_id),
+                plan = esc(&sub.plan),
+                state = badge(sub.state.as_str()),
+                usage = esc(&words(&sub.usage)),
+            )
+        })
+        .collect();
+    let table = if rows.is_empty() {
+        r#"<p class="hint">No subscriptions yet.</p>"#.to_string()
+    } else {
+        format!(
+            r#"<div class="table-wrap"><table><thead><tr><th scope="col">Subscription</th><th scope="col">Application</th><th scope="col">Plan</th><th scope="col">State</th><th scope="col">Usage now</th></tr></thead><tbody>{rows}</tbody></table></div>"#
+        )
+    };
+    format!(r#"<section class="usage"><h2>Usage</h2>{api_wide}{table}</section>"#)
 }
 
 /// The pages of one API.

@@ -202,14 +202,18 @@ async fn render_plans(
         ),
         Some(_) => r#"<p class="notice error">The publisher has blocked this application's subscription. Ask them to lift the block, or use another application.</p>"#.to_string(),
         None => {
+            // Each plan with its limits in words, so a subscriber knows what they choose.
+            let known = backend::list_plans(state, caller).await.unwrap_or_default();
             let options: String = api
                 .plans
                 .iter()
                 .enumerate()
                 .map(|(i, plan)| {
+                    let limits = known.iter().find(|p| &p.name == plan).map(|p| p.limits.describe()).unwrap_or_default();
                     format!(
-                        r#"<label class="check"><input type="radio" name="plan" value="{plan}"{checked}> {plan}</label>"#,
+                        r#"<label class="check"><input type="radio" name="plan" value="{plan}"{checked}> {plan} <span class="hint">{limits}</span></label>"#,
                         plan = esc(plan),
+                        limits = esc(&limits),
                         checked = if i == 0 { " checked" } else { "" }
                     )
                 })

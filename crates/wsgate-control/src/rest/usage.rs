@@ -47,6 +47,24 @@ pub struct Usage {
     pub connection_rate: Option<RateUsage>,
 }
 
+impl Usage {
+    /// Each set limit's usage in words: `20000/min messages: 12 used, 19988 left`.
+    pub fn describe(&self) -> Vec<String> {
+        let mut parts = Vec::new();
+        for (noun, rate) in
+            [("messages", &self.messages), ("bytes", &self.bytes), ("new connections", &self.connection_rate)]
+        {
+            if let Some(rate) = rate {
+                parts.push(format!("{} {noun}: {} used, {} left", rate.limit, rate.used, rate.left));
+            }
+        }
+        if let Some(connections) = &self.connections {
+            parts.push(format!("{} connections at once: {} open", connections.limit, connections.open));
+        }
+        parts
+    }
+}
+
 /// Reads `scope`'s counters under `limits`.
 pub async fn usage(counters: &dyn Counters, scope: Scope<'_>, limits: Limits) -> Usage {
     let rate = async |counted: Counted, limit: Option<Rate>| match limit {

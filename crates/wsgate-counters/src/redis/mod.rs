@@ -315,7 +315,7 @@ impl Counters for RedisCounters {
                 return left.max(0) as u64;
             }
         }
-        self.inner.tables.pool(key, rate).local_tokens()
+        self.inner.tables.tokens_left(key, rate)
     }
 
     fn health(&self) -> Health {

@@ -9,10 +9,22 @@ use crate::cli::{ApiCommand, AppCommand, SubscriptionCommand};
 
 pub fn api(client: &ControlClient, command: ApiCommand) -> anyhow::Result<()> {
     match command {
-        ApiCommand::Create { name, context, version, endpoints, plans, auth, scopes, publish } => {
+        ApiCommand::Create {
+            name,
+            context,
+            version,
+            endpoints,
+            plans,
+            auth,
+            scopes,
+            publish,
+            api_plan,
+            client_plan,
+        } => {
             let body = json!({
                 "name": name, "context": context, "version": version, "endpoints": endpoints,
                 "plans": plans, "auth": auth, "scopes": scopes, "publish": publish,
+                "api_plan": api_plan, "client_plan": client_plan,
             });
             let api: Value = client.post("/api/v1/apis", body)?;
             println!(
@@ -67,9 +79,9 @@ fn lifecycle(client: &ControlClient, api: &str, state: &str) -> anyhow::Result<(
 
 pub fn app(client: &ControlClient, command: AppCommand) -> anyhow::Result<()> {
     match command {
-        AppCommand::Create { name, description } => {
-            let app: Value =
-                client.post("/api/v1/applications", json!({ "name": name, "description": description }))?;
+        AppCommand::Create { name, description, plan } => {
+            let body = json!({ "name": name, "description": description, "plan": plan });
+            let app: Value = client.post("/api/v1/applications", body)?;
             println!("{} ({})", str_of(&app, "name"), str_of(&app, "id"));
         }
         AppCommand::List => {
@@ -119,6 +131,9 @@ pub fn subscription(client: &ControlClient, command: SubscriptionCommand) -> any
         }
         SubscriptionCommand::Block { id } => set_subscription_state(client, &id, "BLOCKED")?,
         SubscriptionCommand::Unblock { id } => set_subscription_state(client, &id, "ACTIVE")?,
+        command @ (SubscriptionCommand::Usage { .. } | SubscriptionCommand::Plan { .. }) => {
+            super::plans::subscription(client, command)?;
+        }
         SubscriptionCommand::Grant { id, scopes } => {
             let scopes: Vec<String> = scopes.into_iter().filter(|s| !s.is_empty()).collect();
             let granted: Value =
@@ -194,6 +209,6 @@ fn find_app(client: &ControlClient, name: &str) -> anyhow::Result<Value> {
     apps.into_iter().find(|app| str_of(app, "name") == name).with_context(|| format!("no application named {name}"))
 }
 
-fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
+pub(super) fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
     value[field].as_str().unwrap_or_default()
 }

@@ -3,9 +3,10 @@
 //! makes a handful of requests and exits.
 //!
 //! - this file: the HTTPS client (trust, sign-in, requests, error messages).
-//! - `commands`: one function per command.
+//! - `commands`: one function per command; `plans`: the plan and subscription commands.
 
 pub mod commands;
+pub mod plans;
 
 use std::path::Path;
 use std::sync::Arc;

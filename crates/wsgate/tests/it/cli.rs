@@ -282,3 +282,52 @@ async fn publishers_grant_scopes_and_block_from_the_command_line() {
     assert!(ok(&served, d, &["subscription", "list"]).await.contains("BLOCKED"));
     assert!(ok(&served, d, &["subscription", "unblock", id]).await.contains("ACTIVE"));
 }
+
+#[tokio::test]
+async fn plans_are_managed_and_used_from_the_command_line() {
+    let dir = TempDir::new("cli-plans");
+    let echo = echo_upstream().await;
+    let mut served = serve(dir.path()).await;
+    let created = ok(
+        &served,
+        dir.path(),
+        &["plan", "create", "--name", "Fifty", "--messages", "50/s", "--count", "in", "--connections", "2"],
+    )
+    .await;
+    assert!(created.contains("Fifty: 50/s messages (in, throttle), 2 connections at once"), "{created}");
+    let listed = ok(&served, dir.path(), &["plan", "list"]).await;
+    assert!(listed.lines().any(|l| l.starts_with("Fifty") && l.contains("50/s")), "{listed}");
+    assert!(listed.lines().any(|l| l.starts_with("Gold") && l.contains("20000/min")), "{listed}");
+    let updated =
+        ok(&served, dir.path(), &["plan", "update", "Fifty", "--on-exceed", "close", "--connections", "none"]).await;
+    assert!(updated.contains("Fifty: 50/s messages (in, close)") && !updated.contains("connections"), "{updated}");
+    let shown = ok(&served, dir.path(), &["plan", "show", "Fifty"]).await;
+    assert!(shown.contains("\"on_exceed\": \"close\""), "{shown}");
+    fails(&served, dir.path(), &["plan", "create", "--name", "Bad", "--messages", "lots"], "is not N/PERIOD").await;
+    fails(&served, dir.path(), &["plan", "update", "Fifty", "--connections", "many"], "whole number").await;
+
+    let api = ["api", "create", "--name", "Metered", "--context", "/metered", "--version", "1", "--endpoint"];
+    let endpoint = echo.url();
+    let api: Vec<&str> = api.into_iter().chain([endpoint.as_str(), "--plans", "Fifty,Gold", "--publish"]).collect();
+    ok(&served, dir.path(), &api).await;
+    ok(&served, dir.path(), &["app", "create", "--name", "Meter"]).await;
+    let subscribed =
+        ok(&served, dir.path(), &["subscribe", "--app", "Meter", "--api", "Metered:1", "--plan", "Fifty"]).await;
+    assert!(subscribed.contains("with Fifty"), "{subscribed}");
+    fails(&served, dir.path(), &["plan", "delete", "Fifty"], "in use by API Metered 1").await;
+    // The subscription's id, as the REST API lists it.
+    let port = served.control.rsplit(':').next().unwrap_or_default();
+    let http =
+        crate::control::harness::Http::trusting(&dir.path().join("tls/cert.pem"), format!("https://127.0.0.1:{port}"));
+    let admin = http.login("admin", ADMIN_PASSWORD).await;
+    let subscriptions = admin.get("/api/v1/subscriptions").await.expect(200);
+    let id = subscriptions[0]["id"].as_str().expect("id").to_string();
+    let usage = ok(&served, dir.path(), &["subscription", "usage", &id]).await;
+    assert!(usage.contains("plan Fifty") && usage.contains("messages: 0 used, 50 left of 50/s"), "{usage}");
+    let moved = ok(&served, dir.path(), &["subscription", "plan", &id, "Gold"]).await;
+    assert!(moved.contains("now on Gold"), "{moved}");
+    fails(&served, dir.path(), &["subscription", "plan", &id, "Bronze"], "does not offer").await;
+    ok(&served, dir.path(), &["plan", "create", "--name", "Spare"]).await;
+    assert!(ok(&served, dir.path(), &["plan", "delete", "Spare"]).await.contains("deleted plan Spare"));
+    let _ = served.child.start_kill();
+}

@@ -26,6 +26,7 @@ mod close_codes;
 mod control;
 mod deflate;
 mod echo;
+mod plans;
 mod portal;
 mod routing;
 mod security;

@@ -49,11 +49,12 @@ pub struct ControlBuilder {
     settings: ControlSettings,
     issuers: Vec<String>,
     handshake_timeout: Option<Duration>,
+    counters: Option<Arc<dyn wsgate_counters::Counters>>,
 }
 
 pub fn control() -> ControlBuilder {
     let settings = ControlSettings { listen: "127.0.0.1:0".into(), ..ControlSettings::default() };
-    ControlBuilder { settings, issuers: Vec::new(), handshake_timeout: None }
+    ControlBuilder { settings, issuers: Vec::new(), handshake_timeout: None, counters: None }
 }
 
 impl ControlBuilder {
@@ -64,6 +65,12 @@ impl ControlBuilder {
 
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
         self.settings.token_ttl = ttl;
+        self
+    }
+
+    /// The gateway's counters, for usage endpoints (as `wsgate serve` wires them).
+    pub fn counters(mut self, counters: Arc<dyn wsgate_counters::Counters>) -> Self {
+        self.counters = Some(counters);
         self
     }
 
@@ -114,6 +121,9 @@ impl ControlBuilder {
             })
             .collect();
         let plane = ControlPlane::bind(&config, store.clone(), certificate).await.expect("bind the control plane");
+        if let Some(counters) = self.counters {
+            plane.set_counters(counters);
+        }
         let addr = plane.addr().expect("listening");
         let shutdown = CancellationToken::new();
         let task = Some(tokio::spawn(plane.run(shutdown.clone())));
@@ -160,13 +170,7 @@ impl Control {
 
     /// Signs in, failing the test unless it works.
     pub async fn login(&self, name: &str, password: &str) -> Session {
-        let reply = self.http.post_json("/api/v1/login", None, json!({ "username": name, "password": password })).await;
-        let body = reply.expect(200);
-        Session {
-            http: self.http.clone(),
-            token: body["token"].as_str().expect("token").to_string(),
-            csrf: body["csrf_token"].as_str().expect("csrf_token").to_string(),
-        }
+        self.http.login(name, password).await
     }
 
     pub async fn admin(&self) -> Session {
@@ -286,6 +290,23 @@ fn agent(ca: &Path) -> Agent {
 }
 
 impl Http {
+    /// A client for the control plane at `base` (`https://127.0.0.1:PORT`) trusting only the
+    /// certificate in `cert`.
+    pub fn trusting(cert: &Path, base: String) -> Http {
+        Http { agent: agent(cert), base }
+    }
+
+    /// Signs in, failing the test unless it works.
+    pub async fn login(&self, name: &str, password: &str) -> Session {
+        let reply = self.post_json("/api/v1/login", None, json!({ "username": name, "password": password })).await;
+        let body = reply.expect(200);
+        Session {
+            http: self.clone(),
+            token: body["token"].as_str().expect("token").to_string(),
+            csrf: body["csrf_token"].as_str().expect("csrf_token").to_string(),
+        }
+    }
+
     pub async fn post_json(&self, path: &str, bearer: Option<&str>, body: Value) -> Reply {
         let headers = bearer.map(|t| vec![("authorization".to_string(), format!("Bearer {t}"))]).unwrap_or_default();
         self.send(Method::POST, path, headers, Some(json_body(&body))).await

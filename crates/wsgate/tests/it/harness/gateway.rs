@@ -24,6 +24,8 @@ pub struct Api {
     version: String,
     endpoints: Vec<String>,
     default_version: bool,
+    /// More `key = value` lines of the `[[apis]]` table, as written.
+    extra: Vec<String>,
 }
 
 /// A keyless API at `context` + `version` relaying to `endpoint`.
@@ -33,6 +35,7 @@ pub fn api(context: &str, version: &str, endpoint: &str) -> Api {
         version: version.to_string(),
         endpoints: vec![endpoint.to_string()],
         default_version: false,
+        extra: Vec::new(),
     }
 }
 
@@ -40,6 +43,12 @@ impl Api {
     /// Also routes paths under the context that name no version.
     pub fn default_version(mut self) -> Self {
         self.default_version = true;
+        self
+    }
+
+    /// One more `key = value` line of the API's table, e.g. inline limits.
+    pub fn with_toml(mut self, line: &str) -> Self {
+        self.extra.push(line.to_string());
         self
     }
 }
@@ -127,6 +136,10 @@ impl GatewayBuilder {
                 endpoints.join(", "),
                 api.default_version
             ));
+            for line in &api.extra {
+                out.push_str(line);
+                out.push('\n');
+            }
         }
         out
     }

@@ -5,16 +5,20 @@
 //! Reading order: `gateway` (config and the in-process gateway, the echo
 //! upstream), `scripted` (upstreams that misbehave on cue), `client` (a
 //! well-behaved tokio-tungstenite client), `raw` (bytes a well-behaved client
-//! would never send), `process` (the real binary and the external tools).
+//! would never send), `process` (the real binary and the external tools),
+//! `services` (a PostgreSQL schema and a Redis of the test's own), `cluster`
+//! (several `wsgate serve` nodes sharing them).
 //!
 //! Every network wait goes through [`within`], so a hang fails the test with
 //! the name of the step that hung instead of blocking the run.
 
 pub mod client;
+pub mod cluster;
 pub mod gateway;
 pub mod process;
 pub mod raw;
 pub mod scripted;
+pub mod services;
 
 use std::future::Future;
 use std::time::Duration;

@@ -5,8 +5,10 @@
 //! fails and says so.
 //!
 //! Reading order: `browser` (finding the tools, running the script, reading its answer), then
-//! `journey` (the test).
+//! the tests: `journey` (the seed journey), `plans` (a plan changed in the portal reaching a
+//! live connection).
 
 mod browser;
 
 mod journey;
+mod plans;

@@ -11,8 +11,8 @@
 //! closed at the token's `exp`, or not), `idp` (an external identity provider by JWKS),
 //! `grants` (scopes a publisher granted, and withdrew).
 
-mod world;
-mod socket;
+pub(crate) mod world;
+pub(crate) mod socket;
 mod tokens;
 
 mod seeds;

@@ -66,7 +66,14 @@ impl WorldBuilder {
     }
 
     pub async fn start(self) -> World {
-        let mut plane = control();
+        let dir = Scratch::new("security");
+        let toml = gateway_toml(&dir.0, &self.providers);
+        let config = Config::from_toml(&toml).unwrap_or_else(|err| panic!("test config is valid ({err:?}):\n{toml}"));
+        let gateway = within(STEP, "the gateway binds", Gateway::bind(&config))
+            .await
+            .unwrap_or_else(|err| panic!("the gateway binds: {err:?}"));
+        // The control plane shows usage from the gateway's own counters, as `wsgate serve` wires it.
+        let mut plane = control().counters(gateway.counters());
         for provider in &self.providers {
             plane = plane.trusting_issuer(&provider.issuer);
         }
@@ -75,12 +82,6 @@ impl WorldBuilder {
         }
         let control = plane.start().await;
         let admin = control.admin().await;
-        let dir = Scratch::new("security");
-        let toml = gateway_toml(&dir.0, &self.providers);
-        let config = Config::from_toml(&toml).unwrap_or_else(|err| panic!("test config is valid ({err:?}):\n{toml}"));
-        let gateway = within(STEP, "the gateway binds", Gateway::bind(&config))
-            .await
-            .unwrap_or_else(|err| panic!("the gateway binds: {err:?}"));
         let shutdown = CancellationToken::new();
         within(STEP, "the gateway loads the store", async {
             gateway.follow_store(control.store.clone(), Vec::new(), Some(control.issuer()), shutdown.clone()).await
@@ -167,6 +168,12 @@ pub struct ApiBuilder<'w> {
 }
 
 impl ApiBuilder<'_> {
+    /// Sets any field of the API's REST body (`plans`, `api_plan`, `auth`, …).
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.body = self.body.with(key, value);
+        self
+    }
+
     pub fn named(mut self, name: &str) -> Self {
         self.body = self.body.with("name", json!(name));
         self
@@ -193,6 +200,27 @@ impl ApiBuilder<'_> {
     pub async fn created(self) -> Api {
         let record = self.world.admin.post("/api/v1/apis", self.body.clone()).await.expect(201);
         api_of(&record, &self.body)
+    }
+
+    /// A keyless API, created and published in one step; returns once the gateway routes it (a
+    /// plain GET gets 426, "upgrade required", rather than 404). Nothing upgrades meanwhile, so
+    /// no connection limit is spent.
+    pub async fn published_keyless(self) -> Api {
+        let body = self.body.with("auth", json!("none")).with("publish", json!(true));
+        let record = self.world.admin.post("/api/v1/apis", body.clone()).await.expect(201);
+        let api = api_of(&record, &body);
+        let (addr, path) = (self.world.ws, api.path.clone());
+        eventually(&format!("{path} is routed"), || {
+            let path = path.clone();
+            async move {
+                let mut raw = crate::harness::RawClient::connect(addr).await;
+                raw.send(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await;
+                let status = raw.read_response_head().await.status();
+                if status == 426 { Ok(()) } else { Err(status.to_string()) }
+            }
+        })
+        .await;
+        api
     }
 
     /// Created and published in one step; returns once the gateway routes it (a request without
@@ -254,7 +282,12 @@ impl World {
 
     /// Subscribes `app` to `api` with the Gold plan.
     pub async fn subscribe(&self, app: &App, api: &Api) -> Subscription {
-        let body = json!({ "application_id": app.id, "api_id": api.id, "plan": "Gold" });
+        self.subscribe_with_plan(app, api, "Gold").await
+    }
+
+    /// Subscribes `app` to `api` with `plan`.
+    pub async fn subscribe_with_plan(&self, app: &App, api: &Api, plan: &str) -> Subscription {
+        let body = json!({ "application_id": app.id, "api_id": api.id, "plan": plan });
         let subscription = self.admin.post("/api/v1/subscriptions", body).await.expect(201);
         Subscription { id: subscription["id"].as_str().expect("id").to_string() }
     }

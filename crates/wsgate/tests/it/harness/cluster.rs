@@ -1,0 +1,141 @@
+//! Several `wsgate serve` nodes, real processes, sharing one PostgreSQL schema and one Redis, as
+//! a team that outgrew one machine runs them. Each node binds `127.0.0.1:0`; they share a data
+//! directory (so one generated certificate) and an issuer.
+//!
+//! ```text
+//! let cluster = cluster(3).redis(&own_redis.url()).start().await;
+//! let admin = cluster.admin(0).await;          // signed in through node 0's control plane
+//! cluster.nodes[1].ws                          // where node 1's gateway listens
+//! cluster.nodes[2].kill();                     // SIGKILL, as a crash would
+//! ```
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+
+use super::process::TempDir;
+use super::services::{PgSchema, shared_redis_url, unique};
+use super::within;
+use crate::control::harness::{ADMIN_PASSWORD, Http, Session};
+
+pub struct ClusterBuilder {
+    nodes: usize,
+    redis_url: String,
+    redis_failure: &'static str,
+    lease_ttl: &'static str,
+}
+
+/// `nodes` nodes on a new schema of the machine's PostgreSQL and its Redis.
+pub fn cluster(nodes: usize) -> ClusterBuilder {
+    ClusterBuilder { nodes, redis_url: shared_redis_url(), redis_failure: "open", lease_ttl: "3s" }
+}
+
+impl ClusterBuilder {
+    /// Another Redis (one the test can kill).
+    pub fn redis(mut self, url: &str) -> Self {
+        self.redis_url = url.to_string();
+        self
+    }
+
+    /// `[cluster] redis_failure = "closed"`.
+    pub fn failing_closed(mut self) -> Self {
+        self.redis_failure = "closed";
+        self
+    }
+
+    pub async fn start(self) -> Cluster {
+        let schema = PgSchema::create().await;
+        let dir = TempDir::new("cluster");
+        let config = format!(
+            "[gateway]\nws_listen = \"127.0.0.1:0\"\nwss_listen = \"off\"\nshutdown_timeout = \"2s\"\n\
+             [control]\nlisten = \"127.0.0.1:0\"\nissuer = \"https://wsgate-cluster.test\"\n\
+             [store]\nurl = {:?}\n\
+             [cluster]\nredis_url = {:?}\nredis_prefix = {:?}\nredis_failure = {:?}\nlease_ttl = {:?}\n",
+            schema.url,
+            self.redis_url,
+            unique("wsgate-it"),
+            self.redis_failure,
+            self.lease_ttl,
+        );
+        let config_path = dir.write("wsgate.toml", &config);
+        let mut nodes = Vec::new();
+        // One after the other: the first creates the schema and the admin, the others find them.
+        for _ in 0..self.nodes {
+            nodes.push(Node::start(&config_path, dir.path()).await);
+        }
+        let cert = dir.path().join("tls").join("cert.pem");
+        Cluster { nodes, cert, _schema: schema, _dir: dir }
+    }
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    cert: std::path::PathBuf,
+    _schema: PgSchema,
+    _dir: TempDir,
+}
+
+impl Cluster {
+    /// The admin, signed in through node `i`'s control plane.
+    pub async fn admin(&self, i: usize) -> Session {
+        self.http(i).login("admin", ADMIN_PASSWORD).await
+    }
+
+    pub fn http(&self, i: usize) -> Http {
+        Http::trusting(&self.cert, format!("https://127.0.0.1:{}", self.nodes[i].control.port()))
+    }
+}
+
+/// One `wsgate serve` process; killed when dropped.
+pub struct Node {
+    child: Child,
+    pub ws: SocketAddr,
+    pub control: SocketAddr,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Node {
+    async fn start(config: &std::path::Path, data_dir: &std::path::Path) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("WSGATE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the wsgate binary starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let (mut ws, mut control) = (None, None);
+        within(Duration::from_secs(30), "a node prints its listening lines", async {
+            let mut line = String::new();
+            while ws.is_none() || control.is_none() {
+                line.clear();
+                let n = stdout.read_line(&mut line).await.expect("stdout is readable");
+                assert!(n > 0, "a node exited before it listened");
+                let line = line.trim();
+                if let Some(addr) = line.strip_prefix("wsgate: ws listening on ") {
+                    ws = addr.parse().ok();
+                }
+                if let Some(addr) = line.strip_prefix("wsgate: control listening on ") {
+                    control = addr.parse().ok();
+                }
+            }
+        })
+        .await;
+        Node { child, ws: ws.expect("ws address"), control: control.expect("control address"), _stdout: stdout }
+    }
+
+    /// SIGKILL: the node dies as in a crash, releasing nothing.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
