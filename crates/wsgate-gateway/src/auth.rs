@@ -127,17 +127,12 @@ pub async fn authenticate(
     })
 }
 
-/// The application on which `issuer`'s client `client_id` is registered. (A scan of the
-/// applications: external tokens are the rarer kind; an index belongs in the snapshot.)
+/// The application on which `issuer`'s client `client_id` is registered.
 fn registered_application(access: &Access, issuer: &str, client_id: &str) -> Result<String, Rejection> {
-    let registered = |app: &&wsgate_core::model::Application| {
-        app.external_clients.iter().any(|c| c.issuer == issuer && c.client_id == client_id)
-    };
-    let mut found = access.applications.values().filter(registered);
-    match (found.next(), found.next()) {
-        (Some(app), None) => Ok(app.id.clone()),
-        (Some(_), Some(_)) => Err(Rejection::InvalidToken("the client is registered on several applications")),
-        (None, _) => Err(Rejection::InvalidToken("no application has this client id")),
+    match access.external_clients.get(&(issuer.to_string(), client_id.to_string())).map(Vec::as_slice) {
+        Some([application]) => Ok(application.clone()),
+        Some([_, _, ..]) => Err(Rejection::InvalidToken("the client is registered on several applications")),
+        _ => Err(Rejection::InvalidToken("no application has this client id")),
     }
 }
 

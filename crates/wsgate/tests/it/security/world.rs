@@ -90,9 +90,10 @@ impl WorldBuilder {
         .expect("the gateway loads the store");
         let ws = gateway.ws_addr().expect("the ws listener is on");
         let wss = gateway.wss_addr().expect("the wss listener is on");
+        let snapshots = gateway.snapshots();
         tokio::spawn(gateway.run(shutdown.clone()));
         let echo = echo_upstream().await;
-        World { control, admin, ws, wss, echo, shutdown, _dir: dir }
+        World { control, admin, ws, wss, echo, snapshots, shutdown, _dir: dir }
     }
 }
 
@@ -120,6 +121,8 @@ pub struct World {
     ws: SocketAddr,
     wss: SocketAddr,
     pub echo: Echo,
+    /// The gateway's snapshot as it is swapped.
+    pub snapshots: wsgate_gateway::snapshot::SnapshotHandle,
     shutdown: CancellationToken,
     _dir: Scratch,
 }
