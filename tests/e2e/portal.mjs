@@ -200,7 +200,13 @@ async function journey(context) {
   await step('devportal-catalogue', async () => {
     await page.getByLabel('Password', { exact: true }).fill(password);
     await page.getByLabel('Repeat the password').fill(password);
+    // Sign-up does not say whether the name was free (no user enumeration): it sends the
+    // browser to sign in, which then welcomes the new user.
     await submit(page.getByRole('button', { name: 'Create account' }));
+    await expectText('.notice', 'sign in with it');
+    await page.getByLabel('User name').fill(user);
+    await page.getByLabel('Password').fill(password);
+    await submit(page.getByRole('button', { name: 'Sign in' }));
     await expectText('.notice', 'Welcome');
     await page.getByLabel('Search APIs').fill('echo');
     await submit(page.getByRole('button', { name: 'Search' }));

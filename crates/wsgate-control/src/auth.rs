@@ -16,8 +16,10 @@ use wsgate_core::model::{Role, Session, User};
 
 use crate::crypto::{self, base64url, from_base64url};
 use crate::error::ApiError;
+use crate::limits::ClientAddress;
 use crate::now;
 use crate::state::AppState;
+use crate::throttle::Kind;
 
 pub const SESSION_COOKIE: &str = "wsgate_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -149,12 +151,33 @@ pub async fn open_session(state: &AppState, user: &str) -> Result<NewSession, Ap
     Ok(NewSession { csrf_token: csrf_token(&token), token, expires_at })
 }
 
-/// Checks a user name and password. Unknown names cost the same time as wrong passwords.
-pub async fn check_password(state: &AppState, name: &str, password: &str) -> Result<User, ApiError> {
+/// Checks a user name and password. Unknown names cost the same time as wrong passwords. An
+/// account or address with too many recent failures gets 429 before anything is hashed (see
+/// `throttle`); a failure is logged with the name and the client's address, never the password.
+pub async fn check_password(
+    state: &AppState,
+    address: ClientAddress,
+    name: &str,
+    password: &str,
+) -> Result<User, ApiError> {
+    if let Err(locked) = state.throttle.check(Kind::User, name, address.0) {
+        tracing::info!(user = ?name, client_address = %address, "sign-in throttled");
+        return Err(ApiError::TooManyAttempts { retry_after: locked.retry_after_secs() });
+    }
     let user = state.store().user(name).await?;
     let hash = user.as_ref().map_or(state.decoy_hash.as_str(), |u| u.password_hash.as_str()).to_string();
-    let matches = crypto::verify_password(password.to_string(), hash).await;
-    user.filter(|_| matches).ok_or(ApiError::WrongCredentials)
+    let matches = state.hasher.verify(password.to_string(), hash).await?;
+    match user.filter(|_| matches) {
+        Some(user) => {
+            state.throttle.succeeded(Kind::User, name, address.0);
+            Ok(user)
+        }
+        None => {
+            state.throttle.failed(Kind::User, name, address.0);
+            tracing::warn!(user = ?name, client_address = %address, "sign-in failed");
+            Err(ApiError::WrongCredentials)
+        }
+    }
 }
 
 /// `Set-Cookie` for a new session: not readable by scripts, sent only over HTTPS and only by

@@ -4,6 +4,7 @@
 use wsgate_core::model::ClientCredentials;
 use wsgate_store::Store;
 
+use crate::hashing::Hasher;
 use crate::{ControlError, crypto, now};
 
 /// Credentials as shown once to their owner.
@@ -17,7 +18,11 @@ pub struct IssuedCredentials {
 /// Makes (or remakes) the application's credentials. Regenerating keeps the client id, so the
 /// gateway's view of the application does not change, and replaces the secret, so the old one
 /// stops working at once.
-pub async fn generate(store: &dyn Store, application_id: &str) -> Result<IssuedCredentials, ControlError> {
+pub async fn generate(
+    hasher: &Hasher,
+    store: &dyn Store,
+    application_id: &str,
+) -> Result<IssuedCredentials, ControlError> {
     let client_id = match store.credentials_for_application(application_id).await? {
         Some(existing) => existing.client_id,
         None => crypto::id()?,
@@ -26,7 +31,7 @@ pub async fn generate(store: &dyn Store, application_id: &str) -> Result<IssuedC
     let credentials = ClientCredentials {
         application_id: application_id.to_string(),
         client_id: client_id.clone(),
-        secret_hash: crypto::hash_password(client_secret.clone()).await?,
+        secret_hash: hasher.hash(client_secret.clone()).await?,
         created_at: now(),
     };
     store.put_credentials(&credentials).await?;
@@ -37,6 +42,7 @@ pub async fn generate(store: &dyn Store, application_id: &str) -> Result<IssuedC
 /// The credentials these match, or `None`. An unknown client id costs the same hashing time
 /// as a wrong secret (`decoy_hash`), so timing does not tell which client ids exist.
 pub async fn authenticate(
+    hasher: &Hasher,
     store: &dyn Store,
     decoy_hash: &str,
     client_id: &str,
@@ -44,6 +50,6 @@ pub async fn authenticate(
 ) -> Result<Option<ClientCredentials>, ControlError> {
     let found = store.credentials_by_client_id(client_id).await?;
     let hash = found.as_ref().map_or(decoy_hash, |c| c.secret_hash.as_str()).to_string();
-    let matches = crypto::verify_password(client_secret.to_string(), hash).await;
+    let matches = hasher.verify(client_secret.to_string(), hash).await?;
     Ok(found.filter(|_| matches))
 }

@@ -4,13 +4,15 @@
 //! (The OAuth2 endpoints answer in RFC 6749's own error format; see `oauth2`.)
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use wsgate_core::model::{Lifecycle, Role};
 use wsgate_store::StoreError;
 
 use crate::crypto::CryptoError;
+use crate::hashing::HashError;
+use crate::limits::BodyError;
 
 /// Why starting, bootstrapping or minting a token failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,10 @@ pub enum ControlError {
     ApplicationNotFound(String),
     #[error("signing key {kid} in the store is unusable: {problem}")]
     UnusableSigningKey { kid: String, problem: String },
+    #[error(transparent)]
+    Hashing(#[from] HashError),
+    #[error("control.key_encryption_key_file {path}: {problem}")]
+    KeyEncryptionKey { path: String, problem: String },
 }
 
 /// A refusal of the REST API. Variants are facts; [`ApiError::status`] and [`ApiError::code`]
@@ -40,6 +46,15 @@ pub enum ApiError {
     /// The body is not JSON, or not the JSON this endpoint takes (missing field, wrong type).
     #[error("{message}")]
     MalformedBody { message: String, field: Option<String> },
+    /// The body is too large, too slow or unreadable (before it is parsed at all).
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// Too many failed sign-ins for this account or from this address; see `throttle`.
+    #[error("too many failed attempts; try again in {retry_after} s")]
+    TooManyAttempts { retry_after: u64 },
+    /// Every password-hashing thread is busy and its queue is full.
+    #[error("too many sign-ins at once; try again in a second")]
+    Busy,
     #[error("not signed in: send Authorization: Bearer <token> from POST /api/v1/login, or the session cookie")]
     NotSignedIn,
     #[error("wrong user name or password")]
@@ -80,6 +95,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::MalformedBody { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Body(err) => err.status(),
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotSignedIn | ApiError::WrongCredentials => StatusCode::UNAUTHORIZED,
             ApiError::MissingRole(_) | ApiError::Forbidden(_) | ApiError::CsrfTokenMismatch => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -94,6 +112,11 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::MalformedBody { .. } => "malformed_body",
+            ApiError::Body(BodyError::TooLarge(_)) => "body_too_large",
+            ApiError::Body(BodyError::TimedOut) => "body_timed_out",
+            ApiError::Body(_) => "malformed_body",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
+            ApiError::Busy => "busy",
             ApiError::NotSignedIn => "not_signed_in",
             ApiError::WrongCredentials => "wrong_credentials",
             ApiError::MissingRole(_) => "missing_role",
@@ -133,7 +156,22 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %detail, "control plane request failed");
         }
         let body = ErrorBody { error: self.code(), message: self.to_string(), field: self.field() };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::TooManyAttempts { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            ApiError::Busy => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The rest of the body may still be coming: the connection cannot be reused.
+            ApiError::Body(err) if err.closes() => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        response
     }
 }
 
@@ -154,10 +192,20 @@ impl From<CryptoError> for ApiError {
     }
 }
 
+impl From<HashError> for ApiError {
+    fn from(err: HashError) -> ApiError {
+        match err {
+            HashError::Busy => ApiError::Busy,
+            HashError::Failed(detail) => ApiError::Internal(detail),
+        }
+    }
+}
+
 impl From<ControlError> for ApiError {
     fn from(err: ControlError) -> ApiError {
         match err {
             ControlError::Store(err) => err.into(),
+            ControlError::Hashing(err) => err.into(),
             ControlError::ApplicationNotFound(_) => ApiError::not_found("application"),
             other => ApiError::Internal(other.to_string()),
         }

@@ -17,6 +17,8 @@ use wsgate_core::model::{SigningKey, UnixTime};
 use wsgate_store::Store;
 
 use crate::crypto::{self, base64url, from_base64url};
+use crate::hashing::Hasher;
+use crate::sealing::Sealer;
 use crate::{ControlError, clients, now};
 
 /// The `aud` of every access token: the gateway is the one audience.
@@ -95,6 +97,10 @@ struct Inner {
     /// The key now signing, so that issuing a token reads no key from the store. The lock is
     /// held while a new key is made, so one process makes one key per rotation.
     current: tokio::sync::Mutex<Option<Arc<ActiveKey>>>,
+    /// Hashes the secrets of client credentials made on the way to a token.
+    hasher: Hasher,
+    /// Encrypts private keys before they are stored (see `sealing`).
+    sealer: Sealer,
 }
 
 struct ActiveKey {
@@ -112,7 +118,13 @@ impl std::fmt::Debug for KeyManager {
 
 impl KeyManager {
     /// `issuer` is the `iss` of the tokens: see [`crate::issuer`].
-    pub fn new(store: Arc<dyn Store>, settings: &ControlSettings, issuer: String) -> KeyManager {
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: &ControlSettings,
+        issuer: String,
+        hasher: Hasher,
+        sealer: Sealer,
+    ) -> KeyManager {
         KeyManager {
             inner: Arc::new(Inner {
                 store,
@@ -120,8 +132,32 @@ impl KeyManager {
                 token_ttl: secs(settings.token_ttl),
                 rotation: secs(settings.signing_key_rotation),
                 current: tokio::sync::Mutex::new(None),
+                hasher,
+                sealer,
             }),
         }
+    }
+
+    /// Run at start: with a key-encryption key, seals every key still stored in plain PKCS#8
+    /// and checks that sealed ones open; without one, refuses to go on if any key is sealed
+    /// (it could not sign) and warns that keys are stored in plain.
+    pub async fn seal_stored_keys(&self) -> Result<(), ControlError> {
+        let Inner { store, sealer, .. } = &*self.inner;
+        for mut key in store.list_signing_keys().await? {
+            let unusable = |problem: String| ControlError::UnusableSigningKey { kid: key.kid.clone(), problem };
+            let pkcs8 = sealer.open(&key.kid, &key.private_pkcs8).map_err(|err| unusable(err.to_string()))?;
+            if sealer.is_enabled() && !Sealer::is_sealed(&key.private_pkcs8) {
+                key.private_pkcs8 = sealer.seal(&key.kid, &pkcs8)?;
+                store.put_signing_key(&key).await?;
+                tracing::info!(kid = %key.kid, "signing key sealed with the key-encryption key");
+            }
+        }
+        if !sealer.is_enabled() {
+            tracing::warn!(
+                "signing keys are stored unencrypted: set control.key_encryption_key_file to encrypt them at rest"
+            );
+        }
+        Ok(())
     }
 
     pub fn issuer(&self) -> &str {
@@ -169,7 +205,7 @@ impl KeyManager {
         }
         let client_id = match store.credentials_for_application(application_id).await? {
             Some(credentials) => credentials.client_id,
-            None => clients::generate(store, application_id).await?.client_id,
+            None => clients::generate(&self.inner.hasher, store, application_id).await?.client_id,
         };
         self.issue(&client_id, application_id, scope.unwrap_or_default()).await
     }
@@ -196,13 +232,12 @@ impl KeyManager {
         if let Some(key) = current.as_ref().filter(|key| key.signs_until > now) {
             return Ok(key.clone());
         }
-        let stored = ensure_signing_key(&*self.inner.store, self.inner.token_ttl, self.inner.rotation).await?;
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &stored.private_pkcs8, &SystemRandom::new())
-                .map_err(|err| ControlError::UnusableSigningKey {
-                    kid: stored.kid.clone(),
-                    problem: err.to_string(),
-                })?;
+        let inner = &*self.inner;
+        let stored = ensure_signing_key(&*inner.store, inner.token_ttl, inner.rotation, &inner.sealer).await?;
+        let unusable = |problem: String| ControlError::UnusableSigningKey { kid: stored.kid.clone(), problem };
+        let pkcs8 = inner.sealer.open(&stored.kid, &stored.private_pkcs8).map_err(|err| unusable(err.to_string()))?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &SystemRandom::new())
+            .map_err(|err| unusable(err.to_string()))?;
         let key = Arc::new(ActiveKey {
             signs_until: signs_until(&stored, self.inner.rotation),
             retire_at: stored.retire_at,
@@ -233,12 +268,14 @@ fn signs_until(key: &SigningKey, rotation: i64) -> UnixTime {
     key.active_until.min(key.created_at.saturating_add(rotation))
 }
 
-/// The stored key that signs now, made and stored when there is none. Called at bootstrap (so
-/// the JWKS is never empty) and whenever the cached key's signing time is over.
+/// The stored key that signs now, made and stored (sealed by `sealer`) when there is none.
+/// Called at bootstrap (so the JWKS is never empty) and whenever the cached key's signing time
+/// is over.
 pub(crate) async fn ensure_signing_key(
     store: &dyn Store,
     token_ttl: i64,
     rotation: i64,
+    sealer: &Sealer,
 ) -> Result<SigningKey, ControlError> {
     let now = now();
     let keys = store.list_signing_keys().await?;
@@ -252,10 +289,11 @@ pub(crate) async fn ensure_signing_key(
         .map_err(|err| ControlError::UnusableSigningKey { kid: "(new)".into(), problem: err.to_string() })?;
     let public_key = pair.public_key().as_ref().to_vec();
     let active_until = now.saturating_add(rotation);
+    let kid = thumbprint(&public_key);
     let key = SigningKey {
-        kid: thumbprint(&public_key),
+        private_pkcs8: sealer.seal(&kid, pkcs8.as_ref())?,
+        kid,
         algorithm: ALGORITHM.to_string(),
-        private_pkcs8: pkcs8.as_ref().to_vec(),
         public_key,
         created_at: now,
         active_until,

@@ -6,12 +6,18 @@
 //! Modules, in reading order:
 //! - [`error`]: [`ControlError`] for the library's callers, `ApiError` for REST refusals,
 //!   each rendered in one place.
-//! - `crypto`: random ids and secrets, SHA-256, argon2id password hashes.
+//! - `crypto`: random ids and secrets, SHA-256.
+//! - `hashing`: argon2id password hashes on a bounded pool of threads.
+//! - `throttle`: failed sign-ins counted per account and address, with exponential back-off.
+//! - `limits`: what bounds a request before a handler runs (body size and deadline, form
+//!   parameters) and the client's address.
+//! - `sealing`: signing keys encrypted at rest under a key-encryption key.
 //! - `state`: what every handler shares.
 //! - [`auth`]: sessions, CSRF tokens, the `Caller` extractor and role checks.
 //! - [`keys`]: the key manager: ES256 keys and their rotation, JWT signing and verification,
 //!   the JWKS.
 //! - [`clients`]: an application's OAuth2 client id and secret.
+//! - `scopes`: which scopes an application's tokens may carry (granted, not requested).
 //! - `oauth2`: token, revoke, introspect, JWKS and discovery endpoints.
 //! - `rest`: the REST API, one module per resource.
 //! - [`routes`]: the route table, the one list both the router and the OpenAPI test read.
@@ -25,10 +31,15 @@
 
 pub mod error;
 mod crypto;
+mod hashing;
+mod throttle;
+mod limits;
+mod sealing;
 mod state;
 pub mod auth;
 pub mod keys;
 pub mod clients;
+mod scopes;
 mod oauth2;
 mod rest;
 pub mod routes;
@@ -49,14 +60,18 @@ pub const ADMIN_USER: &str = "admin";
 
 /// Prepares an empty store for its first start: creates the user `admin` (role admin) with
 /// `admin_password`, or with a generated password that is returned so the binary can print it
-/// once. Also makes sure a signing key exists, so the JWKS is never empty. Idempotent: a store
-/// that has users is left as it is and `Ok(None)` returned.
-pub async fn bootstrap(store: &dyn Store, admin_password: Option<&str>) -> Result<Option<String>, ControlError> {
-    let defaults = ControlSettings::default();
+/// once. Also makes sure a signing key exists (sealed as `settings` say), so the JWKS is never
+/// empty. Idempotent: a store that has users is left as it is and `Ok(None)` returned.
+pub async fn bootstrap(
+    store: &dyn Store,
+    settings: &ControlSettings,
+    admin_password: Option<&str>,
+) -> Result<Option<String>, ControlError> {
     keys::ensure_signing_key(
         store,
-        i64::try_from(defaults.token_ttl.as_secs()).unwrap_or(3600),
-        i64::try_from(defaults.signing_key_rotation.as_secs()).unwrap_or(86400),
+        i64::try_from(settings.token_ttl.as_secs()).unwrap_or(3600),
+        i64::try_from(settings.signing_key_rotation.as_secs()).unwrap_or(86400),
+        &sealing::Sealer::from_settings(settings)?,
     )
     .await?;
     if !store.list_users().await?.is_empty() {
@@ -69,7 +84,8 @@ pub async fn bootstrap(store: &dyn Store, admin_password: Option<&str>) -> Resul
     };
     let admin = User {
         name: ADMIN_USER.to_string(),
-        password_hash: crypto::hash_password(password.clone()).await?,
+        // One hash, once: a pool of one thread, gone when this returns.
+        password_hash: hashing::Hasher::start(1)?.hash(password.clone()).await?,
         roles: vec![Role::Admin],
         created_at: now(),
     };

@@ -53,11 +53,13 @@ pub const ROUTES: &[Route] = &[
     route(Method::GET, "/api/v1/applications/{id}/keys", |m| on(m, applications::keys)),
     route(Method::POST, "/api/v1/applications/{id}/keys", |m| on(m, applications::generate_keys)),
     route(Method::POST, "/api/v1/applications/{id}/token", |m| on(m, applications::token)),
+    route(Method::PUT, "/api/v1/applications/{id}/external_clients", |m| on(m, applications::set_external_clients)),
     route(Method::POST, "/api/v1/applications/{id}/revocations", |m| on(m, revocations::revoke_application_tokens)),
     route(Method::POST, "/api/v1/revocations", |m| on(m, revocations::revoke_token)),
     route(Method::GET, "/api/v1/subscriptions", |m| on(m, subscriptions::list)),
     route(Method::POST, "/api/v1/subscriptions", |m| on(m, subscriptions::create)),
     route(Method::POST, "/api/v1/subscriptions/{id}/state", |m| on(m, subscriptions::set_state)),
+    route(Method::PUT, "/api/v1/subscriptions/{id}/scopes", |m| on(m, subscriptions::set_scopes)),
     route(Method::PUT, "/api/v1/subscriptions/{id}/plan", |m| on(m, subscriptions::set_plan)),
     route(Method::GET, "/api/v1/subscriptions/{id}/usage", |m| on(m, usage::of_subscription)),
     route(Method::DELETE, "/api/v1/subscriptions/{id}", |m| on(m, subscriptions::delete)),
@@ -80,6 +82,8 @@ pub fn router(state: AppState) -> Router {
     // The portals' HTML pages sit beside the REST API; they are not part of its OpenAPI document.
     router
         .merge(crate::portal::router())
+        // Every body extractor reads through `limits`; this caps any other one the same way.
+        .layer(axum::extract::DefaultBodyLimit::max(crate::limits::MAX_BODY))
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::map_response(protect))

@@ -4,12 +4,20 @@
 //! axum's own `serve` speaks plain HTTP only, hence this loop. Every connection is tracked;
 //! on shutdown the listener closes first, then each connection finishes the request it is
 //! serving and closes (idle keep-alive connections close at once), within a deadline.
+//!
+//! Slow clients are bounded at every step: the TLS handshake and each request head must arrive
+//! within `gateway.handshake_timeout`, a head may be at most [`limits::MAX_HEAD`], and each
+//! request's body must have arrived within `handshake_timeout` of its head (else 408 and the
+//! connection closes). Each request carries the peer's address as a [`ClientAddress`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -17,11 +25,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 use wsgate_core::config::Config;
 use wsgate_store::Store;
 use wsgate_tls::server::ReloadingCertificate;
 
 use crate::keys::KeyManager;
+use crate::limits::{self, ClientAddress, DeadlineBody};
 use crate::routes;
 use crate::state::{AppState, Shared};
 use crate::{ControlError, issuer};
@@ -32,8 +42,8 @@ pub struct ControlPlane {
     listener: Option<TcpListener>,
     state: AppState,
     acceptor: TlsAcceptor,
-    /// TLS handshake and each request head must arrive within this (`gateway.handshake_timeout`),
-    /// so a slow client cannot hold a connection open for free.
+    /// TLS handshake, each request head and each request body must arrive within this
+    /// (`gateway.handshake_timeout`), so a slow client cannot hold a connection open for free.
     handshake_timeout: Duration,
     /// How long live requests get to finish on shutdown (`gateway.shutdown_timeout`).
     drain_timeout: Duration,
@@ -62,7 +72,7 @@ impl ControlPlane {
             Some(listener) => listener.local_addr().map(|a| a.port()).unwrap_or_default(),
             None => 9443,
         };
-        let state = Shared::new(store, config.control.clone(), issuer(&config.control, port)).await?;
+        let state = Shared::new(store, config, issuer(&config.control, port)).await?;
         Ok(ControlPlane {
             listener,
             state,
@@ -101,7 +111,7 @@ impl ControlPlane {
     /// Serves until `shutdown` is cancelled, then drains.
     pub async fn run(self, shutdown: CancellationToken) {
         let Some(listener) = self.listener else { return };
-        let service = TowerToHyperService::new(routes::router(self.state.clone()));
+        let router = routes::router(self.state.clone());
         let connections = TaskTracker::new();
         loop {
             let (tcp, peer) = tokio::select! {
@@ -118,7 +128,7 @@ impl ControlPlane {
             };
             let connection = Connection {
                 acceptor: self.acceptor.clone(),
-                service: service.clone(),
+                router: router.clone(),
                 handshake_timeout: self.handshake_timeout,
             };
             connections.spawn(connection.serve(tcp, peer, shutdown.clone()));
@@ -133,7 +143,7 @@ impl ControlPlane {
 
 struct Connection {
     acceptor: TlsAcceptor,
-    service: TowerToHyperService<Router>,
+    router: Router,
     handshake_timeout: Duration,
 }
 
@@ -145,8 +155,15 @@ impl Connection {
             Err(_) => return tracing::debug!(%peer, "control plane TLS handshake timed out"),
         };
         let mut builder = http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(self.handshake_timeout);
-        let connection = builder.serve_connection(TokioIo::new(tls), self.service);
+        builder.timer(TokioTimer::new()).header_read_timeout(self.handshake_timeout).max_buf_size(limits::MAX_HEAD);
+        let (router, body_timeout) = (self.router, self.handshake_timeout);
+        let service = tower::service_fn(move |request: Request<Incoming>| {
+            let (mut parts, body) = request.into_parts();
+            parts.extensions.insert(ClientAddress(peer.ip()));
+            let body = Body::new(DeadlineBody::new(body, body_timeout));
+            router.clone().oneshot(Request::from_parts(parts, body))
+        });
+        let connection = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(service));
         let mut connection = std::pin::pin!(connection);
         let result = tokio::select! {
             result = connection.as_mut() => result,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::endpoint::{AllowList, Endpoint, Scheme};
 use crate::limits::Limits;
 use crate::{duration, version};
 
@@ -179,6 +180,13 @@ pub struct ControlSettings {
     pub issuer: Option<String>,
     /// Whether anyone may create a subscriber account in the developer portal.
     pub self_signup: bool,
+    /// A file holding the key-encryption key (32 random bytes, hex or base64) that signing keys
+    /// are encrypted with in the store. Without it they are stored unencrypted (and a warning
+    /// says so at start). Every node sharing a store needs the same file.
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// Where API endpoints may point, for APIs made by anyone but an admin: host names,
+    /// `*.domain`, IP addresses or CIDR ranges, each with an optional `:port`. Empty: anywhere.
+    pub endpoint_allowlist: Vec<String>,
 }
 
 impl Default for ControlSettings {
@@ -190,6 +198,8 @@ impl Default for ControlSettings {
             signing_key_rotation: Duration::from_secs(24 * 3600),
             issuer: None,
             self_signup: true,
+            key_encryption_key_file: None,
+            endpoint_allowlist: Vec::new(),
         }
     }
 }
@@ -198,6 +208,12 @@ impl ControlSettings {
     /// The `listen` address, `None` when it is `"off"`.
     pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
         listen_addr("control.listen", &self.listen)
+    }
+
+    /// The parsed `endpoint_allowlist`.
+    pub fn endpoint_allowlist(&self) -> Result<AllowList, ConfigError> {
+        AllowList::parse(&self.endpoint_allowlist)
+            .map_err(|(index, problem)| invalid(format!("control.endpoint_allowlist[{index}]"), problem))
     }
 }
 
@@ -320,82 +336,6 @@ pub struct ApiSpec {
     pub client_limits: Option<Limits>,
 }
 
-/// Scheme of an upstream endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    Ws,
-    Wss,
-}
-
-/// A parsed `ws://host:port/path` endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub scheme: Scheme,
-    /// Host as written, without brackets for IPv6 literals.
-    pub host: String,
-    pub port: u16,
-    /// Path prefix without a trailing slash; empty for the root.
-    pub base_path: String,
-}
-
-impl Endpoint {
-    /// Parses `ws://` or `wss://` URLs; ports default to 80 and 443.
-    pub fn parse(url: &str) -> Result<Endpoint, String> {
-        let (scheme, rest) = if let Some(rest) = url.strip_prefix("ws://") {
-            (Scheme::Ws, rest)
-        } else if let Some(rest) = url.strip_prefix("wss://") {
-            (Scheme::Wss, rest)
-        } else {
-            return Err(format!("\"{url}\" must start with ws:// or wss://"));
-        };
-        if rest.contains(['?', '#', '@', ' ']) {
-            return Err(format!("\"{url}\" may hold only host, port and path"));
-        }
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let (host, port) = split_host_port(authority).ok_or_else(|| format!("\"{url}\" has no valid host:port"))?;
-        let default_port = if scheme == Scheme::Ws { 80 } else { 443 };
-        Ok(Endpoint {
-            scheme,
-            host: host.to_string(),
-            port: port.unwrap_or(default_port),
-            base_path: path.trim_end_matches('/').to_string(),
-        })
-    }
-
-    /// `host:port` as used in a `Host` header, with brackets around IPv6 literals.
-    pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let close = rest.find(']')?;
-        let host = &rest[..close];
-        match &rest[close + 1..] {
-            "" => (host, None),
-            tail => (host, Some(tail.strip_prefix(':')?)),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return None;
-    }
-    let port = match port {
-        Some(text) => Some(text.parse::<u16>().ok().filter(|p| *p != 0)?),
-        None => None,
-    };
-    Some((host, port))
-}
-
 impl Config {
     /// Parses and validates a whole file.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
@@ -411,6 +351,7 @@ impl Config {
             return Err(invalid("gateway.ws_listen", "ws_listen and wss_listen cannot both be \"off\""));
         }
         self.control.listen_addr()?;
+        self.control.endpoint_allowlist()?;
         for (key, value) in [
             ("control.token_ttl", self.control.token_ttl),
             ("control.session_ttl", self.control.session_ttl),
@@ -501,8 +442,8 @@ impl Config {
 
 impl ApiSpec {
     fn validate(&self, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
-        if self.name.trim().is_empty() {
-            return Err(invalid(key("name"), "must not be empty"));
+        if self.name.trim().is_empty() || self.name.chars().any(char::is_control) {
+            return Err(invalid(key("name"), "must not be empty or hold control characters"));
         }
         validate_context(&self.context).map_err(|problem| invalid(key("context"), problem))?;
         if !version::is_valid(&self.version) {
@@ -615,13 +556,14 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_parse_with_default_ports_and_ipv6() {
-        let e = Endpoint::parse("ws://echo.example/base/").expect("valid");
-        assert_eq!((e.port, e.base_path.as_str()), (80, "/base"));
-        let e = Endpoint::parse("wss://[::1]:8443").expect("valid");
-        assert_eq!((e.host.as_str(), e.port, e.authority()), ("::1", 8443, "[::1]:8443".into()));
-        assert!(Endpoint::parse("ws://host:0").is_err());
-        assert!(Endpoint::parse("ws://:80").is_err());
-        assert!(Endpoint::parse("ws://host/p?q").is_err());
+    fn an_endpoint_with_a_line_break_is_refused_with_one_line() {
+        let split = ECHO.replace("ws://127.0.0.1:7070", "ws://127.0.0.1:7070/x\\r\\nX-Injected: yes");
+        let message = error_of(&split);
+        assert!(message.starts_with("apis[0].endpoints[0]:"), "{message}");
+        assert!(!message.contains('\n') && !message.contains('\r'), "{message}");
+        assert!(
+            error_of(&format!("{ECHO}\n[control]\nendpoint_allowlist = [\"10.0.0.0/99\"]"))
+                .starts_with("control.endpoint_allowlist[0]:")
+        );
     }
 }

@@ -3,12 +3,14 @@
 //! Modules, in reading order:
 //! - [`version`]: API versions, where `1.0` and `1.0.0` name the same API.
 //! - [`duration`]: the human duration strings of the config file (`"10s"`, `"500ms"`).
+//! - [`endpoint`]: upstream endpoint URLs, parsed strictly, and the endpoint allow-list.
 //! - [`limits`]: throttling limits (rates, connection caps) as plans and APIs declare them.
 //! - [`config`]: the TOML configuration, parsed, validated and then frozen.
 //! - [`model`]: what the control plane manages: APIs, plans, users, applications, keys.
 
 pub mod version;
 pub mod duration;
+pub mod endpoint;
 pub mod limits;
 pub mod config;
 pub mod model;

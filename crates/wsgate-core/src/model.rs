@@ -78,7 +78,9 @@ pub struct ApiRecord {
     pub ca_file: Option<String>,
     /// Accept any upstream certificate (explicit, logged).
     pub insecure_skip_verify: bool,
-    /// Scopes a token must carry (all of them) to open a connection; empty: none required.
+    /// The scopes this API knows. A token must carry all of them to open a connection, and a
+    /// publisher grants them per subscription (`Subscription::granted_scopes`): a token never
+    /// carries a scope its application was not granted. Empty: none required.
     #[serde(default)]
     pub scopes: Vec<String>,
     /// Whether a live connection is closed (4001 "token expired") when its token expires
@@ -230,6 +232,20 @@ pub struct Application {
     #[serde(default)]
     pub plan: Option<String>,
     pub created_at: UnixTime,
+    /// Clients of external identity providers whose tokens act as this application. Only these
+    /// map an external token to an application: the client ids wsgate generates are a separate
+    /// namespace that an external provider's tokens never reach.
+    #[serde(default)]
+    pub external_clients: Vec<ExternalClient>,
+}
+
+/// A client registered at an external identity provider (`[[identity_providers]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ExternalClient {
+    /// The provider's `iss`, exactly as configured.
+    pub issuer: String,
+    /// The `client_id` (or `azp`) its tokens carry.
+    pub client_id: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -263,8 +279,13 @@ pub struct Subscription {
     pub application_id: String,
     pub api_id: String,
     pub plan: String,
+    /// ACTIVE, or BLOCKED by a publisher (only a publisher lifts it), or REMOVED.
     pub state: SubscriptionState,
     pub created_at: UnixTime,
+    /// The API's scopes a publisher granted to this subscription; the application's tokens
+    /// carry at most the scopes granted to its ACTIVE subscriptions.
+    #[serde(default)]
+    pub granted_scopes: Vec<String>,
 }
 
 /// An application's OAuth2 client credentials. One pair per application; regenerating replaces

@@ -176,7 +176,10 @@ async fn without_redis_fail_open_counts_alone_and_exact_sharing_returns() {
     // The first call after the crash finds out; every later one decides at once.
     let started = std::time::Instant::now();
     let during = a.acquire_slot("sub:4:conn", 2).await.expect("a's own count has room for one more");
-    assert!(started.elapsed() < Duration::from_secs(1), "a dead Redis costs a handshake at most the call timeout");
+    assert!(
+        started.elapsed() <= Duration::from_millis(1500),
+        "a dead Redis costs a handshake at most the call timeout"
+    );
     assert_eq!(a.health(), Health::SharedUnreachable);
     assert!(matches!(a.acquire_slot("sub:4:conn", 2).await, Err(Refusal::Full { .. })), "a counts its own two");
     let rate = Rate::new(5, Period::Second);

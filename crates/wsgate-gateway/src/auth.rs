@@ -6,9 +6,12 @@
 //! choice; a `typ` other than an access token's is refused (RFC 8725 section 3.11: an ID token
 //! is not an access token); `exp`/`nbf` get a small leeway for clock skew, and a connection
 //! lives until the leeway past `exp` ends, never less; `iss` and `aud` must match; revoked
-//! `jti`s are refused; an application needs an ACTIVE subscription to the API. A request that
-//! carries two credentials (two Authorization headers, two different tokens) is refused: which
-//! one counts must never depend on which one a parser happens to read last.
+//! `jti`s are refused; an application needs an ACTIVE subscription to the API, and each scope
+//! the API requires must be both in the token and still granted to that subscription. An
+//! external provider's token maps to an application only through a client registered on it
+//! (`Application::external_clients`), never through a client id wsgate generated. A request
+//! that carries two credentials (two Authorization headers, two different tokens) is refused:
+//! which one counts must never depend on which one a parser happens to read last.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -119,11 +122,7 @@ pub async fn authenticate(
     // The control plane names the application; an external provider's token is mapped to one
     // through its client id.
     let application_id = if external {
-        access
-            .client_ids
-            .get(&client_id)
-            .cloned()
-            .ok_or(Rejection::InvalidToken("no application has this client id"))?
+        registered_application(access, claims.iss.as_deref().unwrap_or_default(), &client_id)?
     } else {
         claims.application_id.clone().ok_or(Rejection::InvalidToken("token names no application"))?
     };
@@ -132,8 +131,10 @@ pub async fn authenticate(
         return Err(Rejection::InvalidToken("token revoked"));
     }
     let subscription = access.allows(&application_id, &managed.id).map_err(Rejection::NotAllowed)?;
-    let granted: Vec<&str> = claims.scope.split_whitespace().collect();
-    if !managed.scopes.iter().all(|needed| granted.contains(&needed.as_str())) {
+    // A scope a publisher withdrew stops opening connections, even in tokens issued before.
+    let carried: Vec<&str> = claims.scope.split_whitespace().collect();
+    let granted = &subscription.granted_scopes;
+    if !managed.scopes.iter().all(|needed| carried.contains(&needed.as_str()) && granted.contains(needed)) {
         return Err(Rejection::InsufficientScope);
     }
     let application = access.applications.get(&application_id);
@@ -147,6 +148,15 @@ pub async fn authenticate(
         issued_at,
         expires_at: claims.exp.unwrap_or(i64::MAX),
     })
+}
+
+/// The application on which `issuer`'s client `client_id` is registered.
+fn registered_application(access: &Access, issuer: &str, client_id: &str) -> Result<String, Rejection> {
+    match access.external_clients.get(&(issuer.to_string(), client_id.to_string())).map(Vec::as_slice) {
+        Some([application]) => Ok(application.clone()),
+        Some([_, _, ..]) => Err(Rejection::InvalidToken("the client is registered on several applications")),
+        _ => Err(Rejection::InvalidToken("no application has this client id")),
+    }
 }
 
 /// The bearer token from the header or the `access_token` query parameter. Basic credentials

@@ -38,8 +38,12 @@ pub async fn follow(follow: Follow, shutdown: CancellationToken) -> Result<(), S
     let Follow { store, file_apis, issuer, handle, after_swap } = follow;
     // Subscribe before the first load, so a change committed in between is not missed.
     let mut changes = store.changes();
-    let swap = move |view: &StoreView| {
-        let snapshot = handle.replace(build(&file_apis, view, issuer.as_deref()));
+    let mut generation = 0;
+    let mut swap = move |view: &StoreView| {
+        let mut next = build(&file_apis, view, issuer.as_deref());
+        next.generation = generation;
+        generation += 1;
+        let snapshot = handle.replace(next);
         for hook in &after_swap {
             hook(&snapshot);
         }

@@ -188,6 +188,11 @@ impl Gateway {
         self.wss.as_ref().map(|w| w.certificate.files())
     }
 
+    /// The snapshot the gateway serves from, as it is swapped (for tests and diagnostics).
+    pub fn snapshots(&self) -> SnapshotHandle {
+        self.shared.snapshot.clone()
+    }
+
     /// The counters limits are counted with (the control plane reads usage from them).
     pub fn counters(&self) -> Arc<dyn Counters> {
         self.shared.counters.clone()

@@ -18,6 +18,8 @@ use crate::route::{Api, ApiLimits, Managed, RouteTable};
 /// Everything a handshake looks up.
 #[derive(Debug, Default)]
 pub struct Snapshot {
+    /// How many snapshots were built from the store before this one (0 for the first).
+    pub generation: u64,
     pub routes: RouteTable,
     pub access: Access,
     /// Every plan's limits, by plan name.
@@ -37,8 +39,9 @@ pub struct Access {
     pub issuer: Option<String>,
     /// The control plane's public keys by `kid`, for keys not yet retired.
     pub keys: HashMap<String, VerifyKey>,
-    /// Application ids by OAuth2 client id, for tokens of external identity providers.
-    pub client_ids: HashMap<String, String>,
+    /// Application ids by (issuer, client id) of the external clients registered on them, for
+    /// tokens of external identity providers (usually one; several is refused as ambiguous).
+    pub external_clients: HashMap<(String, String), Vec<String>>,
     /// `jti`s of revoked tokens that have not expired yet.
     pub revoked: HashSet<String>,
     /// Applications whose tokens issued at or before a moment are revoked, with that moment.
@@ -109,7 +112,6 @@ pub struct StoreView {
     pub revoked: Vec<wsgate_core::model::RevokedToken>,
     pub applications: Vec<Application>,
     pub subscriptions: Vec<Subscription>,
-    pub credentials: Vec<wsgate_core::model::ClientCredentials>,
     pub plans: Vec<Plan>,
 }
 
@@ -122,7 +124,6 @@ impl StoreView {
             revoked: store.list_revoked_tokens(now).await?,
             applications: store.list_applications(None).await?,
             subscriptions: store.list_subscriptions(SubscriptionFilter::default()).await?,
-            credentials: store.list_credentials().await?,
             plans: store.list_plans().await?,
         })
     }
@@ -168,7 +169,13 @@ pub fn build(file_apis: &[ApiSpec], view: &StoreView, issuer: Option<&str>) -> S
             .filter(|k| k.retire_at > now)
             .map(|k| (k.kid.clone(), VerifyKey::Es256(k.public_key.clone())))
             .collect(),
-        client_ids: view.credentials.iter().map(|c| (c.client_id.clone(), c.application_id.clone())).collect(),
+        external_clients: view.applications.iter().fold(HashMap::new(), |mut index, app| {
+            for client in &app.external_clients {
+                let key = (client.issuer.clone(), client.client_id.clone());
+                index.entry(key).or_insert_with(Vec::new).push(app.id.clone());
+            }
+            index
+        }),
         revoked: view.revoked.iter().filter(|r| r.application_cutoff().is_none()).map(|r| r.jti.clone()).collect(),
         revoked_applications: view.revoked.iter().filter_map(RevokedToken::application_cutoff).fold(
             HashMap::new(),
@@ -186,7 +193,7 @@ pub fn build(file_apis: &[ApiSpec], view: &StoreView, issuer: Option<&str>) -> S
             .map(|s| ((s.application_id.clone(), s.api_id.clone()), s.clone()))
             .collect(),
     };
-    Snapshot { routes: RouteTable::from_apis(apis, &specs), access, plans }
+    Snapshot { generation: 0, routes: RouteTable::from_apis(apis, &specs), access, plans }
 }
 
 fn managed(record: &ApiRecord) -> Managed {

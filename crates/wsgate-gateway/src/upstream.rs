@@ -14,7 +14,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -30,8 +30,8 @@ use wsgate_core::config::{Endpoint, Scheme};
 
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
-/// Largest body of a non-101 answer relayed to the client.
-const MAX_DECLINE_BODY: usize = 64 * 1024;
+/// The headers of a non-101 upstream answer that reach the client; see [`declined`].
+const RELAYED_ON_DECLINE: &[&str] = &["www-authenticate", "retry-after", "sec-websocket-version"];
 const MAX_HEADERS: usize = 64;
 
 /// Headers that describe one hop, never copied from one side to the other (RFC 9110 §7.6.1),
@@ -185,10 +185,7 @@ async fn upgrade(
             Ok(Upstream { stream, response, early: buf[len..].to_vec(), extensions })
         }
         100..=199 => Err(Rejection::UpstreamInvalidUpgrade("informational response")),
-        _ => {
-            let reason = response.reason.unwrap_or_else(|| reason_phrase(status)).to_string();
-            Err(declined(status, &reason, &headers, &buf[len..], &mut stream).await)
-        }
+        _ => Err(declined(status, &headers)),
     }
 }
 
@@ -245,6 +242,9 @@ pub(crate) fn request_head(
     push_header(&mut head, "X-Forwarded-Proto", client.proto.as_bytes());
     push_header(&mut head, "X-Forwarded-Host", request.host.as_bytes());
     if let Some(caller) = caller {
+        // The control plane validates these names, but a value that could end the header line
+        // must never reach the upstream whatever the store holds.
+        let safe = |text: &str| text.chars().filter(|c| !c.is_control()).collect::<String>();
         for (name, value) in [
             ("X-Wsgate-Application", &caller.application),
             ("X-Wsgate-Application-Id", &caller.application_id),
@@ -252,7 +252,7 @@ pub(crate) fn request_head(
             ("X-Wsgate-Subscriber", &caller.subscriber),
             ("X-Wsgate-Plan", &caller.plan),
         ] {
-            push_header(&mut head, name, value.as_bytes());
+            push_header(&mut head, name, safe(value).as_bytes());
         }
     }
     head.extend_from_slice(b"\r\n");
@@ -356,30 +356,28 @@ fn append_end_to_end(out: &mut Vec<u8>, headers: &[(&str, &[u8])]) {
     }
 }
 
-/// The upstream's own non-101 answer, to relay to the client: its status, headers and a body of
-/// at most 64 KiB (Content-Length framed; other framings are not relayed), never an upgrade.
-async fn declined<S: AsyncRead + Unpin>(
-    status: u16,
-    reason: &str,
-    headers: &[(&str, &[u8])],
-    already: &[u8],
-    stream: &mut S,
-) -> Rejection {
-    let wanted = header(headers, "content-length")
-        .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(MAX_DECLINE_BODY);
-    let mut body = already[..already.len().min(wanted)].to_vec();
-    if body.len() < wanted {
-        let missing = wanted - body.len();
-        // Bounded by the handshake timeout around this whole exchange.
-        let mut rest = Vec::with_capacity(missing);
-        let _ = stream.take(missing as u64).read_to_end(&mut rest).await;
-        body.extend_from_slice(&rest);
-    }
+/// The upstream's non-101 answer as the client gets it: its status, the few headers a client
+/// needs to react (a challenge, `Retry-After`, the versions a 426 offers), and a body written
+/// by the gateway; never an upgrade. The upstream's own body and other headers stay behind: an
+/// endpoint may point at an internal HTTP service, and the gateway must not become a way to
+/// read it.
+fn declined(status: u16, headers: &[(&str, &[u8])]) -> Rejection {
+    let reason = reason_phrase(status);
+    let body = format!("The upstream declined the WebSocket upgrade with {status} {reason}.\n");
     let mut response = format!("HTTP/1.1 {status} {reason}\r\n").into_bytes();
-    append_end_to_end(&mut response, headers);
-    response.extend_from_slice(format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes());
-    response.extend_from_slice(&body);
+    for (name, value) in
+        headers.iter().filter(|(name, _)| RELAYED_ON_DECLINE.iter().any(|r| name.eq_ignore_ascii_case(r)))
+    {
+        response.extend_from_slice(format!("{name}: ").as_bytes());
+        response.extend_from_slice(value);
+        response.extend_from_slice(b"\r\n");
+    }
+    response.extend_from_slice(
+        format!(
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
     Rejection::UpstreamDeclined { status, response }
 }

@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 use wsgate_core::config::StoreSettings;
 use wsgate_core::model::{
-    ApiRecord, Application, ClientCredentials, Plan, RevokedToken, Session, SigningKey, Subscription,
+    ApiRecord, Application, ClientCredentials, ExternalClient, Plan, RevokedToken, Session, SigningKey, Subscription,
     SubscriptionState, UnixTime, User,
 };
 
@@ -190,6 +190,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn application(&self, id: &str) -> Result<Option<Application>>;
     /// Applications of one owner (ordered by name), or all with `None`.
     async fn list_applications(&self, owner: Option<&str>) -> Result<Vec<Application>>;
+    /// Replaces the external identity providers' clients registered on the application
+    /// (uniqueness across applications is the caller's rule).
+    async fn set_external_clients(&self, id: &str, clients: &[ExternalClient]) -> Result<()>;
     /// Sets or clears the plan all of the application's connections share; NotFound when the
     /// application or the plan does not exist.
     async fn set_application_plan(&self, id: &str, plan: Option<&str>) -> Result<()>;
@@ -203,6 +206,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Ordered by creation time.
     async fn list_subscriptions(&self, filter: SubscriptionFilter<'_>) -> Result<Vec<Subscription>>;
     async fn set_subscription_state(&self, id: &str, state: SubscriptionState) -> Result<()>;
+    /// Replaces the scopes granted to the subscription (a publisher's decision).
+    async fn set_subscription_scopes(&self, id: &str, scopes: &[String]) -> Result<()>;
     /// Moves a subscription to another plan; NotFound when it or the plan does not exist.
     async fn set_subscription_plan(&self, id: &str, plan: &str) -> Result<()>;
 
@@ -211,8 +216,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn put_credentials(&self, credentials: &ClientCredentials) -> Result<()>;
     async fn credentials_by_client_id(&self, client_id: &str) -> Result<Option<ClientCredentials>>;
     async fn credentials_for_application(&self, application_id: &str) -> Result<Option<ClientCredentials>>;
-    /// Every application's credentials: the gateway maps the `client_id` of tokens from
-    /// external identity providers to applications with it.
+    /// Every application's credentials.
     async fn list_credentials(&self) -> Result<Vec<ClientCredentials>>;
 
     // --- key manager: signing keys and revoked tokens

@@ -20,6 +20,11 @@ pub(crate) struct Migration {
 /// stand on its own.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") },
+    Migration {
+        version: 2,
+        name: "grants_and_external_clients",
+        sql: include_str!("../migrations/0002_grants_and_external_clients.sql"),
+    },
     Migration { version: 3, name: "limits", sql: include_str!("../migrations/0003_limits.sql") },
 ];
 

@@ -69,6 +69,14 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Subscriptions: list them; block, unblock and grant scopes (publishers); their usage of
+    /// their plan's limits, and moving them to another plan.
+    Subscription {
+        #[command(subcommand)]
+        command: SubscriptionCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Generate (or regenerate) an application's client id and secret; the secret is shown once.
     Keys {
         /// Application name.
@@ -92,13 +100,6 @@ pub enum Command {
     Plan {
         #[command(subcommand)]
         command: PlanCommand,
-        #[command(flatten)]
-        client: ClientArgs,
-    },
-    /// Subscriptions: their usage of their plan's limits, and moving them to another plan.
-    Subscription {
-        #[command(subcommand)]
-        command: SubscriptionCommand,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -169,22 +170,6 @@ pub enum PlanCommand {
 }
 
 #[derive(Subcommand)]
-pub enum SubscriptionCommand {
-    /// A subscription's limits and how much of them is used now.
-    Usage {
-        /// Subscription id.
-        id: String,
-    },
-    /// Move a subscription to another plan its API offers.
-    Plan {
-        /// Subscription id.
-        id: String,
-        /// The new plan, e.g. Silver.
-        plan: String,
-    },
-}
-
-#[derive(Subcommand)]
 pub enum ApiCommand {
     /// Create a WebSocket API (CREATED, or PUBLISHED with --publish).
     Create {
@@ -204,6 +189,10 @@ pub enum ApiCommand {
         /// oauth2 (access tokens, the default) or none (keyless).
         #[arg(long, default_value = "oauth2", value_parser = ["oauth2", "none"])]
         auth: String,
+        /// Scopes the API knows, comma-separated: a token needs them all to connect, and a
+        /// publisher grants them per subscription (`wsgate subscription grant`).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
         /// Publish at once ("create & publish"; needs the publisher role too).
         #[arg(long)]
         publish: bool,
@@ -228,6 +217,39 @@ pub enum ApiCommand {
     Block { api: String },
     /// Delete an API and its subscriptions.
     Delete { api: String },
+}
+
+#[derive(Subcommand)]
+pub enum SubscriptionCommand {
+    /// List the subscriptions you may see (publishers: all), with their ids.
+    List {
+        /// Only those to this API, as NAME:VERSION.
+        #[arg(long)]
+        api: Option<String>,
+    },
+    /// Block a subscription: its tokens stop working, and only a publisher can lift it.
+    Block { id: String },
+    /// Lift a block.
+    Unblock { id: String },
+    /// Grant a subscription some of its API's scopes (replacing what it had; none to revoke all).
+    Grant {
+        id: String,
+        /// Scopes the API declares, comma-separated.
+        #[arg(long, value_delimiter = ',', num_args = 0..)]
+        scopes: Vec<String>,
+    },
+    /// A subscription's limits and how much of them is used now.
+    Usage {
+        /// Subscription id.
+        id: String,
+    },
+    /// Move a subscription to another plan its API offers.
+    Plan {
+        /// Subscription id.
+        id: String,
+        /// The new plan, e.g. Silver.
+        plan: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -39,12 +39,12 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Subscribe { app, api, plan, client } => {
             commands::subscribe(&ControlClient::connect(&client)?, &app, &api, &plan)
         }
+        Command::Subscription { command, client } => commands::subscription(&ControlClient::connect(&client)?, command),
         Command::Keys { app, client } => commands::keys(&ControlClient::connect(&client)?, &app),
         Command::Token { app, scope, client } => {
             commands::token(&ControlClient::connect(&client)?, &app, scope.as_deref())
         }
         Command::Plan { command, client } => plans::plan(&ControlClient::connect(&client)?, command),
-        Command::Subscription { command, client } => plans::subscription(&ControlClient::connect(&client)?, command),
         Command::Revoke { token, app, client } => {
             commands::revoke(&ControlClient::connect(&client)?, token.as_deref(), app.as_deref())
         }

@@ -47,7 +47,7 @@ pub async fn start(
     let data_dir = config.gateway.data_dir();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let store = wsgate_store::open(&config.store, &data_dir).await.context("cannot open the store")?;
-    if let Some(generated) = wsgate_control::bootstrap(store.as_ref(), admin_password).await? {
+    if let Some(generated) = wsgate_control::bootstrap(store.as_ref(), &config.control, admin_password).await? {
         // Printed once, at the first start: only its hash is kept.
         println!("wsgate: created user admin with password {generated} (set WSGATE_ADMIN_PASSWORD to choose it)");
     }

@@ -12,12 +12,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
-use wsgate_core::model::Role;
 
 use super::forms::{Form, Problems, safe_next, same};
 use super::html::{Area, Notice, Page, csrf_input, esc, see_other, text_field};
 use crate::auth;
 use crate::error::ApiError;
+use crate::limits::ClientAddress;
 use crate::rest::{extract, session};
 use crate::state::AppState;
 use crate::{crypto, now};
@@ -38,12 +38,22 @@ pub async fn devportal_login_page(state: State<AppState>, headers: HeaderMap, qu
     login_page(Area::Devportal, &state, &headers, &query.0)
 }
 
-pub async fn publisher_login(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
-    login(Area::Publisher, &state, &headers, &form).await
+pub async fn publisher_login(
+    State(state): State<AppState>,
+    address: ClientAddress,
+    headers: HeaderMap,
+    form: Form,
+) -> Response {
+    login(Area::Publisher, &state, address, &headers, &form).await
 }
 
-pub async fn devportal_login(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
-    login(Area::Devportal, &state, &headers, &form).await
+pub async fn devportal_login(
+    State(state): State<AppState>,
+    address: ClientAddress,
+    headers: HeaderMap,
+    form: Form,
+) -> Response {
+    login(Area::Devportal, &state, address, &headers, &form).await
 }
 
 pub async fn publisher_logout(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
@@ -119,7 +129,7 @@ fn render_login(
     with_form_cookie(page, &cookie, fresh)
 }
 
-async fn login(area: Area, state: &AppState, headers: &HeaderMap, form: &Form) -> Response {
+async fn login(area: Area, state: &AppState, address: ClientAddress, headers: &HeaderMap, form: &Form) -> Response {
     let next = safe_next(Some(form.get("next")), area.base());
     let username = form.get("username");
     let refused = |problem| Attempt { next: &next, notice: None, username, problem: Some(problem) };
@@ -127,11 +137,19 @@ async fn login(area: Area, state: &AppState, headers: &HeaderMap, form: &Form) -
         let attempt = refused("The sign-in form had expired. Please try again.");
         return render_login(area, state, headers, &attempt, StatusCode::FORBIDDEN);
     }
-    let user = match auth::check_password(state, username, form.raw("password")).await {
+    let user = match auth::check_password(state, address, username, form.raw("password")).await {
         Ok(user) => user,
         Err(ApiError::WrongCredentials) => {
             let attempt = refused("Wrong user name or password.");
             return render_login(area, state, headers, &attempt, StatusCode::UNAUTHORIZED);
+        }
+        Err(err @ ApiError::TooManyAttempts { .. }) => {
+            let message = format!("Too many failed sign-ins: {err}.");
+            let mut page = render_login(area, state, headers, &refused(&message), err.status());
+            if let ApiError::TooManyAttempts { retry_after } = err {
+                page.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            return page;
         }
         Err(err) => return super::html::error_page(area, None, err.status(), "Cannot sign in", &err.to_string()),
     };
@@ -232,7 +250,9 @@ fn render_signup(
     with_form_cookie(page, &cookie, fresh)
 }
 
-pub async fn signup(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
+/// Like the REST sign-up, the answer does not tell whether the name was taken: either way the
+/// browser goes to the sign-in page, which welcomes the new user once they sign in.
+pub async fn signup(State(state): State<AppState>, address: ClientAddress, headers: HeaderMap, form: Form) -> Response {
     let name = form.get("name");
     let mut problems = Problems::default();
     if !form_cookie_matches(&headers, &form) {
@@ -245,15 +265,19 @@ pub async fn signup(State(state): State<AppState>, headers: HeaderMap, form: For
     }
     let body = json!({ "name": name, "password": form.raw("password") });
     let created = match extract::parse(body.to_string().as_bytes()) {
-        Ok(parsed) => session::signup(State(state.clone()), extract::Body(parsed)).await,
+        Ok(parsed) => session::signup(State(state.clone()), address, extract::Body(parsed)).await,
         Err(err) => Err(err),
     };
     if let Err(err) = created {
         let status = err.status();
         return render_signup(&state, &headers, name, &Problems::from_api(err), status);
     }
-    tracing::info!(user = name, role = Role::Subscriber.as_str(), "signed up in the developer portal");
-    signed_in(Area::Devportal, &state, name, &format!("/devportal?notice={}", Notice::Welcome.code())).await
+    let welcome = format!("/devportal?notice={}", Notice::Welcome.code());
+    see_other(&format!(
+        "/devportal/login?next={}&notice={}",
+        super::forms::encode(&welcome),
+        Notice::AccountRequested.code()
+    ))
 }
 
 /// The form cookie's value, and whether it is new (and must be set on the answer).

@@ -94,10 +94,11 @@ pub async fn client_id(state: &AppState, caller: &Caller, id: &str) -> Result<Op
 }
 
 /// An access token for the caller's own application, as `POST /api/v1/applications/{id}/token`
-/// makes it (the session proves the owner; no client secret needed).
+/// makes it without a `scope` (the session proves the owner; no client secret needed): it
+/// carries every scope granted to the application.
 pub async fn token(state: &AppState, caller: &Caller, id: &str) -> Result<AccessToken, ApiError> {
     let app = applications::owned(state, caller, id).await?;
-    Ok(state.keys.issue_for_application(&app.id, Some("")).await?)
+    applications::issue_token(state, &app, None).await
 }
 
 pub async fn list_subscriptions(
@@ -123,6 +124,28 @@ pub async fn subscribe(
 
 pub async fn unsubscribe(state: &AppState, caller: &Caller, id: &str) -> Result<Subscription, ApiError> {
     Ok(subscriptions::delete(State(state.clone()), caller.clone(), Path(id.to_string())).await?.0)
+}
+
+/// `PUT /api/v1/subscriptions/{id}/scopes` with these scopes.
+pub async fn grant_scopes(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    scopes: &[String],
+) -> Result<Subscription, ApiError> {
+    let grant = Body(body(&json!({ "scopes": scopes }))?);
+    Ok(subscriptions::set_scopes(State(state.clone()), caller.clone(), Path(id.to_string()), grant).await?.0)
+}
+
+/// `POST /api/v1/subscriptions/{id}/state` to `to` (ACTIVE or BLOCKED).
+pub async fn set_subscription_state(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    to: &str,
+) -> Result<Subscription, ApiError> {
+    let moved = Body(body(&json!({ "state": to }))?);
+    Ok(subscriptions::set_state(State(state.clone()), caller.clone(), Path(id.to_string()), moved).await?.0)
 }
 
 /// `POST /api/v1/plans` (`put` false) or `PUT /api/v1/plans/{name}` with the plan form's fields.

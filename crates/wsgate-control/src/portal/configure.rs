@@ -60,7 +60,7 @@ async fn render(
 <fieldset><legend>Upstream TLS (wss:// endpoints)</legend>
 {ca_file}
 <label class="check"><input type="checkbox" name="insecure_skip_verify"{insecure}> Skip certificate verification
-<span class="hint">Accepts any upstream certificate. Only for tests: the connection is then open to interception.</span></label>
+<span class="hint">Admins only. Accepts any upstream certificate. Only for tests: the connection is then open to interception.</span></label>
 </fieldset>
 <fieldset><legend>Security</legend>
 <label class="check"><input type="radio" name="auth" value="oauth2"{oauth2}> OAuth2 access token <span class="hint">(Authorization: Bearer, or ?access_token= for browsers)</span></label>
@@ -86,7 +86,7 @@ async fn render(
             "ca_file",
             "CA file",
             api.ca_file.as_deref().unwrap_or(""),
-            "Path on the gateway host of a PEM bundle to trust instead of the system roots; empty for the system roots.",
+            "Admins only. Path on the gateway host of a PEM bundle to trust instead of the system roots; empty for the system roots.",
             problems.on("ca_file"),
             ""
         ),
@@ -95,9 +95,9 @@ async fn render(
         open = checked(api.auth == AuthMode::None),
         scopes = text_field(
             "scopes",
-            "Required scopes",
+            "Scopes",
             &api.scopes.join(" "),
-            "Space-separated; a token must carry all of them. Empty: none required.",
+            "Space-separated; a token must carry all of them, and a publisher grants them per subscription (Subscriptions tab). Empty: none required.",
             problems.on("scopes"),
             ""
         ),

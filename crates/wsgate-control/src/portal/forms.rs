@@ -2,10 +2,10 @@
 //! the field it concerns), and the `next` paths a sign-in may return to.
 
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::limits;
 
 /// An `application/x-www-form-urlencoded` body, kept as its pairs: checkboxes and repeated
 /// inputs (plans, endpoints) send one pair per value, which a struct cannot hold.
@@ -16,11 +16,14 @@ pub struct Form {
 impl<S: Send + Sync> FromRequest<S> for Form {
     type Rejection = Response;
 
-    async fn from_request(request: Request, state: &S) -> Result<Form, Response> {
-        match axum::Form::<Vec<(String, String)>>::from_request(request, state).await {
-            Ok(axum::Form(pairs)) => Ok(Form { pairs }),
-            // Only a hand-made request gets here; browsers always send what the page's form says.
-            Err(rejection) => Err((StatusCode::BAD_REQUEST, rejection.body_text()).into_response()),
+    /// At most `limits::MAX_BODY` bytes and `limits::MAX_FORM_PAIRS` fields, in one pass.
+    /// Only a hand-made request is refused; browsers send what the page's form says.
+    async fn from_request(request: Request, _: &S) -> Result<Form, Response> {
+        let (parts, body) = request.into_parts();
+        let read = limits::read_body(&parts.headers, body, limits::MAX_BODY).await;
+        match read.and_then(|bytes| limits::form_pairs(&bytes)) {
+            Ok(pairs) => Ok(Form { pairs }),
+            Err(err) => Err(ApiError::Body(err).into_response()),
         }
     }
 }

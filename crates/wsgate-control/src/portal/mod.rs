@@ -10,6 +10,7 @@
 //! - `account`: sign-in, sign-out and self sign-up for both portals.
 //! - `publisher`: API list, "Create API", overview.
 //! - `configure`: endpoint configuration and the lifecycle page.
+//! - `subscriptions`: an API's subscriptions for publishers: block, unblock, grant scopes.
 //! - `devportal`: catalogue, API page with invoke URLs and the "Try it" console.
 //! - `wizard`: the key generation wizard and the page that shows a token once.
 //! - `applications`: applications and subscriptions management, with each subscription's
@@ -29,6 +30,7 @@ mod backend;
 mod account;
 mod publisher;
 mod configure;
+mod subscriptions;
 mod devportal;
 mod wizard;
 mod applications;
@@ -84,6 +86,9 @@ pub fn router() -> Router<AppState> {
         .route("/publisher/apis/{id}/delete", post(publisher::delete))
         .route("/publisher/apis/{id}/configure", get(configure::form).post(configure::save))
         .route("/publisher/apis/{id}/lifecycle", get(configure::lifecycle).post(configure::move_to))
+        .route("/publisher/apis/{id}/subscriptions", get(subscriptions::list))
+        .route("/publisher/subscriptions/{id}/scopes", post(subscriptions::grant))
+        .route("/publisher/subscriptions/{id}/state", post(subscriptions::set_state))
         .route("/publisher/plans", get(plans::list).post(plans::create))
         .route("/publisher/plans/{name}", get(plans::edit).post(plans::save))
         .route("/publisher/plans/{name}/delete", post(plans::delete))

@@ -425,15 +425,17 @@ pub enum Tab {
     Overview,
     Configure,
     Lifecycle,
+    Subscriptions,
 }
 
-/// The API's sub-navigation; the lifecycle tab only for users who may move it.
+/// The API's sub-navigation; the lifecycle and subscriptions tabs only for publishers.
 pub fn tabs(api: &ApiRecord, caller: &Caller, current: Tab) -> String {
     let id = esc(&api.id);
     let mut tabs = vec![(Tab::Overview, format!("/publisher/apis/{id}"), "Overview")];
     tabs.push((Tab::Configure, format!("/publisher/apis/{id}/configure"), "Endpoints &amp; security"));
     if caller.has(Role::Publisher) {
         tabs.push((Tab::Lifecycle, format!("/publisher/apis/{id}/lifecycle"), "Lifecycle"));
+        tabs.push((Tab::Subscriptions, format!("/publisher/apis/{id}/subscriptions"), "Subscriptions"));
     }
     let links: String = tabs
         .into_iter()

@@ -1,6 +1,10 @@
 //! WebSocket APIs, the publisher's side: create (or create & publish), list, show, edit,
 //! delete, and lifecycle moves. Creators write APIs, publishers move them through their
 //! lifecycle; subscribers see only what they may subscribe to or call.
+//!
+//! What reaches beyond the gateway is an admin's call: only an admin sets `ca_file` (a path
+//! the gateway reads) or `insecure_skip_verify`, and a non-admin's new endpoints must be in
+//! `control.endpoint_allowlist` when one is configured.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -50,9 +54,15 @@ pub struct ApiBody {
     /// A plan whose limits each client address gets on its own (for keyless APIs).
     #[serde(default)]
     client_plan: Option<String>,
-    /// Create & publish in one step (POST only).
-    #[serde(default)]
-    publish: Option<bool>,
+    /// Create & publish in one step (POST only; on PUT even `"publish": null` is refused, so
+    /// the outer `Option` says whether the key was there at all).
+    #[serde(default, deserialize_with = "present")]
+    publish: Option<Option<bool>>,
+}
+
+/// `Some(value)` for a key that is present, `null` included; absent keys get the default.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<bool>>, D::Error> {
+    Option::<bool>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -103,7 +113,7 @@ pub async fn create(
     Body(body): Body<ApiBody>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Creator)?;
-    let publish = body.publish.unwrap_or(false);
+    let publish = body.publish.flatten().unwrap_or(false);
     // "CREATE & PUBLISH" is offered only to a user who may also publish.
     if publish {
         caller.require(Role::Publisher)?;
@@ -129,7 +139,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    apply(&state, &mut api, body).await?;
+    apply(&state, &caller, &mut api, body).await?;
     if publish {
         publishable(&api)?;
         api.state = Lifecycle::Published;
@@ -153,7 +163,7 @@ pub async fn update(
         });
     }
     let mut api = find(&state, &caller, &id).await?;
-    apply(&state, &mut api, body).await?;
+    apply(&state, &caller, &mut api, body).await?;
     // An API that takes connections must keep something to connect to and plans to offer.
     if api.state != Lifecycle::Created && api.state != Lifecycle::Retired {
         publishable(&api)?;
@@ -165,11 +175,32 @@ pub async fn update(
 
 /// Validates the body and writes it into `api`. Shared by create and edit so both apply the
 /// same rules.
-async fn apply(state: &AppState, api: &mut ApiRecord, body: ApiBody) -> Result<(), ApiError> {
+async fn apply(state: &AppState, caller: &Caller, api: &mut ApiRecord, body: ApiBody) -> Result<(), ApiError> {
     api.name = validate::display_name("name", &body.name, 100)?;
     validate::context(&body.context)?;
     validate::version(&body.version)?;
-    validate::endpoints(&body.endpoints)?;
+    validate::endpoints(&body.endpoints, None)?;
+    // Endpoints already on the API were allowed when they were set (perhaps by an admin).
+    if !caller.is_admin() {
+        for (i, url) in body.endpoints.iter().enumerate().filter(|(_, url)| !api.endpoints.contains(url)) {
+            validate::endpoints(std::slice::from_ref(url), Some(&state.endpoint_allowlist)).map_err(
+                |err| match err {
+                    ApiError::InvalidValue { message, .. } => ApiError::invalid(format!("endpoints[{i}]"), message),
+                    other => other,
+                },
+            )?;
+        }
+    }
+    let ca_file = body.ca_file.filter(|path| !path.is_empty());
+    let insecure_skip_verify = body.insecure_skip_verify.unwrap_or(false);
+    if !caller.is_admin() && (ca_file != api.ca_file || insecure_skip_verify != api.insecure_skip_verify) {
+        let field = if ca_file != api.ca_file { "ca_file" } else { "insecure_skip_verify" };
+        return Err(ApiError::invalid(
+            field,
+            "ca_file and insecure_skip_verify are set by admins only: one names a file the gateway reads, \
+             the other turns off upstream certificate checks",
+        ));
+    }
     let offered = state.store().list_plans().await?;
     let names = || offered.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
     for (field, plan) in [("api_plan", &body.api_plan), ("client_plan", &body.client_plan)] {
@@ -201,8 +232,8 @@ async fn apply(state: &AppState, api: &mut ApiRecord, body: ApiBody) -> Result<(
     api.endpoints = body.endpoints;
     api.plans = plans;
     api.default_version = body.default_version.unwrap_or(false);
-    api.ca_file = body.ca_file.filter(|path| !path.is_empty());
-    api.insecure_skip_verify = body.insecure_skip_verify.unwrap_or(false);
+    api.ca_file = ca_file;
+    api.insecure_skip_verify = insecure_skip_verify;
     for (i, scope) in body.scopes.iter().enumerate() {
         if scope.is_empty() || scope.contains(' ') || !oauth2::valid_scope(scope) {
             return Err(ApiError::invalid(format!("scopes[{i}]"), format!("\"{scope}\" is not an OAuth2 scope word")));

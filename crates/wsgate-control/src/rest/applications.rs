@@ -5,7 +5,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use wsgate_core::model::{Application, Role};
+use wsgate_core::model::{Application, ExternalClient, Role, SubscriptionState};
+use wsgate_store::SubscriptionFilter;
 
 use super::extract::Body;
 use super::validate;
@@ -14,7 +15,7 @@ use crate::clients::{self, IssuedCredentials};
 use crate::error::ApiError;
 use crate::oauth2::{self, TokenAnswer};
 use crate::state::AppState;
-use crate::{crypto, now};
+use crate::{crypto, now, scopes};
 
 /// The caller's application with this id. Another user's application is "not found", not
 /// "forbidden", so that ids of other users' applications cannot be probed.
@@ -48,7 +49,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Application>), ApiError> {
     caller.require(Role::Subscriber)?;
     let description = body.description.unwrap_or_default();
-    if description.len() > 1000 {
+    if description.chars().count() > 1000 {
         return Err(ApiError::invalid("description", "description must be at most 1000 characters"));
     }
     let plan = body.plan.filter(|p| !p.is_empty());
@@ -62,6 +63,7 @@ pub async fn create(
         description,
         plan,
         created_at: now(),
+        external_clients: Vec::new(),
     };
     state.store().create_application(&app).await?;
     tracing::info!(application = %app.name, id = %app.id, by = %caller.name(), "application created");
@@ -116,6 +118,18 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let app = owned(&state, &caller, &id).await?;
+    // Deleting the application would delete a publisher's block with it, and a new
+    // application could then subscribe afresh: only a publisher may.
+    if !caller.has(Role::Publisher) {
+        let filter = SubscriptionFilter { application_id: Some(&app.id), api_id: None };
+        let subscriptions = state.store().list_subscriptions(filter).await?;
+        if subscriptions.iter().any(|s| s.state == SubscriptionState::Blocked) {
+            return Err(ApiError::Forbidden(format!(
+                "{} has a subscription a publisher blocked; only a publisher can lift the block or delete it",
+                app.name
+            )));
+        }
+    }
     state.store().delete_application(&app.id).await?;
     tracing::info!(application = %app.name, id = %app.id, by = %caller.name(), "application deleted");
     Ok(StatusCode::NO_CONTENT)
@@ -128,7 +142,7 @@ pub async fn generate_keys(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<IssuedCredentials>), ApiError> {
     let app = owned(&state, &caller, &id).await?;
-    let issued = clients::generate(state.store(), &app.id).await?;
+    let issued = clients::generate(&state.hasher, state.store(), &app.id).await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
@@ -159,7 +173,9 @@ pub struct TokenRequest {
 }
 
 /// A token for the caller's own application, without its client secret: the session proves
-/// the owner, as the portal's key-generation wizard and `wsgate token` need.
+/// the owner, as the portal's key-generation wizard and `wsgate token` need. The token
+/// carries the scopes asked for, each granted to the application (see `scopes`); without
+/// `scope`, every granted scope. A scope not granted is a 422 naming it.
 pub async fn token(
     State(state): State<AppState>,
     caller: Caller,
@@ -167,13 +183,94 @@ pub async fn token(
     Body(body): Body<TokenRequest>,
 ) -> Result<Json<TokenAnswer>, ApiError> {
     let app = owned(&state, &caller, &id).await?;
-    let scope = body.scope.unwrap_or_default();
-    if !oauth2::valid_scope(&scope) {
+    let token = issue_token(&state, &app, body.scope.as_deref()).await?;
+    Ok(Json(TokenAnswer::of(&token)))
+}
+
+/// Signs a token for `app` with the requested scope within its grants.
+pub async fn issue_token(
+    state: &AppState,
+    app: &Application,
+    requested: Option<&str>,
+) -> Result<crate::AccessToken, ApiError> {
+    if requested.is_some_and(|scope| !oauth2::valid_scope(scope)) {
         return Err(ApiError::invalid(
             "scope",
             "scope must be space-separated printable ASCII words without '\"' or '\\'",
         ));
     }
-    let token = state.keys.issue_for_application(&app.id, Some(&scope)).await?;
-    Ok(Json(TokenAnswer::of(&token)))
+    let granted = scopes::granted(state.store(), &app.id).await?;
+    let scope =
+        scopes::decide(requested, &granted).map_err(|refused| ApiError::invalid("scope", refused.to_string()))?;
+    Ok(state.keys.issue_for_application(&app.id, Some(&scope)).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalClients {
+    external_clients: Vec<ExternalClientBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalClientBody {
+    issuer: String,
+    client_id: String,
+}
+
+/// How many external clients one application may register.
+const MAX_EXTERNAL_CLIENTS: usize = 20;
+
+/// `PUT /api/v1/applications/{id}/external_clients`: the clients of configured external
+/// identity providers whose tokens act as this application (replacing the list). Only these
+/// map an external token to an application; a client id wsgate generated never does. A
+/// client registered on another application is a 409.
+pub async fn set_external_clients(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<ExternalClients>,
+) -> Result<Json<Application>, ApiError> {
+    let mut app = owned(&state, &caller, &id).await?;
+    if body.external_clients.len() > MAX_EXTERNAL_CLIENTS {
+        return Err(ApiError::invalid("external_clients", format!("at most {MAX_EXTERNAL_CLIENTS} clients")));
+    }
+    let mut clients: Vec<ExternalClient> = Vec::new();
+    for (i, client) in body.external_clients.into_iter().enumerate() {
+        if !state.identity_providers.contains(&client.issuer) {
+            let known = if state.identity_providers.is_empty() {
+                "none is configured ([[identity_providers]])".to_string()
+            } else {
+                state.identity_providers.join(", ")
+            };
+            return Err(ApiError::invalid(
+                format!("external_clients[{i}].issuer"),
+                format!("{:?} is not a configured identity provider; they are: {known}", client.issuer),
+            ));
+        }
+        let printable = |c: char| c.is_ascii_graphic();
+        if client.client_id.is_empty() || client.client_id.len() > 200 || !client.client_id.chars().all(printable) {
+            return Err(ApiError::invalid(
+                format!("external_clients[{i}].client_id"),
+                "client_id must be 1 to 200 printable ASCII characters without spaces",
+            ));
+        }
+        let client = ExternalClient { issuer: client.issuer, client_id: client.client_id };
+        if !clients.contains(&client) {
+            clients.push(client);
+        }
+    }
+    let others = state.store().list_applications(None).await?;
+    if let Some(taken) =
+        clients.iter().find(|c| others.iter().any(|o| o.id != app.id && o.external_clients.contains(c)))
+    {
+        return Err(ApiError::Conflict(format!(
+            "client {} of {} is registered on another application",
+            taken.client_id, taken.issuer
+        )));
+    }
+    state.store().set_external_clients(&app.id, &clients).await?;
+    tracing::info!(application = %app.name, clients = clients.len(), by = %caller.name(), "external clients registered");
+    app.external_clients = clients;
+    Ok(Json(app))
 }

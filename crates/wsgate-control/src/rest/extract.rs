@@ -2,25 +2,23 @@
 //! axum's `Json` and `Query` say what went wrong but in their own format; these answer with
 //! the REST API's error body, `field` naming the field at fault.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::limits::{MAX_BODY, read_body};
 
-/// A JSON body of type `T`. An empty body reads as `{}`, so endpoints whose fields are all
-/// optional take a bodiless POST.
+/// A JSON body of type `T`, at most [`MAX_BODY`] bytes (413 beyond). An empty body reads as
+/// `{}`, so endpoints whose fields are all optional take a bodiless POST.
 pub struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Body<T>, ApiError> {
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| ApiError::MalformedBody {
-            message: format!("cannot read the request body: {rejection}"),
-            field: None,
-        })?;
+    async fn from_request(request: Request, _: &S) -> Result<Body<T>, ApiError> {
+        let (parts, body) = request.into_parts();
+        let bytes = read_body(&parts.headers, body, MAX_BODY).await?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
         parse(text).map(Body)
     }

@@ -1,5 +1,10 @@
 //! Subscriptions: an application's right to call an API under one of its plans. Owners
-//! subscribe and unsubscribe their applications; publishers block and unblock.
+//! subscribe and unsubscribe their applications; publishers block and unblock, and grant the
+//! API's scopes (see `scopes`).
+//!
+//! A publisher's block holds against the owner: a BLOCKED subscription cannot be unblocked,
+//! deleted (nor its application) by its owner, and while it stands none of the owner's
+//! applications may subscribe to that API again.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -13,7 +18,7 @@ use super::extract::{Body, Query};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{crypto, now};
+use crate::{crypto, now, oauth2};
 
 /// Publishers (and admins) oversee every subscription; anyone else sees their own
 /// applications' subscriptions only.
@@ -94,6 +99,9 @@ pub async fn create(
             ),
         ));
     }
+    if !oversees(&caller) {
+        refuse_while_blocked(&state, &app.owner, &api.id).await?;
+    }
     let subscription = Subscription {
         id: crypto::id()?,
         application_id: app.id,
@@ -101,10 +109,35 @@ pub async fn create(
         plan: body.plan,
         state: SubscriptionState::Active,
         created_at: now(),
+        granted_scopes: Vec::new(),
     };
     state.store().create_subscription(&subscription).await?;
     tracing::info!(subscription = %subscription.id, application = %app.name, api = %api.name, plan = %subscription.plan, "subscribed");
     Ok((StatusCode::CREATED, Json(subscription)))
+}
+
+/// Refuses a new subscription of `owner` to `api_id` while a publisher's block of another of
+/// the owner's subscriptions to it stands, so that a block cannot be escaped by subscribing
+/// again (from the same application or a new one).
+async fn refuse_while_blocked(state: &AppState, owner: &str, api_id: &str) -> Result<(), ApiError> {
+    let filter = SubscriptionFilter { application_id: None, api_id: Some(api_id) };
+    let blocked: Vec<Subscription> = state
+        .store()
+        .list_subscriptions(filter)
+        .await?
+        .into_iter()
+        .filter(|s| s.state == SubscriptionState::Blocked)
+        .collect();
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    let mine: Vec<String> = state.store().list_applications(Some(owner)).await?.into_iter().map(|a| a.id).collect();
+    if blocked.iter().any(|s| mine.contains(&s.application_id)) {
+        return Err(ApiError::Forbidden(
+            "a publisher blocked your subscription to this API; only a publisher can lift the block".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The subscription with this id if the caller owns its application or oversees it.
@@ -136,13 +169,13 @@ pub async fn set_state(
         None => return Err(ApiError::invalid("state", format!("\"{}\" is not ACTIVE or BLOCKED", body.state))),
     };
     let mut subscription = find(&state, &caller, &id).await?;
+    // Blocking and lifting a block are the publisher's calls: a blocked owner must not unblock
+    // themselves, and a block set by anyone else would be one the owner could not lift.
+    if !oversees(&caller) {
+        return Err(ApiError::MissingRole(Role::Publisher));
+    }
     if subscription.state == SubscriptionState::Removed {
         return Err(ApiError::Conflict("the subscription was removed; subscribe again instead".into()));
-    }
-    // An owner may pause their own subscription, but lifting a block is the publisher's call:
-    // otherwise a blocked subscriber would simply unblock themselves.
-    if to == SubscriptionState::Active && subscription.state == SubscriptionState::Blocked && !oversees(&caller) {
-        return Err(ApiError::MissingRole(Role::Publisher));
     }
     state.store().set_subscription_state(&subscription.id, to).await?;
     tracing::info!(subscription = %subscription.id, state = to.as_str(), by = %caller.name(), "subscription state changed");
@@ -199,10 +232,56 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Json<Subscription>, ApiError> {
     let mut subscription = find(&state, &caller, &id).await?;
+    if subscription.state == SubscriptionState::Blocked && !oversees(&caller) {
+        return Err(ApiError::Forbidden(
+            "a publisher blocked this subscription; only a publisher can lift the block or remove it".into(),
+        ));
+    }
     if subscription.state != SubscriptionState::Removed {
         state.store().set_subscription_state(&subscription.id, SubscriptionState::Removed).await?;
         subscription.state = SubscriptionState::Removed;
         tracing::info!(subscription = %subscription.id, by = %caller.name(), "unsubscribed");
     }
+    Ok(Json(subscription))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    scopes: Vec<String>,
+}
+
+/// `PUT /api/v1/subscriptions/{id}/scopes`: a publisher grants the subscription some of the
+/// API's scopes (replacing the grant). Tokens issued afterwards carry at most these; tokens
+/// already issued lose at the gateway what is no longer granted.
+pub async fn set_scopes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<Grant>,
+) -> Result<Json<Subscription>, ApiError> {
+    if !oversees(&caller) {
+        // Owners learn nothing about subscriptions they could not see anyway.
+        find(&state, &caller, &id).await?;
+        return Err(ApiError::MissingRole(Role::Publisher));
+    }
+    let mut subscription = find(&state, &caller, &id).await?;
+    let api = state.store().api(&subscription.api_id).await?.ok_or_else(|| ApiError::not_found("API"))?;
+    let mut scopes: Vec<String> = Vec::new();
+    for (i, scope) in body.scopes.into_iter().enumerate() {
+        if scope.contains(' ') || !oauth2::valid_scope(&scope) || !api.scopes.contains(&scope) {
+            let declared = if api.scopes.is_empty() { "none".to_string() } else { api.scopes.join(", ") };
+            return Err(ApiError::invalid(
+                format!("scopes[{i}]"),
+                format!("{scope:?} is not a scope of {} {}; its scopes are: {declared}", api.name, api.version),
+            ));
+        }
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    state.store().set_subscription_scopes(&subscription.id, &scopes).await?;
+    tracing::info!(subscription = %subscription.id, scopes = %scopes.join(" "), by = %caller.name(), "scopes granted");
+    subscription.granted_scopes = scopes;
     Ok(Json(subscription))
 }

@@ -10,8 +10,8 @@ use super::extract::Body;
 use super::validate;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::now;
 use crate::state::AppState;
-use crate::{crypto, now};
 
 /// A user as the API shows it: never the password hash.
 #[derive(Debug, Serialize)]
@@ -69,10 +69,10 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
 /// Checks name and password, hashes the password and stores the user (409 when taken).
 pub async fn create_user(state: &AppState, name: &str, password: &str, roles: Vec<Role>) -> Result<UserView, ApiError> {
     validate::identifier("name", name)?;
-    validate::password(password)?;
+    validate::password(password, name)?;
     let user = User {
         name: name.to_string(),
-        password_hash: crypto::hash_password(password.to_string()).await?,
+        password_hash: state.hasher.hash(password.to_string()).await?,
         roles,
         created_at: now(),
     };

@@ -37,7 +37,12 @@ use crate::pool::{Lender, Pool};
 use crate::{Counters, CountersError, Health, Refusal, Slot, SlotOwner};
 
 /// The longest a handshake waits for Redis before deciding without it.
-const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+const CALL_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest background work (leases, the heartbeat, releases) waits for an answer.
+const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(3);
+/// Slow answers in a row that count as Redis being down. One slow answer (a busy machine) does
+/// not make a node count alone; an error, or a second one in a row, does.
+const SLOW_IN_A_ROW: u32 = 2;
 /// How often a node that lost Redis asks again.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How often "still unreachable" is logged.
@@ -73,6 +78,8 @@ struct Shared {
     failure: FailureMode,
     lease_ttl: Duration,
     up: AtomicBool,
+    /// Calls in a row that timed out; reset by any answer.
+    slow: std::sync::atomic::AtomicU32,
     /// This node's slots held in Redis: member → key, for the heartbeat.
     live: Mutex<HashMap<u64, String>>,
     /// Slots to remove from Redis (a dropped [`Slot`] cannot await).
@@ -104,6 +111,7 @@ impl RedisCounters {
             lease_ttl: settings.lease_ttl,
             // Until the first probe answers, decide alone (as when Redis is down).
             up: AtomicBool::new(false),
+            slow: std::sync::atomic::AtomicU32::new(0),
             live: Mutex::default(),
             releases,
         });
@@ -185,28 +193,42 @@ impl Shared {
         }
     }
 
-    /// Runs a script within [`CALL_TIMEOUT`]; a failure marks Redis down.
+    /// Runs a script within [`CALL_TIMEOUT`] (a handshake waits for it).
     async fn run<T: redis::FromRedisValue>(&self, invocation: redis::ScriptInvocation<'_>) -> Option<T> {
+        self.run_within(invocation, CALL_TIMEOUT).await
+    }
+
+    /// Runs a script within `limit`; an error, or [`SLOW_IN_A_ROW`] timeouts, mark Redis down.
+    async fn run_within<T: redis::FromRedisValue>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+        limit: Duration,
+    ) -> Option<T> {
         let mut connection = self.connection()?;
-        match tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async::<T>(&mut connection)).await {
-            Ok(Ok(value)) => Some(value),
+        match tokio::time::timeout(limit, invocation.invoke_async::<T>(&mut connection)).await {
+            Ok(Ok(value)) => {
+                self.slow.store(0, Ordering::Relaxed);
+                Some(value)
+            }
             Ok(Err(error)) => {
                 self.went_down(&error);
                 None
             }
             Err(_) => {
-                self.went_down(&"no answer in time");
+                if self.slow.fetch_add(1, Ordering::Relaxed) + 1 >= SLOW_IN_A_ROW {
+                    self.went_down(&format!("no answer within {limit:?}, {SLOW_IN_A_ROW} times in a row"));
+                }
                 None
             }
         }
     }
 
-    /// `{granted, wait_ms, left}` of the bucket script.
-    async fn take(&self, key: &str, rate: Rate, want: i64) -> Option<(u64, Duration)> {
+    /// `{granted, wait_ms, left}` of the bucket script, waiting at most `limit`.
+    async fn take(&self, key: &str, rate: Rate, want: i64, limit: Duration) -> Option<(u64, Duration)> {
         let period = rate.period.as_duration().as_millis() as u64;
         let mut invocation = scripts::TAKE.key(self.key(key));
         invocation.arg(rate.amount).arg(period).arg(want);
-        let (granted, wait, _left): (i64, i64, i64) = self.run(invocation).await?;
+        let (granted, wait, _left): (i64, i64, i64) = self.run_within(invocation, limit).await?;
         Some((granted.max(0) as u64, Duration::from_millis(wait.max(0) as u64)))
     }
 }
@@ -223,7 +245,7 @@ impl Lender for WeakLender {
     fn lend(&self, pool: Arc<Pool>, want: u64) {
         let Some(shared) = self.0.upgrade() else { return pool.lease_failed() };
         tokio::spawn(async move {
-            match shared.take(pool.key(), pool.rate(), want as i64).await {
+            match shared.take(pool.key(), pool.rate(), want as i64, BACKGROUND_TIMEOUT).await {
                 Some((granted, wait)) => pool.credit(granted, (granted == 0).then_some(wait)),
                 None => pool.lease_failed(),
             }
@@ -282,7 +304,7 @@ impl Counters for RedisCounters {
     async fn take_connection(&self, key: &str, rate: Rate) -> Result<(), Refusal> {
         let shared = &self.inner.shared;
         if shared.is_up()
-            && let Some((granted, wait)) = shared.take(key, rate, 1).await
+            && let Some((granted, wait)) = shared.take(key, rate, 1, CALL_TIMEOUT).await
         {
             return if granted == 1 { Ok(()) } else { Err(Refusal::TooFast { retry_after: wait }) };
         }
@@ -344,7 +366,7 @@ async fn run_background(
                     let mut command = redis::cmd("ZREM");
                     command.arg(shared.key(&key)).arg(shared.member(member));
                     let removal = command.query_async::<i64>(&mut connection);
-                    if let Ok(Err(error)) = tokio::time::timeout(CALL_TIMEOUT, removal).await {
+                    if let Ok(Err(error)) = tokio::time::timeout(BACKGROUND_TIMEOUT, removal).await {
                         shared.went_down(&error);
                     }
                 }
@@ -374,7 +396,7 @@ async fn run_background(
                 for pool in tables.pools() {
                     let idle = pool.reclaim(RECLAIM_AFTER);
                     if idle > 0 {
-                        let _ = shared.take(pool.key(), pool.rate(), -(idle as i64)).await;
+                        let _ = shared.take(pool.key(), pool.rate(), -(idle as i64), BACKGROUND_TIMEOUT).await;
                     }
                 }
             }
@@ -398,7 +420,7 @@ async fn heartbeat(shared: &Shared) {
             invocation.key(shared.key(key));
             invocation.arg(shared.member(*member));
         }
-        if shared.run::<i64>(invocation).await.is_none() {
+        if shared.run_within::<i64>(invocation, BACKGROUND_TIMEOUT).await.is_none() {
             return;
         }
     }

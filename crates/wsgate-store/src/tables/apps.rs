@@ -1,9 +1,9 @@
 //! Applications, their subscriptions and their client credentials. Deleting an application
 //! takes its subscriptions and credentials with it (the schema's `ON DELETE CASCADE`).
 
-use wsgate_core::model::{Application, ClientCredentials, Subscription, SubscriptionState};
+use wsgate_core::model::{Application, ClientCredentials, ExternalClient, Subscription, SubscriptionState};
 
-use super::{read, read_one, unknown, write};
+use super::{from_json, read, read_one, to_json, unknown, write};
 use crate::schema::Rule;
 use crate::sql::{Backend, Expect, Param, Row, Statement};
 use crate::{Change, Result, SubscriptionFilter};
@@ -14,7 +14,7 @@ const PLAN_EXISTS: &str = "SELECT 1 FROM plans WHERE name = $1";
 /// The columns `decode_application` reads, in its order.
 macro_rules! application_columns {
     () => {
-        "id, name, owner, description, created_at, plan"
+        "id, name, owner, description, created_at, plan, external_clients"
     };
 }
 
@@ -26,12 +26,13 @@ fn decode_application(row: &Row) -> Result<Application> {
         description: row.text(3)?,
         created_at: row.int(4)?,
         plan: row.opt_text(5)?,
+        external_clients: from_json(&row.text(6)?, "external clients")?,
     })
 }
 
 pub(super) async fn create_application(db: &impl Backend, app: &Application) -> Result<()> {
     const SQL: &str =
-        concat!("INSERT INTO applications (", application_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)");
+        concat!("INSERT INTO applications (", application_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)");
     let params = vec![
         app.id.as_str().into(),
         app.name.as_str().into(),
@@ -39,6 +40,7 @@ pub(super) async fn create_application(db: &impl Backend, app: &Application) -> 
         app.description.as_str().into(),
         app.created_at.into(),
         Param::OptText(app.plan.clone()),
+        to_json(&app.external_clients)?,
     ];
     write(db, vec![Statement::new(SQL, params)], &[Change::Applications], |rule| match rule {
         Rule::ApplicationId => format!("an application with id {} already exists", app.id),
@@ -60,6 +62,12 @@ pub(super) async fn list_applications(db: &impl Backend, owner: Option<&str>) ->
     let mut apps = read(db, SQL, vec![Param::OptText(owner.map(Into::into))], decode_application).await?;
     apps.sort_by(|a, b| (&a.name, &a.owner, &a.id).cmp(&(&b.name, &b.owner, &b.id)));
     Ok(apps)
+}
+
+pub(super) async fn set_external_clients(db: &impl Backend, id: &str, clients: &[ExternalClient]) -> Result<()> {
+    const SQL: &str = "UPDATE applications SET external_clients = $2 WHERE id = $1";
+    let statement = Statement::new(SQL, vec![id.into(), to_json(clients)?]).expect(Expect::Touches("application"));
+    write(db, vec![statement], &[Change::Applications], |rule| format!("registering clients breaks {rule:?}")).await
 }
 
 /// Checked against the plans table in the same transaction, so the plan cannot be deleted
@@ -87,7 +95,7 @@ pub(super) async fn delete_application(db: &impl Backend, id: &str) -> Result<()
 /// The columns `decode_subscription` reads, in its order.
 macro_rules! subscription_columns {
     () => {
-        "id, application_id, api_id, plan, state, created_at"
+        "id, application_id, api_id, plan, state, created_at, granted_scopes"
     };
 }
 
@@ -100,6 +108,7 @@ fn decode_subscription(row: &Row) -> Result<Subscription> {
         plan: row.text(3)?,
         state: SubscriptionState::parse(&state).ok_or_else(|| unknown("subscription state", &state))?,
         created_at: row.int(5)?,
+        granted_scopes: from_json(&row.text(6)?, "granted scopes")?,
     })
 }
 
@@ -116,8 +125,8 @@ fn explain_subscription(application_id: &str, api_id: &str, rule: Rule) -> Strin
 pub(super) async fn create_subscription(db: &impl Backend, subscription: &Subscription) -> Result<()> {
     const API_EXISTS: &str = "SELECT 1 FROM apis WHERE id = $1";
     const SQL: &str =
-        concat!("INSERT INTO subscriptions (", subscription_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)");
-    let Subscription { id, application_id, api_id, plan, state, created_at } = subscription;
+        concat!("INSERT INTO subscriptions (", subscription_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)");
+    let Subscription { id, application_id, api_id, plan, state, created_at, granted_scopes } = subscription;
     let statements = vec![
         Statement::new(APPLICATION_EXISTS, vec![application_id.as_str().into()]).expect(Expect::Finds("application")),
         Statement::new(API_EXISTS, vec![api_id.as_str().into()]).expect(Expect::Finds("API")),
@@ -130,6 +139,7 @@ pub(super) async fn create_subscription(db: &impl Backend, subscription: &Subscr
                 plan.as_str().into(),
                 state.as_str().into(),
                 (*created_at).into(),
+                to_json(granted_scopes)?,
             ],
         ),
     ];
@@ -174,6 +184,12 @@ pub(super) async fn set_subscription_state(db: &impl Backend, id: &str, state: S
         other => format!("the subscription breaks the rule {other:?}"),
     })
     .await
+}
+
+pub(super) async fn set_subscription_scopes(db: &impl Backend, id: &str, scopes: &[String]) -> Result<()> {
+    const SQL: &str = "UPDATE subscriptions SET granted_scopes = $2 WHERE id = $1";
+    let statement = Statement::new(SQL, vec![id.into(), to_json(scopes)?]).expect(Expect::Touches("subscription"));
+    write(db, vec![statement], &[Change::Subscriptions], |rule| format!("granting scopes breaks {rule:?}")).await
 }
 
 pub(super) async fn set_subscription_plan(db: &impl Backend, id: &str, plan: &str) -> Result<()> {

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 use wsgate_core::model::{
-    ApiRecord, Application, ClientCredentials, Plan, RevokedToken, Session, SigningKey, Subscription,
+    ApiRecord, Application, ClientCredentials, ExternalClient, Plan, RevokedToken, Session, SigningKey, Subscription,
     SubscriptionState, UnixTime, User,
 };
 
@@ -155,6 +155,9 @@ impl<B: Backend> Store for Tables<B> {
     async fn list_applications(&self, owner: Option<&str>) -> Result<Vec<Application>> {
         apps::list_applications(&self.db, owner).await
     }
+    async fn set_external_clients(&self, id: &str, clients: &[ExternalClient]) -> Result<()> {
+        apps::set_external_clients(&self.db, id, clients).await
+    }
     async fn set_application_plan(&self, id: &str, plan: Option<&str>) -> Result<()> {
         apps::set_application_plan(&self.db, id, plan).await
     }
@@ -173,6 +176,9 @@ impl<B: Backend> Store for Tables<B> {
     }
     async fn set_subscription_state(&self, id: &str, state: SubscriptionState) -> Result<()> {
         apps::set_subscription_state(&self.db, id, state).await
+    }
+    async fn set_subscription_scopes(&self, id: &str, scopes: &[String]) -> Result<()> {
+        apps::set_subscription_scopes(&self.db, id, scopes).await
     }
 
     async fn set_subscription_plan(&self, id: &str, plan: &str) -> Result<()> {

@@ -52,7 +52,7 @@ async fn reopening_keeps_data_and_migrates_once() {
         })
         .expect("count");
     assert_eq!(rows, versions, "one row per migration, however often opened");
-    assert!(rows >= 2);
+    assert_eq!(rows, 3, "versions 1, 2 and 3");
     let mode: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0)).expect("journal mode");
     assert_eq!(mode, "wal");
 }
@@ -64,6 +64,34 @@ async fn an_unusable_path_is_reported_as_unavailable() {
     let error = wsgate_store::open_sqlite(dir.path()).await.expect_err("a directory is no database");
     assert!(matches!(error, wsgate_store::StoreError::Unavailable(_)), "{error:?}");
     assert!(error.to_string().contains(&dir.path().display().to_string()), "{error}");
+}
+
+/// A store made by the first schema keeps its data through version 2, and what could be asked
+/// for before (any scope) stays granted, so issued tokens keep working.
+#[tokio::test]
+async fn version_2_keeps_subscriptions_and_grants_them_their_apis_scopes() {
+    let dir = TempDir::new("wsgate_sqlite");
+    let path = dir.path().join("wsgate.db");
+    {
+        let connection = rusqlite::Connection::open(&path).expect("create the file");
+        connection.execute_batch(include_str!("../../migrations/0001_initial.sql")).expect("version 1");
+        connection
+            .execute_batch(
+                "CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, name TEXT NOT NULL, \
+                 applied_at BIGINT NOT NULL);
+                 INSERT INTO schema_migrations VALUES (1, 'initial', 0);
+                 INSERT INTO apis VALUES ('a1', 'Chat', '/chat', '1.0', '1.0.0', '[]', '[\"Gold\"]', 'oauth2', \
+                   'PUBLISHED', 0, NULL, 0, '[\"chat\",\"read\"]', 1, 'bob', 0, 0);
+                 INSERT INTO applications VALUES ('p1', 'mobile', 'alice', '', 0);
+                 INSERT INTO subscriptions VALUES ('s1', 'p1', 'a1', 'Gold', 'ACTIVE', 0);",
+            )
+            .expect("version 1 data");
+    }
+    let db = wsgate_store::open_sqlite(&path).await.expect("open and migrate");
+    let subscription = db.subscription("s1").await.expect("read").expect("kept");
+    assert_eq!(subscription.granted_scopes, ["chat", "read"]);
+    let app = db.application("p1").await.expect("read").expect("kept");
+    assert!(app.external_clients.is_empty(), "no external client is registered by the migration");
 }
 
 /// A store made by the first release (schema version 1) keeps its plans' limits when a newer

@@ -5,14 +5,26 @@ use anyhow::{Context, anyhow};
 use serde_json::{Value, json};
 
 use super::{ControlClient, name_version};
-use crate::cli::{ApiCommand, AppCommand};
+use crate::cli::{ApiCommand, AppCommand, SubscriptionCommand};
 
 pub fn api(client: &ControlClient, command: ApiCommand) -> anyhow::Result<()> {
     match command {
-        ApiCommand::Create { name, context, version, endpoints, plans, auth, publish, api_plan, client_plan } => {
+        ApiCommand::Create {
+            name,
+            context,
+            version,
+            endpoints,
+            plans,
+            auth,
+            scopes,
+            publish,
+            api_plan,
+            client_plan,
+        } => {
             let body = json!({
                 "name": name, "context": context, "version": version, "endpoints": endpoints,
-                "plans": plans, "auth": auth, "publish": publish, "api_plan": api_plan, "client_plan": client_plan,
+                "plans": plans, "auth": auth, "scopes": scopes, "publish": publish,
+                "api_plan": api_plan, "client_plan": client_plan,
             });
             let api: Value = client.post("/api/v1/apis", body)?;
             println!(
@@ -90,6 +102,55 @@ pub fn subscribe(client: &ControlClient, app: &str, api: &str, plan: &str) -> an
         json!({ "application_id": str_of(&app_record, "id"), "api_id": str_of(&api_record, "id"), "plan": plan });
     let subscription: Value = client.post("/api/v1/subscriptions", body)?;
     println!("{app} subscribed to {api} with {plan} ({})", str_of(&subscription, "state"));
+    Ok(())
+}
+
+pub fn subscription(client: &ControlClient, command: SubscriptionCommand) -> anyhow::Result<()> {
+    match command {
+        SubscriptionCommand::List { api } => {
+            let path = match api {
+                Some(api) => format!("/api/v1/subscriptions?api_id={}", str_of(&find_api(client, &api)?, "id")),
+                None => "/api/v1/subscriptions".to_string(),
+            };
+            let subscriptions: Vec<Value> = client.get(&path)?;
+            println!("{:<34} {:<34} {:<34} {:<10} {:<8} SCOPES", "ID", "APPLICATION", "API", "PLAN", "STATE");
+            for s in subscriptions {
+                let scopes = s["granted_scopes"]
+                    .as_array()
+                    .map(|list| list.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","));
+                println!(
+                    "{:<34} {:<34} {:<34} {:<10} {:<8} {}",
+                    str_of(&s, "id"),
+                    str_of(&s, "application_id"),
+                    str_of(&s, "api_id"),
+                    str_of(&s, "plan"),
+                    str_of(&s, "state"),
+                    scopes.unwrap_or_default()
+                );
+            }
+        }
+        SubscriptionCommand::Block { id } => set_subscription_state(client, &id, "BLOCKED")?,
+        SubscriptionCommand::Unblock { id } => set_subscription_state(client, &id, "ACTIVE")?,
+        command @ (SubscriptionCommand::Usage { .. } | SubscriptionCommand::Plan { .. }) => {
+            super::plans::subscription(client, command)?;
+        }
+        SubscriptionCommand::Grant { id, scopes } => {
+            let scopes: Vec<String> = scopes.into_iter().filter(|s| !s.is_empty()).collect();
+            let granted: Value =
+                client.put(&format!("/api/v1/subscriptions/{id}/scopes"), json!({ "scopes": scopes }))?;
+            let list = granted["granted_scopes"]
+                .as_array()
+                .map(|list| list.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default();
+            println!("{id} granted: {}", if list.is_empty() { "(none)" } else { &list });
+        }
+    }
+    Ok(())
+}
+
+fn set_subscription_state(client: &ControlClient, id: &str, state: &str) -> anyhow::Result<()> {
+    let moved: Value = client.post(&format!("/api/v1/subscriptions/{id}/state"), json!({ "state": state }))?;
+    println!("{id} {}", str_of(&moved, "state"));
     Ok(())
 }
 

@@ -147,6 +147,8 @@ pub fn subscription(client: &ControlClient, command: SubscriptionCommand) -> any
             let moved: Value = client.put(&format!("/api/v1/subscriptions/{id}/plan"), json!({ "plan": plan }))?;
             println!("subscription {id} is now on {}", str_of(&moved, "plan"));
         }
+        // The other subscription commands are `commands::subscription`'s, which sends only these.
+        other => return super::commands::subscription(client, other),
     }
     Ok(())
 }

@@ -230,7 +230,9 @@ fn gateway_config(echoes: &[(&str, SocketAddr)]) -> Config {
     // Limits stay at their defaults: the largest Autobahn message (9.*, 16 MiB
     // in one frame) is within the default max_frame_size, and a test that
     // passes only with raised limits would not say much about the defaults.
-    let mut toml = String::from("[gateway]\nws_listen = \"127.0.0.1:0\"\n");
+    // The wss listener is off, or it would take the default 0.0.0.0:8099, which another
+    // gateway on the machine may hold.
+    let mut toml = String::from("[gateway]\nws_listen = \"127.0.0.1:0\"\nwss_listen = \"off\"\n");
     for (name, addr) in echoes {
         toml.push_str(&format!(
             "\n[[apis]]\nname = \"Autobahn-{name}\"\ncontext = \"/autobahn/{name}\"\nversion = \"1.0\"\n\

@@ -253,6 +253,36 @@ async fn wrong_credentials_and_an_unreachable_server_fail_with_one_line() {
     assert!(stderr.contains("cannot reach the control plane"), "{stderr}");
 }
 
+/// Issue 9: a publisher lists subscriptions, grants an API's scopes and blocks from the
+/// command line; a token carries only what is granted.
+#[tokio::test]
+async fn publishers_grant_scopes_and_block_from_the_command_line() {
+    let dir = TempDir::new("cli-grants");
+    let echo = echo_upstream().await;
+    let served = serve(dir.path()).await;
+    let d = dir.path();
+    let create = ["api", "create", "--name", "Chat", "--context", "/chat", "--version", "1.0", "--endpoint"];
+    let mut args: Vec<&str> = create.to_vec();
+    let url = echo.url();
+    args.extend([url.as_str(), "--plans", "Gold", "--scopes", "chat,read", "--publish"]);
+    ok(&served, d, &args).await;
+    ok(&served, d, &["app", "create", "--name", "Talker"]).await;
+    ok(&served, d, &["subscribe", "--app", "Talker", "--api", "Chat:1.0", "--plan", "Gold"]).await;
+    fails(&served, d, &["token", "--app", "Talker", "--scope", "chat"], "not granted").await;
+
+    let listed = ok(&served, d, &["subscription", "list", "--api", "Chat:1.0"]).await;
+    let id = listed.lines().nth(1).and_then(|row| row.split_whitespace().next()).expect("a subscription row");
+    assert!(listed.contains("ACTIVE"), "{listed}");
+    assert!(ok(&served, d, &["subscription", "grant", id, "--scopes", "chat"]).await.contains("granted: chat"));
+    fails(&served, d, &["subscription", "grant", id, "--scopes", "root"], "is not a scope of Chat 1.0").await;
+    let token = ok(&served, d, &["token", "--app", "Talker", "--scope", "chat"]).await;
+    assert_eq!(token.trim().split('.').count(), 3, "{token}");
+
+    assert!(ok(&served, d, &["subscription", "block", id]).await.contains("BLOCKED"));
+    assert!(ok(&served, d, &["subscription", "list"]).await.contains("BLOCKED"));
+    assert!(ok(&served, d, &["subscription", "unblock", id]).await.contains("ACTIVE"));
+}
+
 #[tokio::test]
 async fn plans_are_managed_and_used_from_the_command_line() {
     let dir = TempDir::new("cli-plans");

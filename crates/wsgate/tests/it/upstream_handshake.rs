@@ -140,3 +140,37 @@ async fn an_upstream_that_never_answers_gets_504_after_the_upstream_handshake_ti
     );
     assert!(!response.body.is_empty(), "the 504 says why in its body");
 }
+
+/// Issue 9, finding 8: an endpoint may point at an internal HTTP service, and relaying its
+/// answer would let whoever set the endpoint read that service through the gateway. The client
+/// gets the status and the few headers it needs to react, never the upstream's body or other
+/// headers.
+#[tokio::test]
+async fn a_non_101_answer_is_relayed_without_the_upstreams_body() {
+    let internal = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = internal.local_addr().expect("a bound address");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = internal.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let body = "internal secret payload";
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nX-Internal-Token: s3cr3t\r\nWWW-Authenticate: Bearer realm=\"inside\"\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    let gw = gateway().api(api("/ctx", "1.0", &format!("ws://{addr}"))).start().await;
+    let mut client = RawClient::connect(gw.addr()).await;
+    client.send(&upgrade_request(gw.addr(), "/ctx/1.0", &[])).await;
+    let response = client.read_response().await;
+    assert_eq!(response.status(), 200, "{response:?}");
+    let body = String::from_utf8_lossy(&response.body);
+    assert!(!body.contains("secret"), "the upstream's body stays behind: {body}");
+    assert!(body.contains("declined"), "the gateway says what happened: {body}");
+    assert_eq!(response.header("X-Internal-Token"), None, "{response:?}");
+    assert_eq!(response.header("WWW-Authenticate"), Some("Bearer realm=\"inside\""));
+}

@@ -1,6 +1,6 @@
 //! Applications, subscriptions, credentials, and what deleting takes with it.
 
-use wsgate_core::model::SubscriptionState;
+use wsgate_core::model::{ExternalClient, SubscriptionState};
 use wsgate_store::SubscriptionFilter;
 
 use super::{Db, NOW, api, application, conflict, credentials, not_found, subscription};
@@ -154,6 +154,30 @@ pub async fn deleting_an_application_deletes_its_subscriptions_and_credentials(d
     // The client id of a deleted application may be given out again.
     db.create_application(&application("p3", "bob", "mobile")).await.expect("create app");
     db.put_credentials(&credentials("p3", "client-1")).await.expect("reuse");
+}
+
+pub async fn granted_scopes_and_external_clients_are_stored(db: Db) {
+    catalogue(&db).await;
+    let mut granted = subscription("s1", "p1", "a1", NOW);
+    granted.granted_scopes = vec!["chat".into()];
+    db.create_subscription(&granted).await.expect("create");
+    assert_eq!(db.subscription("s1").await.expect("read"), Some(granted.clone()));
+    db.set_subscription_scopes("s1", &["chat".into(), "admin".into()]).await.expect("grant");
+    let read = db.subscription("s1").await.expect("read").expect("found");
+    assert_eq!(read.granted_scopes, ["chat", "admin"]);
+    assert_eq!(not_found(db.set_subscription_scopes("s9", &[]).await), "subscription");
+
+    let partner = ExternalClient { issuer: "https://idp.example".into(), client_id: "partner-1".into() };
+    db.set_external_clients("p1", std::slice::from_ref(&partner)).await.expect("register");
+    let app = db.application("p1").await.expect("read").expect("found");
+    assert_eq!(app.external_clients, [partner]);
+    assert_eq!(
+        db.list_applications(None).await.expect("list").iter().filter(|a| !a.external_clients.is_empty()).count(),
+        1
+    );
+    db.set_external_clients("p1", &[]).await.expect("unregister");
+    assert!(db.application("p1").await.expect("read").expect("found").external_clients.is_empty());
+    assert_eq!(not_found(db.set_external_clients("p9", &[]).await), "application");
 }
 
 pub async fn subscriptions_and_applications_change_plans(db: Db) {

@@ -44,6 +44,7 @@ macro_rules! for_each_case {
             subscriptions_are_created_filtered_and_moved,
             one_live_subscription_per_application_and_api,
             subscriptions_need_an_application_and_an_api,
+            granted_scopes_and_external_clients_are_stored,
             credentials_are_put_replaced_and_found,
             client_ids_are_unique,
             deleting_an_api_deletes_its_subscriptions,
@@ -105,6 +106,7 @@ pub fn application(id: &str, owner: &str, name: &str) -> Application {
         description: format!("{name} of {owner}"),
         plan: None,
         created_at: NOW,
+        external_clients: Vec::new(),
     }
 }
 
@@ -116,6 +118,7 @@ pub fn subscription(id: &str, application_id: &str, api_id: &str, created_at: i6
         plan: "Gold".into(),
         state: SubscriptionState::Active,
         created_at,
+        granted_scopes: Vec::new(),
     }
 }
 

@@ -125,11 +125,12 @@ async fn subscriptions_need_a_published_api_and_a_plan_it_offers() {
     let listed = alice.get(&format!("/api/v1/subscriptions?api_id={}", published["id"].as_str().expect("id"))).await;
     assert_eq!(listed.expect(200).as_array().expect("list").len(), 1);
 
-    // The owner may pause; only a publisher lifts a block.
+    // Only a publisher blocks and lifts a block.
     let state = format!("/api/v1/subscriptions/{}/state", subscription["id"].as_str().expect("id"));
-    assert_eq!(alice.post(&state, json!({"state": "BLOCKED"})).await.expect(200)["state"], "BLOCKED");
+    alice.post(&state, json!({"state": "BLOCKED"})).await.refused(403, "missing_role", None);
+    assert_eq!(owner.post(&state, json!({"state": "BLOCKED"})).await.expect(200)["state"], "BLOCKED");
     alice.post(&state, json!({"state": "ACTIVE"})).await.refused(403, "missing_role", None);
-    alice.post(&state, json!({"state": "REMOVED"})).await.refused(422, "invalid_value", Some("state"));
+    owner.post(&state, json!({"state": "REMOVED"})).await.refused(422, "invalid_value", Some("state"));
     assert_eq!(owner.post(&state, json!({"state": "ACTIVE"})).await.expect(200)["state"], "ACTIVE");
     assert_eq!(owner.get("/api/v1/subscriptions").await.expect(200).as_array().expect("list").len(), 1);
 
@@ -146,11 +147,15 @@ async fn an_owner_mints_a_token_for_their_application_without_its_secret() {
     let alice = control.user("alice", &["subscriber"]).await;
     let app = alice.post("/api/v1/applications", json!({"name": "App"})).await.expect(201);
     let id = app["id"].as_str().expect("id");
-    let token =
-        alice.post(&format!("/api/v1/applications/{id}/token"), json!({"scope": "chat read"})).await.expect(200);
+    let token = alice.post(&format!("/api/v1/applications/{id}/token"), json!({})).await.expect(200);
     assert_eq!(token["token_type"], "Bearer");
-    assert_eq!(token["scope"], "chat read");
     assert_eq!(token["expires_in"], 3600);
+    // Nothing is granted to an application without subscriptions: asking for a scope is refused.
+    alice.post(&format!("/api/v1/applications/{id}/token"), json!({"scope": "chat read"})).await.refused(
+        422,
+        "invalid_value",
+        Some("scope"),
+    );
     // Keys were made on the way, so the client id is known now; a bodiless POST works too.
     alice.get(&format!("/api/v1/applications/{id}/keys")).await.expect(200);
     let path = format!("/api/v1/applications/{id}/token");

@@ -47,12 +47,14 @@ impl Drop for Scratch {
 
 pub struct ControlBuilder {
     settings: ControlSettings,
+    issuers: Vec<String>,
+    handshake_timeout: Option<Duration>,
     counters: Option<Arc<dyn wsgate_counters::Counters>>,
 }
 
 pub fn control() -> ControlBuilder {
     let settings = ControlSettings { listen: "127.0.0.1:0".into(), ..ControlSettings::default() };
-    ControlBuilder { settings, counters: None }
+    ControlBuilder { settings, issuers: Vec::new(), handshake_timeout: None, counters: None }
 }
 
 impl ControlBuilder {
@@ -77,14 +79,47 @@ impl ControlBuilder {
         self
     }
 
+    /// An `[[identity_providers]]` entry with this `iss`, whose clients applications may
+    /// register (the control plane reads nothing else of it).
+    pub fn trusting_issuer(mut self, issuer: &str) -> Self {
+        self.issuers.push(issuer.to_string());
+        self
+    }
+
+    /// `gateway.handshake_timeout`: also how long a request head and body may take.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = Some(timeout);
+        self
+    }
+
+    /// Any other `[control]` setting.
+    pub fn settings(mut self, change: impl FnOnce(&mut ControlSettings)) -> Self {
+        change(&mut self.settings);
+        self
+    }
+
     pub async fn start(self) -> Control {
         let dir = Scratch::new("control");
         let store = wsgate_store::open_sqlite(&dir.0.join("wsgate.db")).await.expect("open the SQLite store");
-        wsgate_control::bootstrap(&*store, Some(ADMIN_PASSWORD)).await.expect("bootstrap");
+        wsgate_control::bootstrap(&*store, &self.settings, Some(ADMIN_PASSWORD)).await.expect("bootstrap");
         let files = wsgate_tls::server::locate_or_generate(None, None, &dir.0).expect("certificate");
         let certificate = wsgate_tls::server::ReloadingCertificate::load(files.clone()).expect("load certificate");
         let mut config = Config { control: self.settings, ..Config::default() };
         config.gateway.shutdown_timeout = Duration::from_secs(2);
+        if let Some(timeout) = self.handshake_timeout {
+            config.gateway.handshake_timeout = timeout;
+        }
+        config.identity_providers = self
+            .issuers
+            .iter()
+            .map(|issuer| wsgate_core::config::IdentityProvider {
+                issuer: issuer.clone(),
+                jwks_url: "https://localhost/unused-by-the-control-plane".into(),
+                audience: "wsgate".into(),
+                ca_file: None,
+                jwks_refresh_interval: Duration::from_secs(10),
+            })
+            .collect();
         let plane = ControlPlane::bind(&config, store.clone(), certificate).await.expect("bind the control plane");
         if let Some(counters) = self.counters {
             plane.set_counters(counters);

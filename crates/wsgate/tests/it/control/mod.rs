@@ -5,7 +5,10 @@
 //! Reading order: `harness` (the control plane under test and an HTTPS client that trusts its
 //! generated certificate), then the tests in the order a new user meets the product:
 //! `session` (sign-in, roles, CSRF), `apis` (publisher), `applications` (developer portal:
-//! applications, keys, subscriptions), `oauth2` (token, JWKS, revocation, rotation).
+//! applications, keys, subscriptions), `oauth2` (token, JWKS, revocation, rotation), then
+//! the control plane under attack: `hardening` (bounded bodies, throttled sign-ins, password
+//! policy, sign-up), `permissions` (granted scopes, blocks, who may set what, sealed keys),
+//! and `fuzz` (schemathesis against the OpenAPI document).
 
 pub(crate) mod harness;
 
@@ -13,3 +16,6 @@ mod session;
 mod apis;
 mod applications;
 mod oauth2;
+mod hardening;
+mod permissions;
+mod fuzz;

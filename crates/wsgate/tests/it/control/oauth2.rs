@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use super::harness::{Control, Session, control};
+use super::harness::{Control, Session, With, control};
 
 /// A subscriber with an application and its fresh client credentials.
 struct Client {
@@ -28,6 +28,21 @@ async fn client(control: &Control, user: &str) -> Client {
         client_id: keys["client_id"].as_str().expect("client_id").to_string(),
         secret: keys["client_secret"].as_str().expect("client_secret").to_string(),
     }
+}
+
+/// Publishes an API that knows `scopes` (as the admin), subscribes the client's application to
+/// it and has the admin grant them all: the scopes its tokens may then carry.
+async fn grant(control: &Control, client: &Client, scopes: &[&str]) {
+    let admin = control.admin().await;
+    let context = format!("/scoped-{}", &client.application_id[..8]);
+    let body = super::harness::api_body(&context[1..], &context, "1.0")
+        .with("scopes", json!(scopes))
+        .with("publish", json!(true));
+    let api = admin.post("/api/v1/apis", body).await.expect(201);
+    let subscribe = json!({"application_id": client.application_id, "api_id": api["id"], "plan": "Gold"});
+    let subscription = client.session.post("/api/v1/subscriptions", subscribe).await.expect(201);
+    let path = format!("/api/v1/subscriptions/{}/scopes", subscription["id"].as_str().expect("id"));
+    admin.put(&path, json!({ "scopes": scopes })).await.expect(200);
 }
 
 impl Client {
@@ -54,6 +69,7 @@ fn oauth_error(reply: &super::harness::Reply, status: u16, code: &str) {
 async fn the_token_endpoint_issues_tokens_and_answers_rfc_6749_errors() {
     let control = control().start().await;
     let client = client(&control, "alice").await;
+    grant(&control, &client, &["chat"]).await;
     let http = &control.http;
     let grant = [("grant_type", "client_credentials")];
 
@@ -67,10 +83,11 @@ async fn the_token_endpoint_issues_tokens_and_answers_rfc_6749_errors() {
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     assert_eq!(reply.header("pragma"), Some("no-cache"));
 
-    // Client credentials in the body work as well as HTTP Basic.
+    // Client credentials in the body work as well as HTTP Basic; without `scope`, the token
+    // carries every granted scope.
     let posted =
         [("grant_type", "client_credentials"), ("client_id", &client.client_id), ("client_secret", &client.secret)];
-    assert!(http.post_form("/oauth2/token", vec![], &posted).await.expect(200).get("scope").is_none());
+    assert_eq!(http.post_form("/oauth2/token", vec![], &posted).await.expect(200)["scope"], "chat");
 
     let none = http.post_form("/oauth2/token", vec![], &grant).await;
     oauth_error(&none, 401, "invalid_client");
@@ -139,6 +156,7 @@ fn verify_es256(token: &str, jwks: &Value) -> (Value, Value) {
 async fn an_issued_jwt_verifies_against_the_jwks_and_carries_the_documented_claims() {
     let control = control().start().await;
     let client = client(&control, "alice").await;
+    grant(&control, &client, &["chat", "read"]).await;
     let token = client.token(&control, Some("chat read")).await;
     let jwks = control.http.send(ureq::http::Method::GET, "/oauth2/jwks", vec![], None).await.expect(200);
     let (header, claims) = verify_es256(&token, &jwks);
@@ -168,7 +186,7 @@ async fn an_issued_jwt_verifies_against_the_jwks_and_carries_the_documented_clai
         claims["jti"],
         "every token has its own jti"
     );
-    assert_eq!(decode_part(other.split('.').nth(1).expect("claims"))["scope"], "");
+    assert_eq!(decode_part(other.split('.').nth(1).expect("claims"))["scope"], "chat read", "all granted");
 
     let discovery = control.http.send(ureq::http::Method::GET, "/.well-known/openid-configuration", vec![], None).await;
     let discovery = discovery.expect(200);
@@ -187,6 +205,7 @@ async fn an_issued_jwt_verifies_against_the_jwks_and_carries_the_documented_clai
 async fn a_revoked_token_introspects_as_inactive() {
     let control = control().start().await;
     let alice = client(&control, "alice").await;
+    grant(&control, &alice, &["chat"]).await;
     let bob = client(&control, "bob").await;
     let token = alice.token(&control, Some("chat")).await;
     let http = &control.http;

@@ -109,11 +109,16 @@ async fn cookie_authenticated_writes_need_the_csrf_header() {
 async fn self_signup_makes_subscribers_only_when_open() {
     let open = control().start().await;
     let reply = open.http.post_json("/api/v1/signup", None, json!({"name": "dora", "password": PASSWORD})).await;
-    assert_eq!(reply.expect(201)["roles"], json!(["subscriber"]));
+    let answer = reply.expect(202);
     let dora = open.login("dora", PASSWORD).await;
+    assert_eq!(dora.get("/api/v1/me").await.expect(200)["roles"], json!(["subscriber"]));
     dora.post("/api/v1/apis", super::harness::api_body("X", "/x", "1")).await.refused(403, "missing_role", None);
-    let again = open.http.post_json("/api/v1/signup", None, json!({"name": "dora", "password": PASSWORD})).await;
-    again.refused(409, "conflict", None);
+    // A taken name gets the very same answer (no 409 listing who has an account), and the
+    // account stays as it was.
+    let again =
+        open.http.post_json("/api/v1/signup", None, json!({"name": "dora", "password": "another-passw0rd"})).await;
+    assert_eq!(again.expect(202), answer, "a taken name answers as a free one");
+    open.login("dora", PASSWORD).await;
 
     let closed = control().self_signup(false).start().await;
     let reply = closed.http.post_json("/api/v1/signup", None, json!({"name": "dora", "password": PASSWORD})).await;
@@ -124,10 +129,13 @@ async fn self_signup_makes_subscribers_only_when_open() {
 async fn bootstrap_generates_an_admin_password_once() {
     let dir = Scratch::new("bootstrap");
     let store = wsgate_store::open_sqlite(&dir.0.join("wsgate.db")).await.expect("store");
-    let password = wsgate_control::bootstrap(&*store, None).await.expect("bootstrap").expect("a generated password");
+    let password = wsgate_control::bootstrap(&*store, &Default::default(), None)
+        .await
+        .expect("bootstrap")
+        .expect("a generated password");
     assert!(password.len() >= 16);
-    assert_eq!(wsgate_control::bootstrap(&*store, None).await.expect("again"), None, "idempotent");
-    assert_eq!(wsgate_control::bootstrap(&*store, Some("other")).await.expect("again"), None);
+    assert_eq!(wsgate_control::bootstrap(&*store, &Default::default(), None).await.expect("again"), None, "idempotent");
+    assert_eq!(wsgate_control::bootstrap(&*store, &Default::default(), Some("other")).await.expect("again"), None);
     let users = store.list_users().await.expect("users");
     assert_eq!(users.len(), 1);
     assert!(!users[0].password_hash.contains(&password));

@@ -67,6 +67,8 @@ async fn an_api_wide_cap_counts_every_subscriber_together() {
     }
     let _a = open(world.ws_addr(), &api.path, &tokens[0]).await;
     let _b = open(world.ws_addr(), &api.path, &tokens[1]).await;
+    // The third subscription reaches the gateway a moment after it is made (403 until then).
+    world.until_answered(&api.path, &bearer(&tokens[2]), 429).await;
     let (status, _, _) = refused(world.ws_addr(), &api.path, &tokens[2]).await;
     assert_eq!(status, 429, "a third subscriber finds the API full");
     let (_, body) = refusal_body(world.ws_addr(), &api.path, Some(&tokens[2])).await;

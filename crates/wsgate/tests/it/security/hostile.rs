@@ -64,7 +64,8 @@ async fn hostile_tokens_are_refused_with_the_right_status() {
     let scoped = world.api("/scoped").scopes(&["chat"]).published().await;
     let app = world.application("Legit").await;
     world.subscribe(&app, &api).await;
-    world.subscribe(&app, &scoped).await;
+    let scoped_subscription = world.subscribe(&app, &scoped).await;
+    world.grant(&scoped_subscription, &["chat"]).await;
     let stranger = world.application("Stranger").await;
     let blocked = world.application("Blocked").await;
     let blocked_subscription = world.subscribe(&blocked, &api).await;

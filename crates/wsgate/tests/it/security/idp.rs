@@ -18,11 +18,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use ureq::http::Method;
-use wsgate_core::model::ClientCredentials;
 
 use super::socket::attempt;
 use super::tokens::{Jwt, TestKey, now, random_hex};
-use super::world::{App, TrustedProvider, bearer, client_credentials_token, create_application, world};
+use super::world::{App, TrustedProvider, World, bearer, client_credentials_token, create_application, world};
 use crate::control::harness::{Control, Http, control};
 use crate::harness::raw::read_head;
 use crate::harness::{STEP, within};
@@ -32,16 +31,13 @@ fn trusting(idp: &Control, jwks_url: String) -> TrustedProvider {
     TrustedProvider { issuer: idp.issuer(), jwks_url, ca_file: idp.certificate.cert.clone() }
 }
 
-/// Gives the gateway application `local` the provider's client id `client_id`: tokens the
-/// provider issues to that client are then that application's.
-async fn map_client_id(control: &Control, local: &App, client_id: &str) {
-    let credentials = ClientCredentials {
-        application_id: local.id.clone(),
-        client_id: client_id.to_string(),
-        secret_hash: "unused: the provider checks this client's secret".to_string(),
-        created_at: now(),
-    };
-    control.store.put_credentials(&credentials).await.expect("the client id is mapped");
+/// Registers the provider's client `client_id` on the gateway application `local` (as its
+/// owner, through the REST API): tokens the provider issues to that client are then that
+/// application's.
+async fn map_client_id(world: &World, idp: &Control, local: &App, client_id: &str) {
+    let path = format!("/api/v1/applications/{}/external_clients", local.id);
+    let body = json!({ "external_clients": [{ "issuer": idp.issuer(), "client_id": client_id }] });
+    world.admin.put(&path, body).await.expect(200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +50,7 @@ async fn an_identity_providers_tokens_open_connections_for_mapped_clients_only()
     let world = world().trusting(trusting(&idp, jwks_url)).start().await;
     let api = world.api("/partners").published().await;
     let local = world.application("PartnerHere").await;
-    map_client_id(&world.control, &local, &partner.client_id).await;
+    map_client_id(&world, &idp, &local, &partner.client_id).await;
     world.subscribe(&local, &api).await;
 
     let token = client_credentials_token(&idp, &partner).await;
@@ -67,6 +63,38 @@ async fn an_identity_providers_tokens_open_connections_for_mapped_clients_only()
     assert!(challenge.contains("no application has this client id"), "{answer:?}");
     // The gateway's own application token still works beside the provider's.
     world.connect(&api, &world.token(&local).await).await.echoes("from the gateway's issuer").await;
+}
+
+/// The two namespaces stay apart: a provider's token naming a client id that wsgate generated
+/// for an application is not that application's, however the provider came to issue it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_providers_token_cannot_borrow_a_client_id_wsgate_generated() {
+    let idp = control().start().await;
+    // The provider signs with a key of ours, published in its JWKS: a provider that lets its
+    // clients choose their ids (or that an attacker runs) is what this test plays.
+    let key = TestKey::generate("provider-key");
+    idp.store.put_signing_key(&key.record()).await.expect("the key is published by the provider");
+    let jwks_url = format!("https://localhost:{}/oauth2/jwks", idp.port);
+    let world = world().trusting(trusting(&idp, jwks_url)).start().await;
+    let api = world.api("/partners").published().await;
+    let victim = world.application("Victim").await;
+    world.subscribe(&victim, &api).await;
+    world.connect(&api, &world.token(&victim).await).await.echoes("the victim's own token works").await;
+
+    let borrowed = Jwt::es256(&key.kid)
+        .claim("iss", json!(idp.issuer()))
+        .claim("aud", json!("wsgate"))
+        .claim("exp", json!(now() + 300))
+        .claim("client_id", json!(victim.client_id))
+        .fresh_jti()
+        .signed_by(&key);
+    let answer = world.answer(&api.path, &bearer(&borrowed)).await;
+    assert_eq!(answer.status(), 401, "{answer:?}");
+    assert!(answer.header("WWW-Authenticate").unwrap_or_default().contains("no application has this client id"));
+
+    // Registered explicitly, the same client id is the victim's: the owner decided so.
+    map_client_id(&world, &idp, &victim, &victim.client_id).await;
+    world.until_answered(&api.path, &bearer(&borrowed), 101).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,8 @@
 //! then the tests: `seeds` (the tutorials' three wscat invocations and what the upstream sees),
 //! `hostile` (tokens an attacker would try), `lifecycle` (which API states take connections),
 //! `revocation` (live sockets closed when their right to exist goes), `expiry` (live sockets
-//! closed at the token's `exp`, or not), `idp` (an external identity provider by JWKS).
+//! closed at the token's `exp`, or not), `idp` (an external identity provider by JWKS),
+//! `grants` (scopes a publisher granted, and withdrew).
 
 pub(crate) mod world;
 pub(crate) mod socket;
@@ -20,3 +21,4 @@ mod lifecycle;
 mod revocation;
 mod expiry;
 mod idp;
+mod grants;

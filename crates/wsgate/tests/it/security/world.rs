@@ -74,6 +74,9 @@ impl WorldBuilder {
             .unwrap_or_else(|err| panic!("the gateway binds: {err:?}"));
         // The control plane shows usage from the gateway's own counters, as `wsgate serve` wires it.
         let mut plane = control().counters(gateway.counters());
+        for provider in &self.providers {
+            plane = plane.trusting_issuer(&provider.issuer);
+        }
         if let Some(ttl) = self.token_ttl {
             plane = plane.token_ttl(ttl);
         }
@@ -87,9 +90,10 @@ impl WorldBuilder {
         .expect("the gateway loads the store");
         let ws = gateway.ws_addr().expect("the ws listener is on");
         let wss = gateway.wss_addr().expect("the wss listener is on");
+        let snapshots = gateway.snapshots();
         tokio::spawn(gateway.run(shutdown.clone()));
         let echo = echo_upstream().await;
-        World { control, admin, ws, wss, echo, shutdown, _dir: dir }
+        World { control, admin, ws, wss, echo, snapshots, shutdown, _dir: dir }
     }
 }
 
@@ -117,6 +121,8 @@ pub struct World {
     ws: SocketAddr,
     wss: SocketAddr,
     pub echo: Echo,
+    /// The gateway's snapshot as it is swapped.
+    pub snapshots: wsgate_gateway::snapshot::SnapshotHandle,
     shutdown: CancellationToken,
     _dir: Scratch,
 }
@@ -317,6 +323,12 @@ impl World {
         let answer = self.admin.post(&path, json!({})).await.expect(200);
         let entry = answer["revoked"].as_str().expect("revoked");
         entry.rsplit_once('@').and_then(|(_, at)| at.parse().ok()).unwrap_or_else(|| panic!("a cutoff in {answer}"))
+    }
+
+    /// Grants `scopes` (of the API's) to the subscription, as a publisher.
+    pub async fn grant(&self, subscription: &Subscription, scopes: &[&str]) {
+        let path = format!("/api/v1/subscriptions/{}/scopes", subscription.id);
+        self.admin.put(&path, json!({ "scopes": scopes })).await.expect(200);
     }
 
     pub async fn block(&self, subscription: &Subscription) {

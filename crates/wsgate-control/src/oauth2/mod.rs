@@ -1,27 +1,28 @@
 //! The OAuth2 authorization server: token (RFC 6749 client credentials), revocation (RFC
 //! 7009), introspection (RFC 7662), JWKS (RFC 7517) and discovery. Form-encoded requests,
 //! RFC 6749 error bodies (`{"error", "error_description"}`), rendered by [`OAuthError`] only.
+//!
+//! `request` reads the form and authenticates the client, cheaply and throttled, before any
+//! endpoint here does its work.
+
+mod request;
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use serde_json::{Value, json};
 use wsgate_core::model::RevokedToken;
 
-use crate::auth;
-use crate::clients;
+pub use request::OAuthForm;
+use request::authenticate;
+
 use crate::error::{ApiError, ControlError};
 use crate::keys::{AccessToken, Claims, VerifyError};
-use crate::now;
+use crate::limits::{BodyError, ClientAddress};
 use crate::state::AppState;
-
-/// The form of a request, as ordered pairs so that a repeated parameter can be refused.
-type Params = axum::Form<Vec<(String, String)>>;
+use crate::{auth, now, scopes};
 
 /// A refusal of an OAuth2 endpoint, in RFC 6749 section 5.2's terms.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,15 @@ pub enum OAuthError {
     InvalidScope(String),
     #[error("{0}")]
     AccessDenied(String),
+    /// The body is too large, too slow, or has too many parameters.
+    #[error(transparent)]
+    Body(BodyError),
+    /// Too many failed client authentications: 429 with `Retry-After` (these seconds).
+    #[error("too many failed client authentications; try again in {0} s")]
+    TooManyAttempts(u64),
+    /// Every password-hashing thread is busy: 503 with `Retry-After: 1`.
+    #[error("too many client authentications at once; try again in a second")]
+    Busy,
     #[error("the store is unavailable; try again ({0})")]
     Unavailable(String),
     #[error("internal error")]
@@ -51,7 +61,8 @@ impl OAuthError {
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::AccessDenied(_) => "access_denied",
-            OAuthError::Unavailable(_) => "temporarily_unavailable",
+            OAuthError::Body(_) => "invalid_request",
+            OAuthError::TooManyAttempts(_) | OAuthError::Busy | OAuthError::Unavailable(_) => "temporarily_unavailable",
             OAuthError::Internal(_) => "server_error",
         }
     }
@@ -60,7 +71,9 @@ impl OAuthError {
         match self {
             OAuthError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
             OAuthError::AccessDenied(_) => StatusCode::FORBIDDEN,
-            OAuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            OAuthError::Body(err) => err.status(),
+            OAuthError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            OAuthError::Busy | OAuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             OAuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -74,8 +87,22 @@ impl IntoResponse for OAuthError {
         }
         let body = Json(json!({ "error": self.code(), "error_description": self.to_string() }));
         let mut response = (self.status(), no_store(), body).into_response();
-        if let OAuthError::InvalidClient(_) = self {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"wsgate\""));
+        let headers = response.headers_mut();
+        match self {
+            OAuthError::InvalidClient(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"wsgate\""));
+            }
+            OAuthError::TooManyAttempts(seconds) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            OAuthError::Busy => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The rest of the body may still be on its way: the connection cannot be reused.
+            OAuthError::Body(err) if err.closes() => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
         }
         response
     }
@@ -85,6 +112,7 @@ impl From<ControlError> for OAuthError {
     fn from(err: ControlError) -> OAuthError {
         match ApiError::from(err) {
             ApiError::StoreUnavailable(message) => OAuthError::Unavailable(message),
+            ApiError::Busy => OAuthError::Busy,
             other => OAuthError::Internal(other.to_string()),
         }
     }
@@ -135,96 +163,17 @@ pub fn valid_scope(scope: &str) -> bool {
             }))
 }
 
-/// The form's parameters, each at most once (RFC 6749 section 3.2).
-fn params(form: Result<Params, FormRejection>) -> Result<Vec<(String, String)>, OAuthError> {
-    let axum::Form(pairs) = form.map_err(|rejection| {
-        OAuthError::InvalidRequest(format!(
-            "the body must be application/x-www-form-urlencoded: {}",
-            rejection.body_text()
-        ))
-    })?;
-    for (i, (name, _)) in pairs.iter().enumerate() {
-        if pairs[..i].iter().any(|(other, _)| other == name) {
-            return Err(OAuthError::InvalidRequest(format!("parameter {name} is given more than once")));
-        }
-    }
-    Ok(pairs)
-}
-
-fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-}
-
-/// The client id and secret presented by HTTP Basic (RFC 6749 section 2.3.1, each part
-/// form-urlencoded) or by `client_id`/`client_secret` parameters; never both.
-fn presented_client(headers: &HeaderMap, pairs: &[(String, String)]) -> Result<Option<(String, String)>, OAuthError> {
-    let basic = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        Some(value) => match value.split_once(' ') {
-            Some((scheme, encoded)) if scheme.eq_ignore_ascii_case("basic") => {
-                let malformed = || OAuthError::InvalidClient("malformed Basic credentials".into());
-                let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
-                let text = String::from_utf8(decoded).map_err(|_| malformed())?;
-                let (id, secret) = text.split_once(':').ok_or_else(malformed)?;
-                Some((form_decode(id).ok_or_else(malformed)?, form_decode(secret).ok_or_else(malformed)?))
-            }
-            _ => None,
-        },
-        None => None,
-    };
-    let posted = param(pairs, "client_secret").map(|secret| (param(pairs, "client_id").unwrap_or_default(), secret));
-    match (basic, posted) {
-        (Some(_), Some(_)) => Err(OAuthError::InvalidRequest(
-            "use one client authentication method: Basic or client_secret, not both".into(),
-        )),
-        (Some(basic), None) => Ok(Some(basic)),
-        (None, Some((id, secret))) => Ok(Some((id.to_string(), secret.to_string()))),
-        (None, None) => Ok(None),
-    }
-}
-
-/// Decodes `%XX` and `+` (application/x-www-form-urlencoded).
-fn form_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The authenticated client: its credentials as stored.
-async fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    pairs: &[(String, String)],
-) -> Result<wsgate_core::model::ClientCredentials, OAuthError> {
-    let (id, secret) = presented_client(headers, pairs)?.ok_or_else(|| {
-        OAuthError::InvalidClient("client authentication required (HTTP Basic or client_secret)".into())
-    })?;
-    clients::authenticate(state.store(), &state.decoy_hash, &id, &secret)
-        .await?
-        .ok_or_else(|| OAuthError::InvalidClient("unknown client or wrong secret".into()))
-}
-
 /// `POST /oauth2/token`.
+/// The token carries the scopes asked for, each of which must be granted to the application
+/// (see `scopes`); without `scope`, every scope granted to it.
 pub async fn token(
     State(state): State<AppState>,
+    address: ClientAddress,
     headers: HeaderMap,
-    form: Result<Params, FormRejection>,
+    form: OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let pairs = params(form)?;
-    let client = authenticate(&state, &headers, &pairs).await?;
-    match param(&pairs, "grant_type") {
+    let client = authenticate(&state, address, &headers, &form).await?;
+    match form.get("grant_type") {
         None => return Err(OAuthError::InvalidRequest("grant_type is missing".into())),
         Some("client_credentials") => {}
         Some(other) => {
@@ -233,11 +182,13 @@ pub async fn token(
             )));
         }
     }
-    let scope = param(&pairs, "scope").unwrap_or_default();
-    if !valid_scope(scope) {
+    let requested = form.get("scope").filter(|s| !s.is_empty());
+    if requested.is_some_and(|scope| !valid_scope(scope)) {
         return Err(OAuthError::InvalidScope("scope must be space-separated printable ASCII words".into()));
     }
-    let token = state.keys.issue(&client.client_id, &client.application_id, scope).await?;
+    let granted = scopes::granted(state.store(), &client.application_id).await?;
+    let scope = scopes::decide(requested, &granted).map_err(|refused| OAuthError::InvalidScope(refused.to_string()))?;
+    let token = state.keys.issue(&client.client_id, &client.application_id, &scope).await?;
     Ok((no_store(), Json(TokenAnswer::of(&token))).into_response())
 }
 
@@ -245,12 +196,12 @@ pub async fn token(
 /// whether the token was valid, already revoked or another client's (which stays valid).
 pub async fn revoke(
     State(state): State<AppState>,
+    address: ClientAddress,
     headers: HeaderMap,
-    form: Result<Params, FormRejection>,
+    form: OAuthForm,
 ) -> Result<StatusCode, OAuthError> {
-    let pairs = params(form)?;
-    let client = authenticate(&state, &headers, &pairs).await?;
-    let token = param(&pairs, "token").ok_or_else(|| OAuthError::InvalidRequest("token is missing".into()))?;
+    let client = authenticate(&state, address, &headers, &form).await?;
+    let token = form.get("token").ok_or_else(|| OAuthError::InvalidRequest("token is missing".into()))?;
     match state.keys.verify(token).await {
         Ok(claims) if claims.client_id == client.client_id => {
             state.store().revoke_token(&RevokedToken { jti: claims.jti.clone(), expires_at: claims.exp }).await?;
@@ -266,17 +217,17 @@ pub async fn revoke(
 /// about any; everything else is `{"active": false}`, which reveals nothing.
 pub async fn introspect(
     State(state): State<AppState>,
+    address: ClientAddress,
     method: Method,
     headers: HeaderMap,
-    form: Result<Params, FormRejection>,
+    form: OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let pairs = params(form)?;
     let is_basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("basic ")));
-    let client_id = if is_basic || param(&pairs, "client_secret").is_some() {
-        Some(authenticate(&state, &headers, &pairs).await?.client_id)
+    let client_id = if is_basic || form.get("client_secret").is_some() {
+        Some(authenticate(&state, address, &headers, &form).await?.client_id)
     } else {
         let caller = auth::identify(&state, &method, &headers).await.map_err(|err| match err {
             ApiError::CsrfTokenMismatch => OAuthError::AccessDenied(err.to_string()),
@@ -288,7 +239,7 @@ pub async fn introspect(
         }
         None
     };
-    let token = param(&pairs, "token").ok_or_else(|| OAuthError::InvalidRequest("token is missing".into()))?;
+    let token = form.get("token").ok_or_else(|| OAuthError::InvalidRequest("token is missing".into()))?;
     let inactive = || Ok((no_store(), Json(json!({ "active": false }))).into_response());
     let claims = match state.keys.verify(token).await {
         Ok(claims) => claims,
@@ -358,16 +309,5 @@ mod tests {
         assert!(!valid_scope("quote\"d"));
         assert!(!valid_scope("back\\slash"));
         assert!(!valid_scope(" leading"));
-    }
-
-    #[test]
-    fn basic_credentials_are_form_decoded_and_exclusive() {
-        let mut headers = HeaderMap::new();
-        let encoded = STANDARD.encode("my%20id:s+cr%3At");
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Basic {encoded}")).expect("header"));
-        let found = presented_client(&headers, &[]).expect("ok");
-        assert_eq!(found, Some(("my id".into(), "s cr:t".into())));
-        let posted = [("client_secret".to_string(), "x".to_string())];
-        assert!(matches!(presented_client(&headers, &posted), Err(OAuthError::InvalidRequest(_))));
     }
 }
