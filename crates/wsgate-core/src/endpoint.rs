@@ -84,6 +84,14 @@ impl Endpoint {
     }
 }
 
+/// `ws://host:port/path`, as logs name an endpoint (port always written).
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.scheme == Scheme::Ws { "ws" } else { "wss" };
+        write!(f, "{scheme}://{}{}", self.authority(), self.base_path)
+    }
+}
+
 /// Letters, digits, `-`, `_` and dots between non-empty labels (an IPv4 literal is one too).
 fn valid_host_name(host: &str) -> bool {
     host.len() <= 253

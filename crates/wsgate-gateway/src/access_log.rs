@@ -38,6 +38,7 @@ pub fn refused(ctx: &ConnCtx, route: Option<&Route>, rejection: &Rejection) {
         conn = ctx.id,
         client = %client.addr,
         api = route.map(|r| r.api.name.as_str()).unwrap_or("-"),
+        endpoint = rejection.endpoint().unwrap_or("-"),
         status = rejection.status(),
         side = ?rejection.side(),
         duration_ms = started.elapsed().as_millis() as u64,

@@ -173,7 +173,14 @@ pub(crate) fn find_token(head: &RequestHead) -> Result<&str, Rejection> {
         if name.eq_ignore_ascii_case("authorization") {
             let value =
                 std::str::from_utf8(value).map_err(|_| Rejection::InvalidToken("malformed Authorization header"))?;
-            let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+            let Some((scheme, rest)) = value.trim().split_once(' ') else {
+                // A value without a scheme is almost always a token pasted without "Bearer ".
+                return Err(if value.trim().eq_ignore_ascii_case("bearer") {
+                    Rejection::MissingToken
+                } else {
+                    Rejection::BearerPrefixMissing
+                });
+            };
             if scheme.eq_ignore_ascii_case("bearer") {
                 from_header = Some(rest.trim());
             } else {

@@ -33,16 +33,31 @@ fn concerns_gateway(change: Change) -> bool {
     !matches!(change, Change::Users)
 }
 
+/// Warns once about each API that starts skipping upstream certificate checks, not at every
+/// rebuild of the snapshot; `unverified` is what was warned about so far.
+fn warn_unverified(unverified: &mut std::collections::HashMap<String, (String, String)>, next: &Snapshot) {
+    let now = next.routes.unverified();
+    for (key, (name, version)) in &now {
+        if !unverified.contains_key(key) {
+            tracing::warn!(api = %name, version = %version, "insecure_skip_verify: upstream certificates are NOT verified for this API");
+        }
+    }
+    *unverified = now;
+}
+
 /// Loads the store into the snapshot now, then keeps it current until `shutdown`.
 pub async fn follow(follow: Follow, shutdown: CancellationToken) -> Result<(), StoreError> {
     let Follow { store, file_apis, issuer, handle, after_swap } = follow;
     // Subscribe before the first load, so a change committed in between is not missed.
     let mut changes = store.changes();
     let mut generation = 0;
+    // `Gateway::bind` warned about the config file's APIs already.
+    let mut unverified = handle.current().routes.unverified();
     let mut swap = move |view: &StoreView| {
         let mut next = build(&file_apis, view, issuer.as_deref());
         next.generation = generation;
         generation += 1;
+        warn_unverified(&mut unverified, &next);
         let snapshot = handle.replace(next);
         for hook in &after_swap {
             hook(&snapshot);

@@ -125,6 +125,9 @@ impl Gateway {
         let counters = wsgate_counters::open(&config.cluster)?;
         let settings = config.gateway.clone();
         let routes = RouteTable::new(&config.apis)?;
+        for (name, version) in routes.unverified().values() {
+            tracing::warn!(api = %name, version = %version, "insecure_skip_verify: upstream certificates are NOT verified for this API");
+        }
         let providers = idp::Providers::new(&config.identity_providers)?;
         let certificate = match settings.wss_listen_addr()? {
             Some(_) => {

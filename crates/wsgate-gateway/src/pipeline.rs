@@ -92,9 +92,12 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     // 2. Route before judging the upgrade, so an unknown path is a 404 whatever its method.
     //    One snapshot serves routing, access and limits, so they agree.
     let snapshot = shared.snapshot.current();
-    let route = match handshake::check_target(&head)
-        .and_then(|()| snapshot.routes.resolve(&head.target).ok_or(Rejection::NoRoute))
-    {
+    let route = match handshake::check_target(&head).and_then(|()| {
+        snapshot.routes.resolve(&head.target).ok_or_else(|| {
+            // A known context with an unknown version says which versions it has.
+            snapshot.routes.known_context(&head.target).map_or(Rejection::NoRoute, Rejection::UnknownVersion)
+        })
+    }) {
         Ok(route) => route,
         Err(rejection) => return refuse(client, settings, ctx, None, rejection).await,
     };

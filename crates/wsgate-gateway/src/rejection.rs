@@ -35,6 +35,9 @@ pub enum Rejection {
     HttpVersionNotSupported,
     #[error("no API at this path")]
     NoRoute,
+    /// The path names a context, but not one of its versions (and it has no default).
+    #[error("{}", unknown_version(.0))]
+    UnknownVersion(crate::route::KnownContext),
     #[error("path must not contain '.' or '..' segments")]
     DotSegmentInPath,
     #[error("WebSocket upgrade needs GET")]
@@ -53,6 +56,9 @@ pub enum Rejection {
     BodyNotAllowed,
     #[error("access token missing: send Authorization: Bearer <token> or ?access_token=<token>")]
     MissingToken,
+    /// `Authorization: <token>`, without a scheme.
+    #[error("the Authorization header lacks the \"Bearer \" prefix: send Authorization: Bearer <token>")]
+    BearerPrefixMissing,
     #[error("invalid access token: {0}")]
     InvalidToken(&'static str),
     #[error("the request carries different access tokens (Authorization header, access_token parameters)")]
@@ -90,11 +96,40 @@ pub enum Rejection {
     /// The upstream answered without upgrading; its response goes to the client as it is.
     #[error("upstream answered {status} instead of 101")]
     UpstreamDeclined { status: u16, response: Vec<u8> },
+    /// An upstream failure and the endpoint it happened at. The endpoint is for the access log
+    /// and the operator; the client's answer is the cause's, which never names the endpoint
+    /// (often an internal address).
+    #[error("{cause}")]
+    AtEndpoint { endpoint: String, cause: Box<Rejection> },
 }
 
 impl Rejection {
-    pub fn status(&self) -> u16 {
+    /// This failure, as having happened at `endpoint` (`ws://host:port/path`).
+    pub fn at(self, endpoint: &wsgate_core::config::Endpoint) -> Rejection {
         match self {
+            Rejection::AtEndpoint { .. } => self,
+            cause => Rejection::AtEndpoint { endpoint: endpoint.to_string(), cause: Box::new(cause) },
+        }
+    }
+
+    /// The endpoint a refusal happened at, for the access log.
+    pub fn endpoint(&self) -> Option<&str> {
+        match self {
+            Rejection::AtEndpoint { endpoint, .. } => Some(endpoint),
+            _ => None,
+        }
+    }
+
+    /// The refusal itself, without where it happened.
+    fn cause(&self) -> &Rejection {
+        match self {
+            Rejection::AtEndpoint { cause, .. } => cause.cause(),
+            other => other,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self.cause() {
             Rejection::MalformedRequest
             | Rejection::PlainHttpOnTlsPort
             | Rejection::TlsHandshakeFailed(_)
@@ -103,7 +138,7 @@ impl Rejection {
             | Rejection::InvalidWebSocketKey
             | Rejection::MissingHost
             | Rejection::BodyNotAllowed => 400,
-            Rejection::NoRoute => 404,
+            Rejection::NoRoute | Rejection::UnknownVersion(_) => 404,
             Rejection::MethodNotAllowed => 405,
             Rejection::HandshakeTimeout | Rejection::ResponseNotTaken => 408,
             Rejection::UpgradeRequired | Rejection::UnsupportedWebSocketVersion => 426,
@@ -114,12 +149,16 @@ impl Rejection {
             | Rejection::UpstreamTlsFailed(_)
             | Rejection::UpstreamInvalidUpgrade(_) => 502,
             Rejection::UpstreamConnectTimeout | Rejection::UpstreamHandshakeTimeout => 504,
-            Rejection::MissingToken | Rejection::InvalidToken(_) | Rejection::CredentialsNotAccepted => 401,
+            Rejection::MissingToken
+            | Rejection::BearerPrefixMissing
+            | Rejection::InvalidToken(_)
+            | Rejection::CredentialsNotAccepted => 401,
             Rejection::ConflictingTokens | Rejection::RepeatedAuthorization => 400,
             Rejection::NotAllowed(_) | Rejection::InsufficientScope | Rejection::ApiBlocked => 403,
             Rejection::LimitReached { .. } => 429,
             Rejection::LimitsUnavailable { .. } => 503,
             Rejection::UpstreamDeclined { status, .. } => *status,
+            Rejection::AtEndpoint { cause, .. } => cause.status(),
         }
     }
 
@@ -127,6 +166,7 @@ impl Rejection {
     fn description(&self) -> &'static str {
         match self {
             Rejection::MissingToken => "missing access token",
+            Rejection::BearerPrefixMissing => "the Authorization header lacks the Bearer prefix",
             Rejection::InvalidToken(why) => why,
             Rejection::CredentialsNotAccepted => "WebSocket APIs take OAuth2 bearer tokens",
             _ => "",
@@ -134,7 +174,7 @@ impl Rejection {
     }
 
     pub fn side(&self) -> Side {
-        match self {
+        match self.cause() {
             Rejection::UpstreamRefused
             | Rejection::UpstreamUnreachable
             | Rejection::UpstreamConnectTimeout
@@ -149,6 +189,9 @@ impl Rejection {
 
     /// The full HTTP response for this refusal.
     pub fn to_response(&self) -> Vec<u8> {
+        if let Rejection::AtEndpoint { cause, .. } = self {
+            return cause.to_response();
+        }
         if let Rejection::UpstreamDeclined { response, .. } = self {
             return response.clone();
         }
@@ -162,7 +205,10 @@ impl Rejection {
                 retry.as_str()
             }
             // RFC 6750 §3: what an OAuth2 client reads to know why.
-            Rejection::MissingToken | Rejection::InvalidToken(_) | Rejection::CredentialsNotAccepted => {
+            Rejection::MissingToken
+            | Rejection::BearerPrefixMissing
+            | Rejection::InvalidToken(_)
+            | Rejection::CredentialsNotAccepted => {
                 challenge = format!(
                     "WWW-Authenticate: Bearer realm=\"wsgate\", error=\"invalid_token\", error_description=\"{}\"\r\n",
                     self.description()
@@ -194,6 +240,22 @@ impl Rejection {
             client.shutdown().await
         })
         .await;
+    }
+}
+
+/// The 404 of a known context: which versions it has, so that a typo is one glance away.
+/// At most ten are listed; the asked version is repeated only when it looks like one.
+fn unknown_version(known: &crate::route::KnownContext) -> String {
+    const SHOWN: usize = 10;
+    let context = &known.context;
+    let mut listed = known.versions.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if known.versions.len() > SHOWN {
+        listed.push_str(&format!(" and {} more", known.versions.len() - SHOWN));
+    }
+    let first = known.versions.first().map(String::as_str).unwrap_or("1.0");
+    match &known.asked {
+        Some(asked) => format!("{context} has no version {asked}; its versions: {listed} (e.g. {context}/{first})"),
+        None => format!("{context} needs a version in the path; its versions: {listed} (e.g. {context}/{first})"),
     }
 }
 

@@ -34,6 +34,8 @@ pub struct Api {
     pub managed: Option<Managed>,
     /// How `wss://` endpoints are verified; `None` when the API has none.
     pub tls: Option<Arc<ClientConfig>>,
+    /// Whether `tls` accepts any certificate; warned about once, when it appears (`follow`).
+    pub insecure_skip_verify: bool,
     /// Its API-wide and per-client limits.
     pub limits: ApiLimits,
     /// Round-robin cursor over `endpoints`.
@@ -73,13 +75,11 @@ impl Api {
                 client_cert: spec.client_cert.as_deref().zip(spec.client_key.as_deref()),
                 insecure_skip_verify: spec.insecure_skip_verify,
             };
-            if spec.insecure_skip_verify {
-                tracing::warn!(api = %spec.name, "insecure_skip_verify: upstream certificates are NOT verified for this API");
-            }
             Some(wsgate_tls::client::client_config(options)?)
         } else {
             None
         };
+        let tls_loaded = tls.is_some();
         Ok(Api {
             name: spec.name.clone(),
             context: spec.context.clone(),
@@ -88,6 +88,7 @@ impl Api {
             auth: spec.auth,
             managed: None,
             tls,
+            insecure_skip_verify: spec.insecure_skip_verify && tls_loaded,
             limits: ApiLimits {
                 api: spec.limits.clone().map(Arc::new),
                 client: spec.client_limits.clone().map(Arc::new),
@@ -165,6 +166,16 @@ impl RouteTable {
         table
     }
 
+    /// The APIs whose upstream certificates are not verified, by [`Api::counter_key`], each
+    /// with its name and version.
+    pub fn unverified(&self) -> HashMap<String, (String, String)> {
+        self.by_key()
+            .into_iter()
+            .filter(|(_, api)| api.insecure_skip_verify)
+            .map(|(key, api)| (key, (api.name.clone(), api.version.clone())))
+            .collect()
+    }
+
     /// Every API in the table by [`Api::counter_key`]: the name live connections know it by.
     pub fn by_key(&self) -> HashMap<String, Arc<Api>> {
         self.contexts
@@ -193,6 +204,39 @@ impl RouteTable {
                 if let Some(api) = &context.default {
                     return Some(Route { api: api.clone(), rest: format!("{after}{query}") });
                 }
+            }
+            end = path[..end].rfind('/')?;
+            if end == 0 {
+                return None;
+            }
+        }
+    }
+}
+
+/// A path that names a known context but none of its versions: what a 404 can tell the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownContext {
+    pub context: String,
+    /// The segment the client put where the version goes, if it looks like a version.
+    pub asked: Option<String>,
+    /// The versions the context has, as declared, sorted.
+    pub versions: Vec<String>,
+}
+
+impl RouteTable {
+    /// The context `target` names (the longest, as [`RouteTable::resolve`] matches them), for
+    /// a target that did not resolve: its version is unknown and the context has no default.
+    pub fn known_context(&self, target: &str) -> Option<KnownContext> {
+        let path = target.split('?').next().unwrap_or_default();
+        let mut end = path.len();
+        loop {
+            if let Some(context) = self.contexts.get(&path[..end]) {
+                let (segment, _) = split_first_segment(&path[end..]);
+                let mut versions: Vec<String> = context.versions.values().map(|api| api.version.clone()).collect();
+                versions.sort();
+                versions.dedup();
+                let asked = segment.filter(|s| version::is_valid(s)).map(str::to_string);
+                return Some(KnownContext { context: path[..end].to_string(), asked, versions });
             }
             end = path[..end].rfind('/')?;
             if end == 0 {
@@ -253,6 +297,23 @@ mod tests {
     fn default_version_takes_paths_without_a_version() {
         assert_eq!(hit("/d/room?x"), Some(("/d 1".into(), "/room?x".into())));
         assert_eq!(hit("/d/1.0.0/room"), Some(("/d 1".into(), "/room".into())));
+    }
+
+    #[test]
+    fn a_known_context_with_an_unknown_version_names_the_versions_it_has() {
+        let table = RouteTable::new(&[spec("/a", "2.0", false), spec("/a", "1.0", false), spec("/a/b", "2", false)])
+            .expect("no TLS to load");
+        let known = |target: &str| table.known_context(target);
+        let versions = vec!["1.0".to_string(), "2.0".to_string()];
+        assert_eq!(
+            known("/a/9.9/x?q"),
+            Some(KnownContext { context: "/a".into(), asked: Some("9.9".into()), versions: versions.clone() })
+        );
+        assert_eq!(known("/a"), Some(KnownContext { context: "/a".into(), asked: None, versions }));
+        assert_eq!(known("/a/b/1").map(|k| k.versions), Some(vec!["2".to_string()]));
+        assert_eq!(known("/a/%2e%2e").and_then(|k| k.asked), None, "only what looks like a version is repeated");
+        assert_eq!(known("/ab/1.0"), None);
+        assert_eq!(known("/"), None);
     }
 
     #[test]

@@ -87,6 +87,34 @@ async fn an_unknown_path_gets_404() {
     }
 }
 
+/// What wscat shows as `Unexpected server response: 404` is explained in the body: a context
+/// that exists with a version it lacks lists the versions it has.
+#[tokio::test]
+async fn a_known_context_with_an_unknown_version_lists_its_versions() {
+    let echo = echo_upstream().await;
+    let gw = gateway()
+        .api(api("/echowebsocket", "1.0", &echo.url()))
+        .api(api("/echowebsocket", "2.1", &echo.url()))
+        .api(api("/other", "1", &echo.url()))
+        .start()
+        .await;
+    let cases = [
+        ("/echowebsocket/3.0", "/echowebsocket has no version 3.0; its versions: 1.0, 2.1 (e.g. /echowebsocket/1.0)"),
+        ("/echowebsocket", "/echowebsocket needs a version in the path; its versions: 1.0, 2.1"),
+        ("/echowebsocket/1.0x/room?access_token=secret", "/echowebsocket has no version 1.0x; its versions: 1.0, 2.1"),
+        ("/nope/1.0", "no API at this path"),
+    ];
+    for (path, says) in cases {
+        let mut client = RawClient::connect(gw.addr()).await;
+        client.send(&upgrade_request(gw.addr(), path, &[])).await;
+        let response = client.read_response().await;
+        assert_eq!(response.status(), 404, "{path}: {response:?}");
+        let body = String::from_utf8_lossy(&response.body);
+        assert!(body.contains(says), "{path}: the 404 says {says:?}, says {body:?}");
+        assert!(!body.contains("secret"), "{path}: the query never comes back");
+    }
+}
+
 #[tokio::test]
 async fn a_plain_http_get_to_a_websocket_route_gets_426() {
     let echo = echo_upstream().await;

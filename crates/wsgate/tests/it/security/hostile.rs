@@ -249,6 +249,13 @@ async fn hostile_tokens_are_refused_with_the_right_status() {
         row("an apikey header", p, header("apikey", &good), 401, "WebSocket APIs take OAuth2 bearer tokens"),
         row("an x-api-key header", p, header("x-api-key", &good), 401, "WebSocket APIs take OAuth2 bearer tokens"),
         row("no token at all", p, vec![], 401, "missing access token"),
+        row(
+            "a token without its Bearer prefix",
+            p,
+            header("Authorization", &good),
+            401,
+            "the Authorization header lacks the Bearer prefix",
+        ),
         row("Bearer abc", p, header("Authorization", "Bearer abc"), 401, "not a JWT"),
         row("Bearer and nothing else", p, header("Authorization", "Bearer "), 401, "missing access token"),
     ];
