@@ -113,9 +113,10 @@ pub async fn open(
                 };
                 return tokio::time::timeout(timeouts.handshake, handshake)
                     .await
-                    .unwrap_or(Err(Rejection::UpstreamHandshakeTimeout));
+                    .unwrap_or(Err(Rejection::UpstreamHandshakeTimeout))
+                    .map_err(|rejection| rejection.at(endpoint));
             }
-            Err(rejection) => last_error = rejection,
+            Err(rejection) => last_error = rejection.at(endpoint),
         }
     }
     Err(last_error)
@@ -134,7 +135,9 @@ async fn secure(tcp: TcpStream, endpoint: &Endpoint, route: &Route) -> Result<Up
         .map_err(|_| Rejection::UpstreamTlsFailed(format!("\"{}\" is not a valid TLS server name", endpoint.host)))?;
     match TlsConnector::from(config.clone()).connect(name, tcp).await {
         Ok(tls) => Ok(Either::Right(Box::new(tls))),
-        Err(err) => Err(Rejection::UpstreamTlsFailed(err.to_string())),
+        Err(err) => {
+            Err(Rejection::UpstreamTlsFailed(wsgate_tls::failure::describe(&err, &endpoint.host, endpoint.port)))
+        }
     }
 }
 

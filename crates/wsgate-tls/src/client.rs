@@ -1,6 +1,7 @@
 //! How the gateway checks `wss://` upstreams. Verification is on by default against the
-//! system's roots; an API may name its own CA bundle instead, present a client certificate,
-//! or, only when it says so explicitly, skip verification.
+//! system's roots; an API may name its own CA bundle instead (whose certificates are also
+//! pinned, see [`crate::pinning`]), present a client certificate, or, only when it says so
+//! explicitly, skip verification.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -9,12 +10,14 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use crate::pinning::BundleVerifier;
 use crate::{TlsError, pem};
 
 /// Per-API upstream TLS settings.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct UpstreamTlsOptions<'a> {
-    /// PEM bundle of CAs to trust instead of the system roots.
+    /// PEM bundle of CAs (or of the upstreams' own certificates) to trust instead of the
+    /// system roots.
     pub ca_file: Option<&'a Path>,
     /// Client certificate chain and key for mutual TLS.
     pub client_cert: Option<(&'a Path, &'a Path)>,
@@ -28,12 +31,12 @@ pub fn client_config(options: UpstreamTlsOptions<'_>) -> Result<Arc<ClientConfig
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
     let builder = if options.insecure_skip_verify {
         builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate))
+    } else if let Some(path) = options.ca_file {
+        let bundle = pem::certificates(path)?;
+        let verifier = BundleVerifier::new(bundle.clone(), bundle_roots(path, bundle)?)?;
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
     } else {
-        let roots = match options.ca_file {
-            Some(path) => bundle_roots(path)?,
-            None => system_roots(),
-        };
-        builder.with_root_certificates(roots)
+        builder.with_root_certificates(system_roots())
     };
     let mut config = match options.client_cert {
         Some((cert, key)) => builder.with_client_auth_cert(pem::certificates(cert)?, pem::private_key(key)?)?,
@@ -43,9 +46,9 @@ pub fn client_config(options: UpstreamTlsOptions<'_>) -> Result<Arc<ClientConfig
     Ok(Arc::new(config))
 }
 
-fn bundle_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+fn bundle_roots(path: &Path, bundle: Vec<CertificateDer<'static>>) -> Result<Arc<RootCertStore>, TlsError> {
     let mut roots = RootCertStore::empty();
-    for cert in pem::certificates(path)? {
+    for cert in bundle {
         roots.add(cert).map_err(|err| TlsError::Invalid {
             path: path.to_path_buf(),
             problem: format!("unusable CA certificate ({err})"),

@@ -6,10 +6,15 @@
 //!   when the files change without touching live connections.
 //! - [`client`]: how the gateway verifies `wss://` upstreams: system roots, a per-API CA
 //!   bundle, an optional client certificate, or (explicitly) no verification.
+//! - [`pinning`]: the CA bundle's verifier, which also trusts the exact certificates it holds
+//!   (a self-signed `CA:TRUE` upstream certificate, as `openssl req -x509` makes).
+//! - [`failure`]: a failed upstream handshake as one sentence with its fix.
 
 pub mod pem;
 pub mod server;
 pub mod client;
+pub mod pinning;
+pub mod failure;
 
 use std::path::PathBuf;
 use std::sync::Arc;

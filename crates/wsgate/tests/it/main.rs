@@ -5,7 +5,7 @@
 //! Reading order: `harness` (how a test sets up its world), then the tests in
 //! the order of a connection's life: `echo`, `routing`, `upstream_handshake`,
 //! `bad_handshakes`, `smuggling`, `bad_frames`, `close_codes`,
-//! `hostile_peers`, `timeouts`, `tls`, then the tests against tools and the
+//! `hostile_peers`, `timeouts`, `tls`, `upstream_tls`, then the tests against tools and the
 //! binary: `wscat`, `deflate`, `shutdown`, the portals in a real browser
 //! (`portal`), and the Autobahn conformance run in `autobahn` (three echo
 //! upstreams, one of them `fixtures/echo_peers.py`).
@@ -37,6 +37,7 @@ mod smuggling;
 mod timeouts;
 mod tls;
 mod upstream_handshake;
+mod upstream_tls;
 mod wscat;
 
 mod autobahn;

@@ -70,11 +70,20 @@ pub struct AccessLog {
 impl AccessLog {
     /// The fields of the next access log event of an upgraded connection (`connection closed`).
     pub async fn next_closed_connection(&mut self) -> serde_json::Value {
-        within(STEP, "the access log reports a closed connection", async {
+        self.next_access_event("connection closed").await
+    }
+
+    /// The fields of the next access log event of a refused connection.
+    pub async fn next_refusal(&mut self) -> serde_json::Value {
+        self.next_access_event("connection refused").await
+    }
+
+    async fn next_access_event(&mut self, message: &str) -> serde_json::Value {
+        within(STEP, &format!("the access log reports: {message}"), async {
             loop {
                 let line = self.lines.next_line().await.expect("the log is readable").expect("wsgate is still logging");
                 let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-                if event["target"] == "wsgate::access" && event["fields"]["message"] == "connection closed" {
+                if event["target"] == "wsgate::access" && event["fields"]["message"] == message {
                     return event["fields"].clone();
                 }
             }
@@ -222,4 +231,36 @@ pub async fn python_echo(mode: &str) -> PythonEcho {
         panic!("{} {mode} printed {line:?}, not a port (is `websockets` installed in that python?)", script.display())
     });
     PythonEcho { addr: ([127, 0, 0, 1], port).into(), _child: child }
+}
+
+/// `wsgate echo` as a user runs it, serving wss:// with `tls` (certificate, key) when given;
+/// killed when dropped.
+pub struct EchoProcess {
+    pub addr: std::net::SocketAddr,
+    _child: Child,
+    _stdout: BufReader<ChildStdout>,
+}
+
+pub async fn echo_process(tls: Option<(&Path, &Path)>) -> EchoProcess {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wsgate"));
+    command.args(["echo", "--listen", "127.0.0.1:0"]);
+    if let Some((cert, key)) = tls {
+        command.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wsgate echo starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut line = String::new();
+    within(STEP, "wsgate echo prints its address", stdout.read_line(&mut line)).await.expect("stdout is readable");
+    let addr = line
+        .trim()
+        .strip_prefix("wsgate: echo listening on ")
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("wsgate echo printed {line:?} instead of its address"));
+    EchoProcess { addr, _child: child, _stdout: stdout }
 }
