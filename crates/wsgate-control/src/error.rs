@@ -19,8 +19,9 @@ use crate::limits::BodyError;
 pub enum ControlError {
     #[error(transparent)]
     Config(#[from] wsgate_core::config::ConfigError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    /// `problem` says why and which setting to change.
+    #[error("{problem}")]
+    Bind { addr: std::net::SocketAddr, problem: String },
     #[error(transparent)]
     Tls(#[from] wsgate_tls::TlsError),
     #[error(transparent)]

@@ -63,11 +63,30 @@ impl ControlPlane {
         store: Arc<dyn Store>,
         certificate: Arc<ReloadingCertificate>,
     ) -> Result<ControlPlane, ControlError> {
-        let acceptor = TlsAcceptor::from(wsgate_tls::server::server_config(certificate)?);
         let listener = match config.control.listen_addr()? {
-            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| ControlError::Bind { addr, source })?),
+            Some(addr) => Some(Self::listen(addr).await?),
             None => None,
         };
+        Self::on(config, store, certificate, listener).await
+    }
+
+    /// Binds `addr` as `control.listen`, or says why not and what to change.
+    pub async fn listen(addr: SocketAddr) -> Result<TcpListener, ControlError> {
+        TcpListener::bind(addr).await.map_err(|err| ControlError::Bind {
+            addr,
+            problem: wsgate_core::config::bind_problem("control.listen", addr, &err),
+        })
+    }
+
+    /// The control plane on a listener bound already (`None`: no listener, `run` returns at
+    /// once).
+    pub async fn on(
+        config: &Config,
+        store: Arc<dyn Store>,
+        certificate: Arc<ReloadingCertificate>,
+        listener: Option<TcpListener>,
+    ) -> Result<ControlPlane, ControlError> {
+        let acceptor = TlsAcceptor::from(wsgate_tls::server::server_config(certificate)?);
         let port = match &listener {
             Some(listener) => listener.local_addr().map(|a| a.port()).unwrap_or_default(),
             None => 9443,

@@ -1,5 +1,6 @@
 //! The configuration file: parse, validate, freeze. Nothing binds a port before
-//! [`Config::from_toml`] has accepted the whole file, so a typo never half-starts a gateway.
+//! [`Config::from_toml`] has accepted the whole file, so a typo never half-starts a gateway;
+//! [`bind_problem`] says which setting to change when a port cannot be bound.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -142,6 +143,28 @@ fn listen_addr(key: &str, text: &str) -> Result<Option<SocketAddr>, ConfigError>
     text.parse().map(Some).map_err(|_| invalid(key, format!("\"{text}\" is not an IP:port address (or \"off\")")))
 }
 
+/// What to tell someone whose listener could not be bound: the operating system's reason in
+/// words, and the setting (and the command-line flag) that picks another address. `key` is the
+/// setting: `gateway.ws_listen`, `gateway.wss_listen` or `control.listen`.
+pub fn bind_problem(key: &str, addr: SocketAddr, err: &std::io::Error) -> String {
+    let flag = match key {
+        "gateway.ws_listen" => "--ws-listen",
+        "gateway.wss_listen" => "--wss-listen",
+        _ => "--control-listen",
+    };
+    let why = match err.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!("port {} is already in use (another wsgate, or another server, listens there)", addr.port())
+        }
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            "ports below 1024 need root or the CAP_NET_BIND_SERVICE capability".to_string()
+        }
+        std::io::ErrorKind::AddrNotAvailable => format!("{} is not an address of this machine", addr.ip()),
+        _ => err.to_string(),
+    };
+    format!("cannot listen on {addr}: {why}; set another address with {key} in the config file or {flag} (or \"off\")")
+}
+
 /// Where `serve`, `demo` and the CLI look for their data when no `--data-dir` is given:
 /// `$WSGATE_DATA_DIR`, else `$XDG_DATA_HOME/wsgate`, else `~/.local/share/wsgate`, else
 /// `./wsgate-data`. One rule for all, so client commands find the server's certificate.
@@ -180,6 +203,10 @@ pub struct ControlSettings {
     pub issuer: Option<String>,
     /// Whether anyone may create a subscriber account in the developer portal.
     pub self_signup: bool,
+    /// Whether visitors who are not signed in may browse the developer portal's catalogue and
+    /// API pages (as WSO2's developer portal lets them); subscribing, keys and "Try it" still
+    /// need an account.
+    pub anonymous_browsing: bool,
     /// A file holding the key-encryption key (32 random bytes, hex or base64) that signing keys
     /// are encrypted with in the store. Without it they are stored unencrypted (and a warning
     /// says so at start). Every node sharing a store needs the same file.
@@ -198,6 +225,7 @@ impl Default for ControlSettings {
             signing_key_rotation: Duration::from_secs(24 * 3600),
             issuer: None,
             self_signup: true,
+            anonymous_browsing: true,
             key_encryption_key_file: None,
             endpoint_allowlist: Vec::new(),
         }

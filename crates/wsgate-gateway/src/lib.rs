@@ -63,8 +63,9 @@ use wsgate_counters::{Counters, CountersError};
 pub enum GatewayError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    /// A listener address that cannot be bound; `problem` says why and which setting to change.
+    #[error("{problem}")]
+    Bind { addr: SocketAddr, problem: String },
     #[error("wss listener certificate: {0}")]
     ListenerTls(#[from] TlsError),
     #[error(transparent)]
@@ -112,15 +113,49 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
-    TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind { addr, source })
+/// The gateway's bound listeners. `wsgate serve` binds them (with the control plane's) before it
+/// writes anything, so that a port in use stops the start before the store is touched.
+#[derive(Debug)]
+pub struct Listeners {
+    pub ws: Option<TcpListener>,
+    pub wss: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `ws_listen` and `wss_listen` (those not `"off"`).
+    pub async fn bind(settings: &GatewaySettings) -> Result<Listeners, GatewayError> {
+        let ws = match settings.ws_listen_addr()? {
+            Some(addr) => Some(listen("gateway.ws_listen", addr).await?),
+            None => None,
+        };
+        let wss = match settings.wss_listen_addr()? {
+            Some(addr) => Some(listen("gateway.wss_listen", addr).await?),
+            None => None,
+        };
+        Ok(Listeners { ws, wss })
+    }
+}
+
+/// Binds the listener of setting `key`, or says why not and what to change.
+pub async fn listen(key: &str, addr: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|err| GatewayError::Bind { addr, problem: wsgate_core::config::bind_problem(key, addr, &err) })
 }
 
 impl Gateway {
-    /// Validates `config`, loads TLS material and binds the listeners. Nothing is bound when
-    /// anything is invalid. Must be called within a tokio runtime (the counters start their
+    /// Validates `config`, binds the listeners and loads what the gateway serves with
+    /// ([`Gateway::on`]). Must be called within a tokio runtime (the counters start their
     /// background work).
     pub async fn bind(config: &Config) -> Result<Gateway, GatewayError> {
+        config.validate()?;
+        Gateway::on(config, Listeners::bind(&config.gateway).await?).await
+    }
+
+    /// The gateway on listeners bound already: loads TLS material (generating the listener's
+    /// certificate on first start), the config file's APIs and the counters. Nothing here
+    /// binds a port; dropping the result releases `listeners`.
+    pub async fn on(config: &Config, listeners: Listeners) -> Result<Gateway, GatewayError> {
         config.validate()?;
         let counters = wsgate_counters::open(&config.cluster)?;
         let settings = config.gateway.clone();
@@ -129,7 +164,7 @@ impl Gateway {
             tracing::warn!(api = %name, version = %version, "insecure_skip_verify: upstream certificates are NOT verified for this API");
         }
         let providers = idp::Providers::new(&config.identity_providers)?;
-        let certificate = match settings.wss_listen_addr()? {
+        let certificate = match &listeners.wss {
             Some(_) => {
                 let files = wsgate_tls::server::locate_or_generate(
                     settings.tls_cert.as_deref(),
@@ -140,15 +175,12 @@ impl Gateway {
             }
             None => None,
         };
-        let ws = match settings.ws_listen_addr()? {
-            Some(addr) => Some(bind(addr).await?),
-            None => None,
-        };
-        let wss = match (settings.wss_listen_addr()?, certificate) {
-            (Some(addr), Some(certificate)) => {
+        let ws = listeners.ws;
+        let wss = match (listeners.wss, certificate) {
+            (Some(listener), Some(certificate)) => {
                 let acceptor = TlsAcceptor::from(wsgate_tls::server::server_config(certificate.clone())?);
                 certificate.watch(settings.tls_reload_interval);
-                Some(TlsListener { listener: bind(addr).await?, acceptor, certificate })
+                Some(TlsListener { listener, acceptor, certificate })
             }
             _ => None,
         };

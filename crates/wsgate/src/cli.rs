@@ -275,15 +275,26 @@ pub struct ServerArgs {
     /// ~/.local/share/wsgate].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Plain ws:// listener address (overrides gateway.ws_listen).
-    #[arg(long)]
-    pub ws_listen: Option<SocketAddr>,
-    /// TLS wss:// listener address (overrides gateway.wss_listen).
-    #[arg(long)]
-    pub wss_listen: Option<SocketAddr>,
-    /// Control plane HTTPS listener address (overrides control.listen).
-    #[arg(long)]
-    pub control_listen: Option<SocketAddr>,
+    /// Plain ws:// listener address, or off (overrides gateway.ws_listen).
+    #[arg(long, value_name = "IP:PORT|off", value_parser = listen_address)]
+    pub ws_listen: Option<String>,
+    /// TLS wss:// listener address, or off (overrides gateway.wss_listen).
+    #[arg(long, value_name = "IP:PORT|off", value_parser = listen_address)]
+    pub wss_listen: Option<String>,
+    /// Control plane HTTPS listener address, or off (overrides control.listen).
+    #[arg(long, value_name = "IP:PORT|off", value_parser = listen_address)]
+    pub control_listen: Option<String>,
+}
+
+/// A listener address as the config file takes it: `IP:PORT`, or `off`.
+fn listen_address(text: &str) -> Result<String, String> {
+    match text {
+        "off" => Ok(text.to_string()),
+        _ => text
+            .parse::<SocketAddr>()
+            .map(|addr| addr.to_string())
+            .map_err(|_| format!("\"{text}\" is not IP:PORT (e.g. 127.0.0.1:9099) or off")),
+    }
 }
 
 /// Flags of the commands that talk to a control plane.

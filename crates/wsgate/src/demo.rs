@@ -28,10 +28,13 @@ pub async fn demo(args: ServerArgs) -> anyhow::Result<()> {
     // A data directory of its own, so the demo's admin/admin never meets a real installation.
     config.gateway.data_dir = Some(wsgate_core::config::default_data_dir().join("demo"));
     server::apply_args(&mut config, &args)?;
+    if config.control.listen_addr()?.is_none() {
+        bail!("the demo needs the control plane: leave out --control-listen off");
+    }
     let shutdown = CancellationToken::new();
     let running = server::start(&config, Some(ADMIN.1), shutdown.clone()).await?;
     let Some(control) = running.control.as_ref().and_then(|c| c.addr()) else {
-        bail!("the demo needs the control plane: control.listen must not be \"off\"");
+        bail!("the demo needs the control plane: leave out --control-listen off");
     };
     server::stop_on_signal(shutdown.clone())?;
     let echo_task = tokio::spawn(echo.run(shutdown.clone()));

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("wsgate: error: {err:#}");
+            eprintln!("wsgate: error: {}", one_line(&err));
             ExitCode::FAILURE
         }
     }
@@ -49,6 +49,24 @@ fn run(command: Command) -> anyhow::Result<()> {
             commands::revoke(&ControlClient::connect(&client)?, token.as_deref(), app.as_deref())
         }
     }
+}
+
+/// The error and its causes on one line, each said once: the libraries' errors often carry
+/// their cause's text already ("cannot read X: No such file"), and anyhow's chain would repeat
+/// it.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -36,23 +36,33 @@ pub async fn serve(config_path: Option<PathBuf>, args: ServerArgs) -> anyhow::Re
     Ok(())
 }
 
-/// Opens the store, makes sure an admin and a signing key exist, and binds every listener.
-/// Nothing is bound when anything before it fails.
+/// Binds every listener, then opens the store, makes sure an admin and a signing key exist
+/// (when this node runs the control plane) and loads what the gateway serves. A port that
+/// cannot be bound stops the start before anything is written: no data directory, store,
+/// certificate or admin user comes from a start that could not listen.
 pub async fn start(
     config: &Config,
     admin_password: Option<&str>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
     config.validate()?;
+    let listeners = wsgate_gateway::Listeners::bind(&config.gateway).await?;
+    let control_listener = match config.control.listen_addr()? {
+        Some(addr) => Some(ControlPlane::listen(addr).await?),
+        None => None,
+    };
     let data_dir = config.gateway.data_dir();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let store = wsgate_store::open(&config.store, &data_dir).await.context("cannot open the store")?;
-    if let Some(generated) = wsgate_control::bootstrap(store.as_ref(), &config.control, admin_password).await? {
-        // Printed once, at the first start: only its hash is kept.
-        println!("wsgate: created user admin with password {generated} (set WSGATE_ADMIN_PASSWORD to choose it)");
-    }
-    let control = match config.control.listen_addr()? {
-        Some(_) => {
+    let control = match control_listener {
+        Some(listener) => {
+            // The admin exists to sign in to the control plane; a node without one makes none.
+            if let Some(generated) = wsgate_control::bootstrap(store.as_ref(), &config.control, admin_password).await? {
+                // Printed once, at the first start: only its hash is kept.
+                println!(
+                    "wsgate: created user admin with password {generated} (set WSGATE_ADMIN_PASSWORD to choose it)"
+                );
+            }
             let files = wsgate_tls::server::locate_or_generate(
                 config.gateway.tls_cert.as_deref(),
                 config.gateway.tls_key.as_deref(),
@@ -60,7 +70,7 @@ pub async fn start(
             )?;
             let certificate = ReloadingCertificate::load(files)?;
             certificate.watch(config.gateway.tls_reload_interval);
-            Some(ControlPlane::bind(config, store.clone(), certificate).await?)
+            Some(ControlPlane::on(config, store.clone(), certificate, Some(listener)).await?)
         }
         None => None,
     };
@@ -68,7 +78,7 @@ pub async fn start(
     let issuer = config.control.issuer.clone().or_else(|| {
         control.as_ref().and_then(ControlPlane::addr).map(|addr| format!("https://localhost:{}", addr.port()))
     });
-    let gateway = Gateway::bind(config).await?;
+    let gateway = Gateway::on(config, listeners).await?;
     if let Some(control) = &control {
         // The portals print invoke URLs; they learn the addresses the gateway actually bound.
         let url = wsgate_control::gateway_url;
@@ -98,14 +108,14 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
 }
 
 pub fn apply_args(config: &mut Config, args: &ServerArgs) -> anyhow::Result<()> {
-    if let Some(addr) = args.ws_listen {
-        config.gateway.ws_listen = addr.to_string();
+    if let Some(addr) = &args.ws_listen {
+        config.gateway.ws_listen = addr.clone();
     }
-    if let Some(addr) = args.wss_listen {
-        config.gateway.wss_listen = addr.to_string();
+    if let Some(addr) = &args.wss_listen {
+        config.gateway.wss_listen = addr.clone();
     }
-    if let Some(addr) = args.control_listen {
-        config.control.listen = addr.to_string();
+    if let Some(addr) = &args.control_listen {
+        config.control.listen = addr.clone();
     }
     if let Some(dir) = &args.data_dir {
         config.gateway.data_dir = Some(dir.clone());

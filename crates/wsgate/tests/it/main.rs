@@ -6,7 +6,7 @@
 //! the order of a connection's life: `echo`, `routing`, `upstream_handshake`,
 //! `bad_handshakes`, `smuggling`, `bad_frames`, `close_codes`,
 //! `hostile_peers`, `timeouts`, `tls`, `upstream_tls`, then the tests against tools and the
-//! binary: `wscat`, `deflate`, `shutdown`, the portals in a real browser
+//! binary: `wscat`, `deflate`, `startup`, `shutdown`, the portals in a real browser
 //! (`portal`), and the Autobahn conformance run in `autobahn` (three echo
 //! upstreams, one of them `fixtures/echo_peers.py`).
 //!
@@ -34,6 +34,7 @@ mod routing;
 mod security;
 mod shutdown;
 mod smuggling;
+mod startup;
 mod timeouts;
 mod tls;
 mod upstream_handshake;
