@@ -474,6 +474,9 @@ impl ApiSpec {
             return Err(invalid(key("name"), "must not be empty or hold control characters"));
         }
         validate_context(&self.context).map_err(|problem| invalid(key("context"), problem))?;
+        if self.version.is_empty() {
+            return Err(invalid(key("version"), "is required (e.g. 1.0)"));
+        }
         if !version::is_valid(&self.version) {
             return Err(invalid(
                 key("version"),
@@ -511,6 +514,9 @@ impl ApiSpec {
 
 /// A context is `/segment[/segment…]` with URL-safe segments and no trailing slash.
 fn validate_context(context: &str) -> Result<(), String> {
+    if context.is_empty() {
+        return Err("is required (e.g. /echowebsocket)".into());
+    }
     let Some(rest) = context.strip_prefix('/') else {
         return Err(format!("\"{context}\" must start with '/'"));
     };

@@ -30,6 +30,9 @@ pub struct Endpoint {
 impl Endpoint {
     /// Parses `ws://` or `wss://` URLs; ports default to 80 and 443.
     pub fn parse(url: &str) -> Result<Endpoint, String> {
+        if url.is_empty() {
+            return Err("An endpoint is required: ws://host:port or wss://host:port, with a path if needed".into());
+        }
         if let Some(bad) = url.chars().find(|c| !c.is_ascii_graphic()) {
             return Err(format!(
                 "{url:?} must be printable ASCII without spaces or control characters (found {bad:?}); \

@@ -158,26 +158,35 @@ pub enum PlanCommand {
     /// List the plans and their limits.
     List,
     /// Show one plan as JSON.
-    Show { name: String },
+    Show {
+        /// Plan name, e.g. Gold.
+        name: String,
+    },
     /// Change a plan's limits (admin); live connections follow within a second.
     Update {
+        /// Plan name, e.g. Gold.
         name: String,
         #[command(flatten)]
         flags: PlanFlags,
     },
     /// Delete a plan nothing uses any more (admin).
-    Delete { name: String },
+    Delete {
+        /// Plan name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum ApiCommand {
     /// Create a WebSocket API (CREATED, or PUBLISHED with --publish).
     Create {
+        /// API name, e.g. EchoWebSocket.
         #[arg(long)]
         name: String,
         /// URL path prefix, e.g. /echowebsocket.
         #[arg(long)]
         context: String,
+        /// API version, e.g. 1.0 (1.0 and 1.0.0 name the same version).
         #[arg(long)]
         version: String,
         /// ws:// or wss:// upstream; repeat for several.
@@ -206,17 +215,35 @@ pub enum ApiCommand {
     /// List APIs.
     List,
     /// Show one API as JSON.
-    Show { api: String },
+    Show {
+        /// The API as NAME:VERSION, e.g. EchoWebSocket:1.0.
+        api: String,
+    },
     /// Move an API to PUBLISHED.
-    Publish { api: String },
+    Publish {
+        /// The API as NAME:VERSION, e.g. EchoWebSocket:1.0.
+        api: String,
+    },
     /// Move an API to DEPRECATED.
-    Deprecate { api: String },
+    Deprecate {
+        /// The API as NAME:VERSION, e.g. EchoWebSocket:1.0.
+        api: String,
+    },
     /// Move an API to RETIRED.
-    Retire { api: String },
+    Retire {
+        /// The API as NAME:VERSION, e.g. EchoWebSocket:1.0.
+        api: String,
+    },
     /// Move an API to BLOCKED.
-    Block { api: String },
+    Block {
+        /// The API as NAME:VERSION, e.g. EchoWebSocket:1.0.
+        api: String,
+    },
     /// Delete an API and its subscriptions.
-    Delete { api: String },
+    Delete {
+        /// The API as NAME:VERSION, e.g. EchoWebSocket:1.0.
+        api: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -228,11 +255,18 @@ pub enum SubscriptionCommand {
         api: Option<String>,
     },
     /// Block a subscription: its tokens stop working, and only a publisher can lift it.
-    Block { id: String },
+    Block {
+        /// Subscription id (see `subscription list`).
+        id: String,
+    },
     /// Lift a block.
-    Unblock { id: String },
+    Unblock {
+        /// Subscription id (see `subscription list`).
+        id: String,
+    },
     /// Grant a subscription some of its API's scopes (replacing what it had; none to revoke all).
     Grant {
+        /// Subscription id (see `subscription list`).
         id: String,
         /// Scopes the API declares, comma-separated.
         #[arg(long, value_delimiter = ',', num_args = 0..)]
@@ -256,8 +290,10 @@ pub enum SubscriptionCommand {
 pub enum AppCommand {
     /// Create an application.
     Create {
+        /// Application name, e.g. MyApp.
         #[arg(long)]
         name: String,
+        /// What the application is for, shown in the developer portal.
         #[arg(long, default_value = "")]
         description: String,
         /// A plan all of the application's connections share, across APIs.
@@ -303,8 +339,10 @@ pub struct ClientArgs {
     /// Control plane URL.
     #[arg(long, env = "WSGATE_SERVER", default_value = "https://localhost:9443", global = true)]
     pub server: String,
+    /// User to sign in as.
     #[arg(long, env = "WSGATE_USER", global = true)]
     pub user: Option<String>,
+    /// That user's password (better in the environment than on the command line).
     #[arg(long, env = "WSGATE_PASSWORD", global = true, hide_env_values = true)]
     pub password: Option<String>,
     /// PEM CA bundle to trust for --server [default: the certificate the server generated in
@@ -314,4 +352,49 @@ pub struct ClientArgs {
     /// The server's data directory, where its generated certificate is.
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `--help` explains every flag and argument of every command: a blank help line leaves a
+    /// newcomer guessing what `--version` of `api create` means.
+    #[test]
+    fn every_flag_and_argument_has_a_help_line() {
+        fn walk(command: &clap::Command, path: &str, blank: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            if command.get_about().is_none() && !command.is_hide_set() {
+                blank.push(format!("{path} (the command itself)"));
+            }
+            for arg in command.get_arguments() {
+                // clap's own --help and --version explain themselves.
+                let generated = matches!(
+                    arg.get_action(),
+                    clap::ArgAction::Help
+                        | clap::ArgAction::HelpShort
+                        | clap::ArgAction::HelpLong
+                        | clap::ArgAction::Version
+                );
+                if !generated && arg.get_help().is_none() {
+                    blank.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands().filter(|sub| sub.get_name() != "help") {
+                walk(sub, &path, blank);
+            }
+        }
+        let mut blank = Vec::new();
+        walk(&Cli::command(), "", &mut blank);
+        assert!(blank.is_empty(), "without a help line: {blank:#?}");
+    }
+
+    #[test]
+    fn listeners_take_an_address_or_off() {
+        assert_eq!(super::listen_address("off").as_deref(), Ok("off"));
+        assert_eq!(super::listen_address("127.0.0.1:9099").as_deref(), Ok("127.0.0.1:9099"));
+        assert!(super::listen_address("9099").is_err());
+    }
 }

@@ -212,6 +212,12 @@ async fn apply(state: &AppState, caller: &Caller, api: &mut ApiRecord, body: Api
     }
     let mut plans: Vec<String> = Vec::new();
     for (i, plan) in body.plans.iter().enumerate() {
+        if plan.is_empty() {
+            return Err(ApiError::invalid(
+                format!("plans[{i}]"),
+                format!("plans[{i}] is empty: name a business plan (plans are: {})", names()),
+            ));
+        }
         if !offered.iter().any(|p| &p.name == plan) {
             return Err(ApiError::invalid(
                 format!("plans[{i}]"),
@@ -235,7 +241,13 @@ async fn apply(state: &AppState, caller: &Caller, api: &mut ApiRecord, body: Api
     api.ca_file = ca_file;
     api.insecure_skip_verify = insecure_skip_verify;
     for (i, scope) in body.scopes.iter().enumerate() {
-        if scope.is_empty() || scope.contains(' ') || !oauth2::valid_scope(scope) {
+        if scope.is_empty() {
+            return Err(ApiError::invalid(
+                format!("scopes[{i}]"),
+                format!("scopes[{i}] is empty: name a scope (e.g. chat)"),
+            ));
+        }
+        if scope.contains(' ') || !oauth2::valid_scope(scope) {
             return Err(ApiError::invalid(format!("scopes[{i}]"), format!("\"{scope}\" is not an OAuth2 scope word")));
         }
     }

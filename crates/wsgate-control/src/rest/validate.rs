@@ -10,7 +10,10 @@ use crate::error::ApiError;
 /// not only spaces. Returns it trimmed.
 pub fn display_name(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     let trimmed = value.trim();
-    if trimmed.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
+    if trimmed.is_empty() {
+        return Err(required(field, ""));
+    }
+    if value.chars().count() > max || value.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             field,
             format!("{field} must be 1 to {max} characters without control characters"),
@@ -21,6 +24,9 @@ pub fn display_name(field: &str, value: &str, max: usize) -> Result<String, ApiE
 
 /// An identifier that appears in URLs and command lines (user and plan names).
 pub fn identifier(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(required(field, ""));
+    }
     let ok = !value.is_empty()
         && value.len() <= 64
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._@".contains(&b));
@@ -31,6 +37,17 @@ pub fn identifier(field: &str, value: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// The refusal of an empty required field: "Context is required", not `"" must start with
+/// '/'`. `example` follows it when given.
+pub fn required(field: &str, example: &str) -> ApiError {
+    let mut label = field.replace('_', " ");
+    if let Some(first) = label.get(..1) {
+        label.replace_range(..1, &first.to_ascii_uppercase());
+    }
+    let example = if example.is_empty() { String::new() } else { format!(" (e.g. {example})") };
+    ApiError::invalid(field, format!("{label} is required{example}"))
 }
 
 /// The shortest and longest password, in characters.
@@ -67,6 +84,9 @@ pub fn password(value: &str, user: &str) -> Result<(), ApiError> {
 
 /// `/segment[/segment…]` with URL-safe segments and no trailing slash, as in the config file.
 pub fn context(value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(required("context", "/echowebsocket"));
+    }
     let problem = |what: &str| Err(ApiError::invalid("context", format!("\"{value}\" {what}")));
     let Some(rest) = value.strip_prefix('/') else {
         return problem("must start with '/' (e.g. /echowebsocket)");
@@ -82,6 +102,9 @@ pub fn context(value: &str) -> Result<(), ApiError> {
 }
 
 pub fn version(value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(required("version", "1.0"));
+    }
     if !version::is_valid(value) {
         return Err(ApiError::invalid("version", format!("\"{value}\" must be 1-64 letters, digits, '.', '-' or '_'")));
     }
@@ -118,6 +141,16 @@ mod tests {
         for bad in ["echo", "/", "/a/", "/a//b", "/a b", "/a?b"] {
             assert!(context(bad).is_err(), "{bad} should be refused");
         }
+    }
+
+    #[test]
+    fn empty_required_fields_say_so() {
+        let message = |result: Result<(), ApiError>| result.err().map(|err| err.to_string()).unwrap_or_default();
+        assert_eq!(message(context("")), "Context is required (e.g. /echowebsocket)");
+        assert_eq!(message(version("")), "Version is required (e.g. 1.0)");
+        assert_eq!(message(display_name("name", " ", 100).map(|_| ())), "Name is required");
+        assert_eq!(message(identifier("username", "")), "Username is required");
+        assert!(message(endpoints(&[String::new()], None)).starts_with("An endpoint is required"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One function per client command. Each prints what the user asked for on stdout and nothing
 //! else; errors go up to `main`, which prints one line and exits non-zero.
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 
 use super::{ControlClient, name_version};
@@ -21,6 +21,17 @@ pub fn api(client: &ControlClient, command: ApiCommand) -> anyhow::Result<()> {
             api_plan,
             client_plan,
         } => {
+            for (flag, values) in [("--plans", &plans), ("--scopes", &scopes)] {
+                if values.iter().any(|value| value.trim().is_empty()) {
+                    bail!(
+                        "{flag} holds an empty name: list names separated by commas, e.g. {flag} {}",
+                        match flag {
+                            "--plans" => "Gold,Silver (leave --plans out for Gold,Silver)",
+                            _ => "chat,admin (leave --scopes out for none)",
+                        }
+                    );
+                }
+            }
             let body = json!({
                 "name": name, "context": context, "version": version, "endpoints": endpoints,
                 "plans": plans, "auth": auth, "scopes": scopes, "publish": publish,

@@ -218,6 +218,12 @@ async fn the_seed_walk_through_works_from_the_command_line() {
     )
     .await;
     fails(&served, dir.path(), &["api", "show", "missing-colon"], "NAME:VERSION").await;
+    // Empty values say what is required, not `"" must start with '/'`.
+    let create = ["api", "create", "--name", "Empty", "--version", "1", "--endpoint", "ws://127.0.0.1:7"];
+    let with = |extra: &[&'static str]| create.iter().chain(extra).copied().collect::<Vec<&str>>();
+    fails(&served, dir.path(), &with(&["--context", ""]), "Context is required (e.g. /echowebsocket)").await;
+    fails(&served, dir.path(), &with(&["--context", "/empty", "--plans", ""]), "--plans holds an empty name").await;
+    fails(&served, dir.path(), &with(&["--context", "/empty", "--endpoint", ""]), "An endpoint is required").await;
     let _ = served.child.start_kill();
 }
 
