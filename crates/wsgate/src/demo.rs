@@ -52,6 +52,7 @@ pub async fn demo(args: ServerArgs) -> anyhow::Result<()> {
             return Err(err.context("cannot seed the demo"));
         }
     };
+    let certificate = portal_certificate(&running.data_dir.join("tls").join("cert.pem"));
     let gateway = running.gateway;
     if let Some(addr) = gateway.ws_addr() {
         println!("wsgate: ws listening on {addr}");
@@ -65,6 +66,7 @@ pub async fn demo(args: ServerArgs) -> anyhow::Result<()> {
     println!("  Publisher portal:   {server_url}/publisher    sign in as admin / admin");
     println!("  Developer portal:   {server_url}/devportal    (sign up as a subscriber, or admin / admin)");
     println!("  REST API, OAuth2:   {server_url}/api/v1 , {server_url}/oauth2/token");
+    println!("  {certificate}");
     println!("  API EchoWebSocket 1.0 at /echowebsocket -> built-in echo {echo_url}");
     println!("  Application {APP}, subscribed with Gold. Its access token (valid 1 hour):");
     println!();
@@ -83,7 +85,8 @@ pub async fn demo(args: ServerArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "And the CLI, e.g.:  WSGATE_USER=admin WSGATE_PASSWORD=admin wsgate api list --server {server_url} --data-dir {}",
+        "And the CLI, e.g.:  WSGATE_USER=admin WSGATE_PASSWORD=admin {} api list --server {server_url} --data-dir {}",
+        this_command(),
         running.data_dir.display()
     );
     println!();
@@ -94,6 +97,42 @@ pub async fn demo(args: ServerArgs) -> anyhow::Result<()> {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// The line about the portals' certificate: where it is and its fingerprint, which a browser's
+/// warning page shows too, so that it can be checked before it is accepted.
+fn portal_certificate(path: &Path) -> String {
+    let fingerprint = wsgate_tls::pem::certificates(path)
+        .ok()
+        .and_then(|chain| chain.first().map(|cert| wsgate_tls::fingerprint(cert)))
+        .unwrap_or_else(|| "unreadable".into());
+    format!(
+        "Certificate:        self-signed, {} (portals and wss://): your browser warns once;\n                      \
+         accept it if it shows SHA-256 {fingerprint}",
+        path.display()
+    )
+}
+
+/// How the user runs this very binary from where they stand: `wsgate` when that is what their
+/// PATH finds, else its path (relative to the current directory when it is below it, as
+/// `target/release/wsgate` is after `cargo run --release`).
+fn this_command() -> String {
+    let Ok(exe) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "wsgate".into();
+    };
+    let on_path = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .filter_map(|dir| std::fs::canonicalize(dir.join("wsgate")).ok())
+        .next();
+    if on_path.as_ref() == Some(&exe) {
+        return "wsgate".into();
+    }
+    let here = std::env::current_dir().and_then(std::fs::canonicalize).ok();
+    let shown = here.and_then(|here| exe.strip_prefix(here).ok().map(Path::to_path_buf)).unwrap_or(exe);
+    let shown = shown.display().to_string();
+    // A path with a space would split in the shell.
+    if shown.contains(' ') { format!("'{shown}'") } else { shown }
 }
 
 /// Makes sure the demo's API, application and subscription exist (a second run finds them and

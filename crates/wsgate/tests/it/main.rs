@@ -6,7 +6,7 @@
 //! the order of a connection's life: `echo`, `routing`, `upstream_handshake`,
 //! `bad_handshakes`, `smuggling`, `bad_frames`, `close_codes`,
 //! `hostile_peers`, `timeouts`, `tls`, `upstream_tls`, then the tests against tools and the
-//! binary: `wscat`, `deflate`, `startup`, `shutdown`, the portals in a real browser
+//! binary: `wscat`, `deflate`, `demo`, `startup`, `shutdown`, the portals in a real browser
 //! (`portal`), and the Autobahn conformance run in `autobahn` (three echo
 //! upstreams, one of them `fixtures/echo_peers.py`).
 //!
@@ -26,6 +26,7 @@ mod cli;
 mod close_codes;
 mod control;
 mod deflate;
+mod demo;
 mod echo;
 mod hostile_peers;
 mod plans;

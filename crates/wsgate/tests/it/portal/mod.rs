@@ -8,7 +8,7 @@
 //! the tests: `journey` (the seed journey), `plans` (a plan changed in the portal reaching a
 //! live connection).
 
-mod browser;
+pub(crate) mod browser;
 
 mod journey;
 mod plans;
