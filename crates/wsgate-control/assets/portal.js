@@ -68,7 +68,9 @@ function setUpConfirmations() {
 
 // The "Try it" console: a WebSocket from this page through the gateway to the API. The token
 // goes in the `access_token` query parameter, the one place browsers let it go; the log shows
-// the URL without it.
+// the URL without it. A browser does not tell a page why a handshake failed, so then the
+// console asks the server (`data-diagnose`), which makes the same handshake and reports the
+// gateway's own answer: its status and reason, or that the browser refused the certificate.
 function setUpConsole() {
   const root = document.querySelector('.console[data-url]');
   if (!root) return;
@@ -98,8 +100,30 @@ function setUpConsole() {
     send.disabled = !open;
   };
 
+  // The gateway's HTTPS origin, where its certificate can be accepted.
+  const origin = root.dataset.url.replace(/^wss:/, 'https:').replace(/^(https:\/\/[^/]+).*$/, '$1');
+  const explain = async () => {
+    write('info', 'asking the gateway why …');
+    try {
+      const body = new URLSearchParams({ csrf: root.dataset.csrf, token: root.dataset.token });
+      const response = await fetch(root.dataset.diagnose, { method: 'POST', body, credentials: 'same-origin' });
+      const answer = await response.json();
+      if (answer.status === 101) {
+        write('problem', 'the gateway accepts this connection, so your browser refused it: most likely the '
+          + "gateway's certificate. Open " + origin + ' once, accept the certificate, then connect again.');
+      } else if (answer.status > 0) {
+        write('problem', 'the gateway answered ' + answer.status + ': ' + (answer.reason || '(no reason given)'));
+      } else {
+        write('problem', answer.reason);
+      }
+    } catch (_) {
+      write('problem', 'the reason could not be fetched (is your session still open?)');
+    }
+  };
+
   connect.addEventListener('click', () => {
     const url = root.dataset.url + '?access_token=' + encodeURIComponent(root.dataset.token);
+    let opened = false;
     write('info', 'connecting to ' + root.dataset.url + ' …');
     setOpen(false, 'Connecting…');
     connect.disabled = true;
@@ -111,6 +135,7 @@ function setUpConsole() {
       return;
     }
     socket.addEventListener('open', () => {
+      opened = true;
       write('info', 'connected');
       setOpen(true, 'Connected');
       message.focus();
@@ -120,12 +145,14 @@ function setUpConsole() {
     });
     socket.addEventListener('close', (event) => {
       const reason = event.reason ? ' (' + event.reason + ')' : '';
-      write('info', 'closed: code ' + event.code + reason);
+      // A socket that never opened has its failure explained already; 1006 would add nothing.
+      if (opened) write('info', 'closed: code ' + event.code + reason);
       setOpen(false, 'Not connected');
       socket = null;
     });
     socket.addEventListener('error', () => {
-      write('info', 'the connection failed: is the token still valid and the certificate accepted?');
+      write('info', 'the connection failed');
+      if (!opened) explain();
     });
   });
 

@@ -86,12 +86,14 @@ impl ControlPlane {
         certificate: Arc<ReloadingCertificate>,
         listener: Option<TcpListener>,
     ) -> Result<ControlPlane, ControlError> {
+        let certificate_file = certificate.files().cert.clone();
         let acceptor = TlsAcceptor::from(wsgate_tls::server::server_config(certificate)?);
         let port = match &listener {
             Some(listener) => listener.local_addr().map(|a| a.port()).unwrap_or_default(),
             None => 9443,
         };
         let state = Shared::new(store, config, issuer(&config.control, port)).await?;
+        let _ = state.own_certificate.set(certificate_file);
         Ok(ControlPlane {
             listener,
             state,

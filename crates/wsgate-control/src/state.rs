@@ -38,6 +38,9 @@ pub struct Shared {
     /// Where the gateway listens, for the portals' invoke URLs; set once by the binary after
     /// the gateway bound its listeners (before `run`), read by every portal page.
     pub gateway_urls: std::sync::OnceLock<crate::portal::GatewayUrls>,
+    /// The certificate file the control plane (and the gateway's wss listener) presents; set
+    /// once when the listener starts. The "Try it" diagnosis trusts exactly it.
+    pub own_certificate: std::sync::OnceLock<std::path::PathBuf>,
     /// The gateway's counters, for usage pages; set once by the binary. Without them (a control
     /// plane alone, in tests) usage reads fresh in-process counters: limits with nothing spent.
     pub counters: std::sync::OnceLock<Arc<dyn Counters>>,
@@ -63,6 +66,7 @@ impl Shared {
             decoy_hash,
             identity_providers: config.identity_providers.iter().map(|p| p.issuer.clone()).collect(),
             gateway_urls: Default::default(),
+            own_certificate: Default::default(),
             counters: Default::default(),
         }))
     }

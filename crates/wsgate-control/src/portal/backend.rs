@@ -27,6 +27,22 @@ pub async fn list_apis(state: &AppState, caller: &Caller) -> Result<Vec<ApiRecor
     Ok(apis::list(State(state.clone()), caller.clone(), query).await?.0)
 }
 
+/// The APIs a caller sees, or (`None`) what a visitor without an account sees.
+pub async fn browsable_apis(state: &AppState, caller: Option<&Caller>) -> Result<Vec<ApiRecord>, ApiError> {
+    match caller {
+        Some(caller) => list_apis(state, caller).await,
+        None => apis::public(state).await,
+    }
+}
+
+/// One API as [`browsable_apis`] sees it.
+pub async fn browsable_api(state: &AppState, caller: Option<&Caller>, id: &str) -> Result<ApiRecord, ApiError> {
+    match caller {
+        Some(caller) => api(state, caller, id).await,
+        None => apis::public_one(state, id).await,
+    }
+}
+
 pub async fn api(state: &AppState, caller: &Caller, id: &str) -> Result<ApiRecord, ApiError> {
     Ok(apis::get(State(state.clone()), caller.clone(), Path(id.to_string())).await?.0)
 }

@@ -32,13 +32,13 @@ pub async fn catalogue(
 ) -> Response {
     let search = query.q.as_deref().unwrap_or("").trim().to_string();
     let back = if search.is_empty() { "/devportal".to_string() } else { format!("/devportal?q={}", encode(&search)) };
-    let caller = match visit::page(&state, &headers, AREA, &back).await {
+    let caller = match visit::browse(&state, &headers, AREA, &back).await {
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
-    let apis = match backend::list_apis(&state, &caller).await {
+    let apis = match backend::browsable_apis(&state, caller.as_ref()).await {
         Ok(apis) => apis,
-        Err(err) => return visit::failure(AREA, &caller, err),
+        Err(err) => return visit::failure(AREA, caller.as_ref(), err),
     };
     let wanted = search.to_lowercase();
     // Publishers and admins see every API through REST; the catalogue shows what can be used.
@@ -84,7 +84,8 @@ pub async fn catalogue(
         plural = if shown.len() == 1 { "" } else { "s" },
     );
     let notice = query.notice.as_deref().and_then(Notice::parse);
-    Page { area: AREA, title: "APIs", viewer: Some(visit::viewer(&caller)), notice, body }.render(StatusCode::OK)
+    let viewer = Some(visit::viewer_or_visitor(&state, caller.as_ref(), &back));
+    Page { area: AREA, title: "APIs", viewer, notice, body }.render(StatusCode::OK)
 }
 
 /// An API the developer portal shows: visible to the caller and open for use.
@@ -102,11 +103,11 @@ pub async fn own_applications(state: &AppState, caller: &Caller) -> Result<Vec<A
 }
 
 pub async fn api_page(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let caller = match visit::page(&state, &headers, AREA, &format!("/devportal/apis/{id}")).await {
+    let caller = match visit::browse(&state, &headers, AREA, &format!("/devportal/apis/{id}")).await {
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
-    render(&state, &caller, &id, None).await
+    render(&state, caller.as_ref(), &id, None).await
 }
 
 /// A token for one of the caller's applications subscribed to this API, handed to the page's
@@ -131,8 +132,8 @@ pub async fn try_token(
         return visit::failure(AREA, &caller, err);
     }
     match backend::token(&state, &caller, app_id).await {
-        Ok(token) => render(&state, &caller, &id, Some(token.token)).await,
-        Err(err) => visit::failure(AREA, &caller, err),
+        Ok(token) => render(&state, Some(&caller), &id, Some(token.token)).await,
+        Err(err) => visit::failure(AREA, Some(&caller), err),
     }
 }
 
@@ -151,14 +152,19 @@ async fn subscriptions_here(
         .collect())
 }
 
-async fn render(state: &AppState, caller: &Caller, id: &str, token: Option<String>) -> Response {
-    let api = match usable_api(state, caller, id).await {
-        Ok(api) => api,
+/// The API's page, for a signed-in caller or (`None`) a visitor without an account.
+async fn render(state: &AppState, caller: Option<&Caller>, id: &str, token: Option<String>) -> Response {
+    let api = match backend::browsable_api(state, caller, id).await {
+        Ok(api) if api.state.invokable() => api,
+        Ok(_) => return visit::failure(AREA, caller, ApiError::not_found("API")),
         Err(err) => return visit::failure(AREA, caller, err),
     };
-    let subs = match subscriptions_here(state, caller, &api.id).await {
-        Ok(subs) => subs,
-        Err(err) => return visit::failure(AREA, caller, err),
+    let subs = match caller {
+        Some(caller) => match subscriptions_here(state, caller, &api.id).await {
+            Ok(subs) => subs,
+            Err(err) => return visit::failure(AREA, Some(caller), err),
+        },
+        None => Vec::new(),
     };
     let urls = gateway(state);
     let mut invoke = String::new();
@@ -175,7 +181,9 @@ async fn render(state: &AppState, caller: &Caller, id: &str, token: Option<Strin
             format!("<li>{} · plan {} · {}</li>", esc(&app.name), esc(&sub.plan), badge(sub.state.as_str()))
         })
         .collect();
-    let subscribed = if subscribed.is_empty() {
+    let subscribed = if caller.is_none() {
+        r#"<p class="hint">Sign in to see your applications' subscriptions.</p>"#.to_string()
+    } else if subscribed.is_empty() {
         r#"<p class="hint">None of your applications is subscribed yet.</p>"#.to_string()
     } else {
         format!(
@@ -219,7 +227,9 @@ async fn render(state: &AppState, caller: &Caller, id: &str, token: Option<Strin
         console = console(state, caller, &api, &subs, token.as_deref()),
     );
     let title = format!("{} {}", api.name, api.version);
-    Page { area: AREA, title: &title, viewer: Some(visit::viewer(caller)), notice: None, body }.render(StatusCode::OK)
+    let back = format!("/devportal/apis/{}", api.id);
+    let viewer = Some(visit::viewer_or_visitor(state, caller, &back));
+    Page { area: AREA, title: &title, viewer, notice: None, body }.render(StatusCode::OK)
 }
 
 /// The "Try it" console. Without a token: a form that gets one for a subscribed application.
@@ -227,7 +237,7 @@ async fn render(state: &AppState, caller: &Caller, id: &str, token: Option<Strin
 /// over HTTPS, so it may only open `wss://` (a `ws://` socket would be blocked as mixed content).
 fn console(
     state: &AppState,
-    caller: &Caller,
+    caller: Option<&Caller>,
     api: &ApiRecord,
     subs: &[(Application, Subscription)],
     token: Option<&str>,
@@ -235,6 +245,12 @@ fn console(
     let urls = gateway(state);
     let Some(base) = urls.wss.as_deref() else {
         return r#"<p class="hint">The console needs the gateway's wss:// listener, which is turned off on this server.</p>"#.into();
+    };
+    let Some(caller) = caller else {
+        return format!(
+            r#"<p class="hint"><a href="/devportal/login?next={}">Sign in</a> to try the API from this page with one of your applications.</p>"#,
+            esc(&encode(&format!("/devportal/apis/{}#try", api.id)))
+        );
     };
     let active: Vec<&Application> =
         subs.iter().filter(|(_, sub)| sub.state == SubscriptionState::Active).map(|(app, _)| app).collect();
@@ -257,7 +273,7 @@ fn console(
         );
     };
     format!(
-        r#"<div class="console" data-url="{url}" data-token="{token}">
+        r#"<div class="console" data-url="{url}" data-token="{token}" data-diagnose="/devportal/apis/{id}/diagnose" data-csrf="{csrf}">
 <p class="hint">Connects to <code>{url}</code> with the test token as <code>access_token</code> (browsers cannot set the Authorization header on a WebSocket).
 If the connection fails on a self-signed certificate, open <a href="{https}">{https}</a> once and accept it.</p>
 <div class="actions">
@@ -274,6 +290,8 @@ If the connection fails on a self-signed certificate, open <a href="{https}">{ht
 </div>"#,
         url = esc(&invoke_url(base, api)),
         token = esc(token),
+        id = esc(&api.id),
+        csrf = esc(&caller.csrf_token),
         https = esc(&base.replacen("wss://", "https://", 1)),
     )
 }

@@ -56,10 +56,13 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-/// The signed-in user as the header shows them, with the CSRF token of the sign-out form.
-pub struct Viewer<'a> {
-    pub name: &'a str,
-    pub csrf: &'a str,
+/// Who the page header shows.
+pub enum Viewer<'a> {
+    /// A signed-in user, with the CSRF token of the sign-out form.
+    User { name: &'a str, csrf: &'a str },
+    /// A visitor browsing the developer portal without an account (`control.anonymous_browsing`),
+    /// offered to sign in and come back to `back`, or to create an account when `signup` is open.
+    Visitor { back: &'a str, signup: bool },
 }
 
 /// One page: `body` is HTML, everything else plain text.
@@ -75,16 +78,26 @@ impl Page<'_> {
     pub fn render(self, status: StatusCode) -> Response {
         let Page { area, title, viewer, notice, body } = self;
         let base = area.base();
-        let nav: String = match viewer {
-            Some(_) => area.nav().iter().map(|(href, label)| format!(r#"<a href="{href}">{label}</a>"#)).collect(),
+        let links = |items: &[(&str, &str)]| -> String {
+            items.iter().map(|(href, label)| format!(r#"<a href="{href}">{label}</a>"#)).collect()
+        };
+        let nav = match viewer {
+            Some(Viewer::User { .. }) => links(area.nav()),
+            // A visitor sees what needs no account.
+            Some(Viewer::Visitor { .. }) => links(&area.nav()[..1]),
             None => String::new(),
         };
         let who = match &viewer {
-            Some(viewer) => format!(
+            Some(Viewer::User { name, csrf }) => format!(
                 r#"<div class="who"><span>Signed in as <strong>{name}</strong></span>
 <form method="post" action="{base}/logout">{csrf}<button type="submit" class="link">Sign out</button></form></div>"#,
-                name = esc(viewer.name),
-                csrf = csrf_input(viewer.csrf),
+                name = esc(name),
+                csrf = csrf_input(csrf),
+            ),
+            Some(Viewer::Visitor { back, signup }) => format!(
+                r#"<div class="who"><a class="button primary" href="{base}/login?next={next}">Sign in</a>{signup}</div>"#,
+                next = esc(&super::forms::encode(back)),
+                signup = if *signup { r#" <a href="/devportal/signup">Create an account</a>"# } else { "" },
             ),
             None => String::new(),
         };

@@ -10,8 +10,11 @@
 //! - `account`: sign-in, sign-out and self sign-up for both portals.
 //! - `publisher`: API list, "Create API", overview.
 //! - `configure`: endpoint configuration and the lifecycle page.
-//! - `subscriptions`: an API's subscriptions for publishers: block, unblock, grant scopes.
-//! - `devportal`: catalogue, API page with invoke URLs and the "Try it" console.
+//! - `subscriptions`: an API's subscriptions for publishers: block, unblock, change plan,
+//!   grant scopes.
+//! - `devportal`: catalogue, API page with invoke URLs and the "Try it" console; both pages
+//!   open to visitors without an account when `control.anonymous_browsing` is on.
+//! - `diagnosis`: why the "Try it" console's WebSocket failed, as the gateway says it.
 //! - `wizard`: the key generation wizard and the page that shows a token once.
 //! - `applications`: applications and subscriptions management, with each subscription's
 //!   limits, usage and plan.
@@ -32,6 +35,7 @@ mod publisher;
 mod configure;
 mod subscriptions;
 mod devportal;
+mod diagnosis;
 mod wizard;
 mod applications;
 mod plans;
@@ -89,6 +93,7 @@ pub fn router() -> Router<AppState> {
         .route("/publisher/apis/{id}/subscriptions", get(subscriptions::list))
         .route("/publisher/subscriptions/{id}/scopes", post(subscriptions::grant))
         .route("/publisher/subscriptions/{id}/state", post(subscriptions::set_state))
+        .route("/publisher/subscriptions/{id}/plan", post(subscriptions::set_plan))
         .route("/publisher/plans", get(plans::list).post(plans::create))
         .route("/publisher/plans/{name}", get(plans::edit).post(plans::save))
         .route("/publisher/plans/{name}/delete", post(plans::delete))
@@ -98,6 +103,7 @@ pub fn router() -> Router<AppState> {
         .route("/devportal/signup", get(account::signup_page).post(account::signup))
         .route("/devportal/apis/{id}", get(devportal::api_page))
         .route("/devportal/apis/{id}/try", post(devportal::try_token))
+        .route("/devportal/apis/{id}/diagnose", post(diagnosis::diagnose))
         .route("/devportal/apis/{id}/wizard", get(wizard::start).post(wizard::choose_application))
         .route("/devportal/apis/{id}/wizard/{app}/subscribe", get(wizard::plan_form).post(wizard::subscribe))
         .route("/devportal/apis/{id}/wizard/{app}/keys", get(wizard::keys_form).post(wizard::generate_keys))

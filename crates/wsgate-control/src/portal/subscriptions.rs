@@ -1,7 +1,8 @@
 //! An API's subscriptions, the publisher's side: who is subscribed with which plan, blocking
-//! and unblocking, and granting the API's scopes to each subscription. Publishers only; every
-//! change goes through the REST handlers (`PUT /api/v1/subscriptions/{id}/scopes`,
-//! `POST /api/v1/subscriptions/{id}/state`).
+//! and unblocking, moving a subscription to another of the API's plans, and granting the API's
+//! scopes to each subscription. Publishers only; every change goes through the REST handlers
+//! (`PUT /api/v1/subscriptions/{id}/scopes`, `POST /api/v1/subscriptions/{id}/state`,
+//! `PUT /api/v1/subscriptions/{id}/plan`).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -93,15 +94,27 @@ fn row(caller: &Caller, api: &ApiRecord, subscription: &Subscription, name: &str
             label = esc(name)
         )
     };
+    let options: String = api
+        .plans
+        .iter()
+        .chain(std::iter::once(&subscription.plan).filter(|plan| !api.plans.contains(plan)))
+        .map(|plan| {
+            let selected = if *plan == subscription.plan { " selected" } else { "" };
+            format!(r#"<option value="{plan}"{selected}>{plan}</option>"#, plan = esc(plan))
+        })
+        .collect();
+    let plan = format!(
+        r#"<form method="post" action="/publisher/subscriptions/{id}/plan" class="inline" aria-label="Plan of {label}">{csrf}<label class="visually-hidden" for="plan-{id}">Plan</label><select id="plan-{id}" name="plan">{options}</select> <button type="submit" class="secondary">Change plan</button></form>"#,
+        label = esc(name)
+    );
     let (to, button) = match subscription.state {
         SubscriptionState::Blocked => ("ACTIVE", "Unblock"),
         _ => ("BLOCKED", "Block"),
     };
     format!(
-        r#"<tr><td>{name}<br><span class="hint">{owner}</span></td><td>{plan}</td><td>{state}</td><td>{grant}</td><td><form method="post" action="/publisher/subscriptions/{id}/state">{csrf}<input type="hidden" name="state" value="{to}"><button type="submit" class="secondary">{button}</button></form></td></tr>"#,
+        r#"<tr data-subscription="{id}"><td>{name}<br><span class="hint">{owner}</span></td><td>{plan}</td><td>{state}</td><td>{grant}</td><td><form method="post" action="/publisher/subscriptions/{id}/state">{csrf}<input type="hidden" name="state" value="{to}"><button type="submit" class="secondary">{button}</button></form></td></tr>"#,
         name = esc(name),
         owner = esc(owner),
-        plan = esc(&subscription.plan),
         state = badge(subscription.state.as_str()),
     )
 }
@@ -110,6 +123,20 @@ fn row(caller: &Caller, api: &ApiRecord, subscription: &Subscription, name: &str
 pub async fn grant(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, form: Form) -> Response {
     change(state, headers, id, form, |state, caller, id, form| {
         Box::pin(async move { backend::grant_scopes(&state, &caller, &id, &form.all("scopes")).await })
+    })
+    .await
+}
+
+/// `POST /publisher/subscriptions/{id}/plan`: move the subscription to another of the API's
+/// plans; its live connections follow within a second.
+pub async fn set_plan(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
+    change(state, headers, id, form, |state, caller, id, form| {
+        Box::pin(async move { backend::set_subscription_plan(&state, &caller, &id, form.get("plan")).await })
     })
     .await
 }

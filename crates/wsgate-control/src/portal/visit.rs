@@ -19,6 +19,17 @@ pub async fn page(state: &AppState, headers: &HeaderMap, area: Area, back: &str)
     auth::identify(state, &Method::GET, headers).await.map_err(|err| refused(headers, area, back, err))
 }
 
+/// The caller of a page anyone may browse when `control.anonymous_browsing` is on (the
+/// developer portal's catalogue and API pages): `None` for a visitor without a live session,
+/// who sees the page as it is for everyone. With the setting off, as [`page`].
+pub async fn browse(state: &AppState, headers: &HeaderMap, area: Area, back: &str) -> Result<Option<Caller>, Response> {
+    match auth::identify(state, &Method::GET, headers).await {
+        Ok(caller) => Ok(Some(caller)),
+        Err(ApiError::NotSignedIn) if state.settings.anonymous_browsing => Ok(None),
+        Err(err) => Err(refused(headers, area, back, err)),
+    }
+}
+
 /// The signed-in caller of a form submission whose CSRF field matches their session.
 ///
 /// The field is checked by the same code as the REST API's `X-CSRF-Token` header: it is put
@@ -66,7 +77,15 @@ pub fn sign_in_redirect(area: Area, back: &str, notice: Notice) -> Response {
 
 /// How the page header shows the caller.
 pub fn viewer(caller: &Caller) -> Viewer<'_> {
-    Viewer { name: caller.name(), csrf: &caller.csrf_token }
+    Viewer::User { name: caller.name(), csrf: &caller.csrf_token }
+}
+
+/// How the page header shows a caller who may be a visitor without an account.
+pub fn viewer_or_visitor<'a>(state: &AppState, caller: Option<&'a Caller>, back: &'a str) -> Viewer<'a> {
+    match caller {
+        Some(caller) => viewer(caller),
+        None => Viewer::Visitor { back, signup: state.settings.self_signup },
+    }
 }
 
 /// The 403 page for a caller who is neither creator nor publisher (admins hold every role):
@@ -108,8 +127,10 @@ role, or sign out and sign in as another user.</p>
     page.render(StatusCode::FORBIDDEN)
 }
 
-/// A refusal of a REST handler while rendering or posting a page, as a page.
-pub fn failure(area: Area, caller: &Caller, err: ApiError) -> Response {
+/// A refusal of a REST handler while rendering or posting a page, as a page; `caller` is
+/// `None` for a visitor without an account.
+pub fn failure<'a>(area: Area, caller: impl Into<Option<&'a Caller>>, err: ApiError) -> Response {
+    let caller = caller.into();
     let title = match err.status() {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::FORBIDDEN => "You may not do this",
@@ -123,5 +144,5 @@ pub fn failure(area: Area, caller: &Caller, err: ApiError) -> Response {
         ApiError::Internal(_) => "An internal error occurred; the server log has the details.".to_string(),
         other => other.to_string(),
     };
-    error_page(area, Some(viewer(caller)), err.status(), title, &message)
+    error_page(area, caller.map(viewer), err.status(), title, &message)
 }

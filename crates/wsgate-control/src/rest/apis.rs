@@ -90,6 +90,21 @@ pub async fn list(
     Ok(Json(apis.into_iter().filter(|api| visible(&caller, api) && matches(api)).collect()))
 }
 
+/// The APIs a visitor without an account sees in the developer portal when
+/// `control.anonymous_browsing` is on: those open for use (PUBLISHED, DEPRECATED), as any
+/// subscriber sees them.
+pub async fn public(state: &AppState) -> Result<Vec<ApiRecord>, ApiError> {
+    Ok(state.store().list_apis().await?.into_iter().filter(|api| api.state.invokable()).collect())
+}
+
+/// One of [`public`]'s APIs; any other is "not found".
+pub async fn public_one(state: &AppState, id: &str) -> Result<ApiRecord, ApiError> {
+    match state.store().api(id).await? {
+        Some(api) if api.state.invokable() => Ok(api),
+        _ => Err(ApiError::not_found("API")),
+    }
+}
+
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,

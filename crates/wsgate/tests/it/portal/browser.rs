@@ -66,10 +66,16 @@ impl Served {
     /// Starts `wsgate serve` over a fresh data directory in `dir`, every listener on
     /// `127.0.0.1:0`, with `config` as its config file.
     pub async fn start(dir: &TempDir, config: &str) -> Served {
+        Served::start_with(dir, config, true).await
+    }
+
+    /// Like [`Served::start`]; without `ws` the plain listener is off (`ws` is then empty).
+    pub async fn start_with(dir: &TempDir, config: &str, ws_on: bool) -> Served {
         let log = dir.path().join("wsgate.log");
         let stderr = std::fs::File::create(&log).expect("the log file is created");
+        let ws_listen = if ws_on { "127.0.0.1:0" } else { "off" };
         let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
-            .args(["serve", "--ws-listen", "127.0.0.1:0", "--wss-listen", "127.0.0.1:0"])
+            .args(["serve", "--ws-listen", ws_listen, "--wss-listen", "127.0.0.1:0"])
             .args(["--control-listen", "127.0.0.1:0", "--config"])
             .arg(dir.write("wsgate.toml", config))
             .arg("--data-dir")
@@ -82,7 +88,7 @@ impl Served {
             .spawn()
             .expect("the wsgate binary starts");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        let (mut ws, mut wss, mut control) = (None, None, None);
+        let (mut ws, mut wss, mut control) = (if ws_on { None } else { Some(String::new()) }, None, None);
         within(STEP * 4, "wsgate prints its three listening lines", async {
             let mut line = String::new();
             while ws.is_none() || wss.is_none() || control.is_none() {
@@ -98,7 +104,7 @@ impl Served {
         })
         .await;
         Served {
-            ws: format!("ws://{}", ws.unwrap_or_default()),
+            ws: ws.filter(|addr| !addr.is_empty()).map(|addr| format!("ws://{addr}")).unwrap_or_default(),
             wss: format!("wss://{}", wss.unwrap_or_default()),
             control: format!("https://{}", control.unwrap_or_default()),
             log,

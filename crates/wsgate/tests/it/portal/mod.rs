@@ -6,9 +6,11 @@
 //!
 //! Reading order: `browser` (finding the tools, running the script, reading its answer), then
 //! the tests: `journey` (the seed journey), `plans` (a plan changed in the portal reaching a
-//! live connection).
+//! live connection), `newcomer` (browsing without an account, required fields, a publisher's
+//! plan change, the console's real reason for a failed connection).
 
 pub(crate) mod browser;
 
 mod journey;
+mod newcomer;
 mod plans;
