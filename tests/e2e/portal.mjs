@@ -252,7 +252,8 @@ async function journey(context) {
     token = ((await page.locator('#token').textContent()) || '').trim();
     check(token.split('.').length === 3, `the token is a JWT: ${token.slice(0, 20)}…`);
     await page.locator('button[data-copy=token]').click();
-    await expectText('button[data-copy=token]', 'Copied');
+    // The clipboard answers asynchronously: wait for the button to say so (it reverts after 2.5 s).
+    await page.locator('button[data-copy=token]', { hasText: 'Copied' }).waitFor();
     const copied = await page.evaluate(() => navigator.clipboard.readText());
     check(copied.trim() === token, 'the copy button put the token on the clipboard');
     commands = await page.locator('section.try-links pre code').allTextContents();
