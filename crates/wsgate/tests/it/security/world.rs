@@ -288,11 +288,21 @@ impl World {
         self.subscribe_with_plan(app, api, "Gold").await
     }
 
-    /// Subscribes `app` to `api` with `plan`.
+    /// Subscribes `app` to `api` with `plan`; returns once the gateway's snapshot holds the
+    /// subscription (under load the change feed takes a moment, and a connection opened before
+    /// would be a 403 "not subscribed").
     pub async fn subscribe_with_plan(&self, app: &App, api: &Api, plan: &str) -> Subscription {
         let body = json!({ "application_id": app.id, "api_id": api.id, "plan": plan });
         let subscription = self.admin.post("/api/v1/subscriptions", body).await.expect(201);
-        Subscription { id: subscription["id"].as_str().expect("id").to_string() }
+        let id = subscription["id"].as_str().expect("id").to_string();
+        let key = (app.id.clone(), api.id.clone());
+        eventually("the gateway knows the subscription", || {
+            let known = self.snapshots.current().access.subscriptions.get(&key).map(|s| s.id.clone());
+            let id = id.clone();
+            async move { if known.as_deref() == Some(id.as_str()) { Ok(()) } else { Err(format!("{known:?}")) } }
+        })
+        .await;
+        Subscription { id }
     }
 
     /// A token minted through the REST API (`POST /api/v1/applications/{id}/token`).
