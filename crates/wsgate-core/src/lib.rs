@@ -7,6 +7,7 @@
 //! - [`limits`]: throttling limits (rates, connection caps) as plans and APIs declare them.
 //! - [`config`]: the TOML configuration, parsed, validated and then frozen.
 //! - [`model`]: what the control plane manages: APIs, plans, users, applications, keys.
+//! - [`session`]: session analytics records, from the gateway to the analytics writer.
 
 pub mod version;
 pub mod duration;
@@ -14,3 +15,4 @@ pub mod endpoint;
 pub mod limits;
 pub mod config;
 pub mod model;
+pub mod session;
