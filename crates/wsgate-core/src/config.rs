@@ -37,6 +37,10 @@ pub struct Config {
     pub store: StoreSettings,
     #[serde(default)]
     pub cluster: ClusterSettings,
+    #[serde(default)]
+    pub observability: ObservabilitySettings,
+    #[serde(default)]
+    pub analytics: AnalyticsSettings,
     /// External OAuth2/OIDC providers whose access tokens the gateway accepts besides the
     /// control plane's own.
     #[serde(default)]
@@ -313,6 +317,90 @@ impl Default for ClusterSettings {
     }
 }
 
+/// Metrics, health endpoints and the access log's format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObservabilitySettings {
+    /// A listener of its own for `/metrics`, `/healthz` and `/readyz` (plain HTTP), or
+    /// `"off"`: they are served on the control listener either way.
+    pub metrics_listen: String,
+    /// Whether metrics carry an `application` label besides `api` and `plan`. Off by default:
+    /// every application is a new series.
+    pub per_application_labels: bool,
+    /// `"text"` (one line per event; colours only on a terminal) or `"json"` (one JSON object
+    /// per line).
+    pub log_format: LogFormat,
+}
+
+impl Default for ObservabilitySettings {
+    fn default() -> Self {
+        ObservabilitySettings { metrics_listen: "off".into(), per_application_labels: false, log_format: LogFormat::Text }
+    }
+}
+
+impl ObservabilitySettings {
+    /// The `metrics_listen` address, `None` when it is `"off"`.
+    pub fn metrics_listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        listen_addr("observability.metrics_listen", &self.metrics_listen)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Session analytics: what the gateway records about each connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsSettings {
+    /// A connection open longer than this adds an interim record every interval, so a socket
+    /// open for a day shows its traffic while it lives.
+    #[serde(with = "duration::serde_text")]
+    pub interim_interval: Duration,
+    /// How much of the client's address a record keeps.
+    pub client_ip: ClientIpMode,
+}
+
+impl Default for AnalyticsSettings {
+    fn default() -> Self {
+        AnalyticsSettings { interim_interval: Duration::from_secs(60), client_ip: ClientIpMode::Truncated }
+    }
+}
+
+/// How much of a client's address session records keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientIpMode {
+    Full,
+    /// The network only: /24 of an IPv4 address, /48 of an IPv6 one.
+    #[default]
+    Truncated,
+    Off,
+}
+
+impl ClientIpMode {
+    /// `ip` as a record keeps it.
+    pub fn apply(self, ip: std::net::IpAddr) -> Option<String> {
+        use std::net::IpAddr;
+        match (self, ip) {
+            (ClientIpMode::Off, _) => None,
+            (ClientIpMode::Full, ip) => Some(ip.to_string()),
+            (ClientIpMode::Truncated, IpAddr::V4(v4)) => {
+                let [a, b, c, _] = v4.octets();
+                Some(format!("{a}.{b}.{c}.0"))
+            }
+            (ClientIpMode::Truncated, IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                Some(std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_string())
+            }
+        }
+    }
+}
+
 /// What limits do while the shared counters cannot be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -379,6 +467,10 @@ impl Config {
             return Err(invalid("gateway.ws_listen", "ws_listen and wss_listen cannot both be \"off\""));
         }
         self.control.listen_addr()?;
+        self.observability.metrics_listen_addr()?;
+        if self.analytics.interim_interval < Duration::from_secs(1) {
+            return Err(invalid("analytics.interim_interval", "must be at least 1s"));
+        }
         self.control.endpoint_allowlist()?;
         for (key, value) in [
             ("control.token_ttl", self.control.token_ttl),
@@ -581,6 +673,31 @@ mod tests {
         assert!(error_of(&ECHO.replace("\"2s\"", "\"2\"")).contains("idle_timeout"));
         assert!(error_of(&ECHO.replace("auth = \"none\"", "")).starts_with("apis[0].auth:"));
         assert!(error_of(&format!("{ECHO}\nbogus = 1")).contains("bogus"));
+    }
+
+    #[test]
+    fn observability_and_analytics_keys_parse_and_are_checked() {
+        let config = Config::from_toml(
+            "[observability]\nmetrics_listen = \"127.0.0.1:9464\"\nlog_format = \"json\"\n\
+             [analytics]\ninterim_interval = \"30s\"\nclient_ip = \"full\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.observability.metrics_listen_addr(), Ok(Some(([127, 0, 0, 1], 9464).into())));
+        assert_eq!(config.observability.log_format, LogFormat::Json);
+        assert_eq!(config.analytics.interim_interval, Duration::from_secs(30));
+        assert!(error_of("[observability]\nmetrics_listen = \"x\"").starts_with("observability.metrics_listen:"));
+        assert!(error_of("[analytics]\ninterim_interval = \"0s\"").starts_with("analytics.interim_interval:"));
+        assert!(error_of("[analytics]\nclient_ip = \"half\"").contains("client_ip"));
+    }
+
+    #[test]
+    fn truncated_client_addresses_keep_the_network_only() {
+        let v4: std::net::IpAddr = "203.0.113.77".parse().expect("ip");
+        let v6: std::net::IpAddr = "2001:db8:aa:bb::1".parse().expect("ip");
+        assert_eq!(ClientIpMode::Truncated.apply(v4).as_deref(), Some("203.0.113.0"));
+        assert_eq!(ClientIpMode::Truncated.apply(v6).as_deref(), Some("2001:db8:aa::"));
+        assert_eq!(ClientIpMode::Full.apply(v4).as_deref(), Some("203.0.113.77"));
+        assert_eq!(ClientIpMode::Off.apply(v4), None);
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! - [`rejection`]: every refusal before the upgrade, written as an HTTP response.
 //! - [`registry`]: every live connection; closes those a new snapshot no longer allows and
 //!   tells the others about changed limits; drains on shutdown.
-//! - `pipeline`: the one function that chains the steps; `access_log`: one event per connection.
+//! - `pipeline`: the one function that chains the steps; [`observe`]: every connection's
+//!   outcome, delivered to the access log, the metrics and the session records.
 //! - `fuzzing`: the fuzz targets' entry points (hidden; see `fuzz/README.md`).
 //!
 //! [`Gateway`] binds the listener and runs the accept loop; shutdown is an argument.
@@ -35,7 +36,7 @@ pub mod rejection;
 pub mod registry;
 mod tls;
 mod pipeline;
-mod access_log;
+pub mod observe;
 #[doc(hidden)]
 pub mod fuzzing;
 
@@ -91,6 +92,10 @@ pub(crate) struct Shared {
     /// Per-connection relay settings; `extensions` is set per connection from its handshake.
     pub relay_limits: RelayConfig,
     pub upstream_timeouts: UpstreamTimeouts,
+    /// Where each connection's outcome goes: access log, metrics, session records.
+    pub observe: observe::Observe,
+    /// How often long connections add an interim session record.
+    pub interim_interval: std::time::Duration,
 }
 
 /// The wss listener with the certificate it presents.
@@ -203,6 +208,8 @@ impl Gateway {
             next_connection: AtomicU64::new(1),
             providers,
             settings,
+            observe: observe::Observe { client_ip: config.analytics.client_ip, ..observe::Observe::default() },
+            interim_interval: config.analytics.interim_interval,
         };
         shared.providers.warm_up();
         Ok(Gateway { ws, wss, shared: Arc::new(shared) })
@@ -231,6 +238,26 @@ impl Gateway {
     /// The counters limits are counted with (the control plane reads usage from them).
     pub fn counters(&self) -> Arc<dyn Counters> {
         self.shared.counters.clone()
+    }
+
+    /// Records the gateway's metrics through `recorder` (the binary gives a Prometheus one);
+    /// `per_application` adds an `application` label to traffic series. Without it, nothing is
+    /// recorded. Only the first call counts.
+    pub fn set_metrics(&mut self, recorder: Arc<dyn metrics::Recorder + Send + Sync>, per_application: bool) {
+        let _ = self.shared.observe.metrics.set(observe::metrics::Metrics::new(recorder, per_application));
+    }
+
+    /// A gauge of the gateway's metrics recorder (store and Redis health, build info), or
+    /// `None` before [`Gateway::set_metrics`].
+    pub fn gauge(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Option<metrics::Gauge> {
+        self.shared.observe.metrics.get().map(|m| m.gauge(name, labels))
+    }
+
+    /// Sends a session record of every connection to `sink`: one per refusal, one when an
+    /// upgraded connection ends, and interim ones while it lives (`analytics.interim_interval`).
+    /// Without it, none are made. Only the first call counts.
+    pub fn set_sessions(&mut self, sink: Arc<dyn wsgate_core::session::SessionSink>) {
+        let _ = self.shared.observe.sessions.set(sink);
     }
 
     /// SHA-256 fingerprint of the certificate the wss listener presents now.
@@ -266,6 +293,15 @@ impl Gateway {
     /// (1001 to both sides) for up to the configured shutdown timeout.
     pub async fn run(self, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
+        if let Some(sink) = self.shared.observe.sessions.get() {
+            let interim = observe::sessions::interim(
+                self.shared.registry.clone(),
+                sink.clone(),
+                self.shared.interim_interval,
+                shutdown.clone(),
+            );
+            tokio::spawn(interim);
+        }
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
-use wsgate_core::config::{AuthMode, GatewaySettings};
+use wsgate_core::config::AuthMode;
 
 use crate::auth::{self, Principal};
 use crate::conn::{ClientInfo, ConnCtx};
@@ -21,18 +21,18 @@ use crate::idp::Providers;
 use crate::policy::{self, Admission};
 use crate::registry::Registration;
 use crate::rejection::Rejection;
-use crate::relay::live::Live;
+use crate::observe::Watch;
 use crate::relay::{self, Metering, RelayConfig, RelayReport, Sockets};
 use crate::route::Route;
 use crate::snapshot::{Snapshot, unix_now};
-use crate::{Shared, access_log, handshake, tls, upstream};
+use crate::{Shared, handshake, tls, upstream};
 
 /// Handles one connection accepted on the wss listener: TLS first, then as any other.
 pub async fn serve_tls_connection(tcp: TcpStream, acceptor: TlsAcceptor, info: ClientInfo, shared: Arc<Shared>) {
     let ctx = shared.context(info);
     match Box::pin(tls::accept(tcp, &acceptor, shared.settings.handshake_timeout)).await {
         Ok(client) => serve(client, ctx, shared).await,
-        Err(rejection) => access_log::refused(&ctx, None, &rejection),
+        Err(rejection) => shared.observe.refused(&ctx, None, &rejection),
     }
 }
 
@@ -50,8 +50,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(client: S, ctx: ConnCtx, share
     // 6. Relay frames until both sides close (or the registry stops it: `_registration` keeps
     //    the connection reachable by revocations, limit changes and shutdown until then).
     let report = relay.await;
-    let About { ctx, admission } = &*about;
-    access_log::upgraded(ctx, &admission.route, admission.caller.as_deref(), &report);
+    let About { ctx, admission, watch } = &*about;
+    shared.observe.relayed(ctx, admission, watch, &report);
 }
 
 /// What a successful upgrade hands to the relay phase.
@@ -66,6 +66,8 @@ struct Upgraded<R> {
 struct About {
     ctx: ConnCtx,
     admission: Admission,
+    /// Its published counts and the handles its outcome is reported with.
+    watch: Watch,
 }
 
 /// Steps 1–5: from the first byte of the request to the client's 101. Every failure here is
@@ -86,8 +88,8 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     .await
     {
         Ok(Ok(head)) => head,
-        Ok(Err(rejection)) => return refuse(client, settings, ctx, None, rejection).await,
-        Err(_) => return refuse(client, settings, ctx, None, Rejection::HandshakeTimeout).await,
+        Ok(Err(rejection)) => return refuse(client, shared, ctx, None, rejection).await,
+        Err(_) => return refuse(client, shared, ctx, None, Rejection::HandshakeTimeout).await,
     };
     // 2. Route before judging the upgrade, so an unknown path is a 404 whatever its method.
     //    One snapshot serves routing, access and limits, so they agree.
@@ -99,44 +101,45 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
         })
     }) {
         Ok(route) => route,
-        Err(rejection) => return refuse(client, settings, ctx, None, rejection).await,
+        Err(rejection) => return refuse(client, shared, ctx, None, rejection).await,
     };
     // 3. The request must be a valid WebSocket upgrade before anything goes upstream.
     let request = match handshake::check_upgrade(head) {
         Ok(request) => request,
-        Err(rejection) => return refuse(client, settings, ctx, Some(&route), rejection).await,
+        Err(rejection) => return refuse(client, shared, ctx, Some(&route), rejection).await,
     };
     // 4. Who is calling: a blocked API refuses everyone; an OAuth2 API needs a valid token of
     //    an application subscribed to it.
     let caller = match authenticate(&request, &route, &snapshot, &shared.providers).await {
         Ok(caller) => caller,
-        Err(rejection) => return refuse(client, settings, ctx, Some(&route), rejection).await,
+        Err(rejection) => return refuse(client, shared, ctx, Some(&route), rejection).await,
     };
     // 4b. What they may do: connection caps and rates of their plans, before anything goes
     //     upstream. The admission drops the token from the target.
     let admission =
         match policy::admit(route.clone(), caller, &snapshot, ctx.client.addr.ip(), shared.counters.as_ref()).await {
             Ok(admission) => admission,
-            Err(rejection) => return refuse(client, settings, ctx, Some(&route), rejection).await,
+            Err(rejection) => return refuse(client, shared, ctx, Some(&route), rejection).await,
         };
     drop(snapshot);
     // 5. Upstream: connect, upgrade, verify its 101. The client's upgrade is answered last, so
     //    every failure before it is still an HTTP status.
     let upstream = match upstream::open(&admission, &request, ctx.client, shared.upstream_timeouts).await {
         Ok(upstream) => upstream,
-        Err(rejection) => return refuse(client, settings, ctx, Some(&admission.route), rejection).await,
+        Err(rejection) => return refuse(client, shared, ctx, Some(&admission.route), rejection).await,
     };
     // Written within the handshake time too: a client that never reads cannot hold the slot.
     match tokio::time::timeout(settings.handshake_timeout, client.write_all(&upstream.response)).await {
         Ok(Ok(())) => {}
         _ => {
-            access_log::refused(ctx, Some(&admission.route), &Rejection::ResponseNotTaken);
+            shared.observe.refused(ctx, Some(&admission.route), &Rejection::ResponseNotTaken);
             return None;
         }
     }
     let config = RelayConfig { extensions: upstream.extensions, ..shared.relay_limits };
-    let live = Live::new();
-    let registration = shared.registry.register(&admission, ctx.client.addr.ip(), live.clone());
+    let watch = shared.observe.upgraded(ctx, &admission);
+    let live = watch.live.clone();
+    let registration = shared.registry.register(&admission, ctx.client.addr.ip(), live.clone(), watch.session());
     let expires = match (&admission.caller, &admission.route.api.managed) {
         (Some(caller), Some(managed)) if managed.close_on_token_expiry => {
             let left = Duration::from_secs(u64::try_from(caller.valid_until() - unix_now()).unwrap_or(0));
@@ -152,7 +155,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
         upstream_early: &upstream.early,
     };
     let relay = relay::relay(sockets, config, live, metering, expires);
-    Some(Upgraded { about: Box::new(About { ctx: *ctx, admission }), relay, _registration: registration })
+    Some(Upgraded { about: Box::new(About { ctx: *ctx, admission, watch }), relay, _registration: registration })
 }
 
 /// Who may pass: `None` for a keyless API, the token's principal for an OAuth2 one.
@@ -180,13 +183,13 @@ async fn authenticate(
 /// `return refuse(…)`.
 async fn refuse<S: AsyncWrite + Unpin, T>(
     mut client: S,
-    settings: &GatewaySettings,
+    shared: &Shared,
     ctx: &ConnCtx,
     route: Option<&Route>,
     rejection: Rejection,
 ) -> Option<T> {
-    access_log::refused(ctx, route, &rejection);
-    rejection.send(&mut client, settings.handshake_timeout).await;
+    shared.observe.refused(ctx, route, &rejection);
+    rejection.send(&mut client, shared.settings.handshake_timeout).await;
     None
 }
 

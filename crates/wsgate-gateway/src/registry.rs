@@ -16,6 +16,7 @@ use crate::policy::{Admission, ConnLimits};
 use crate::relay::Metering;
 use crate::relay::live::Live;
 use crate::snapshot::{Denial, Snapshot};
+use wsgate_core::session::SessionRecord;
 use wsgate_counters::Counters;
 
 #[derive(Debug)]
@@ -42,6 +43,8 @@ struct Entry {
     caller: Option<Arc<Principal>>,
     client: IpAddr,
     limits: Arc<ConnLimits>,
+    /// What its interim session records start from, when records are kept.
+    session: Option<Arc<SessionRecord>>,
 }
 
 /// Keeps a connection in the registry while it lives; dropping it removes the connection.
@@ -67,7 +70,14 @@ impl Registry {
     }
 
     /// Adds an upgraded connection; `live` is how the registry reaches its relay.
-    pub fn register(self: &Arc<Self>, admission: &Admission, client: IpAddr, live: Arc<Live>) -> Registration {
+    /// `session` is the template of its interim session records, if records are kept.
+    pub fn register(
+        self: &Arc<Self>,
+        admission: &Admission,
+        client: IpAddr,
+        live: Arc<Live>,
+        session: Option<Arc<SessionRecord>>,
+    ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let entry = Entry {
             api_key: admission.route.api.counter_key(),
@@ -75,6 +85,7 @@ impl Registry {
             client,
             limits: admission.limits.clone(),
             live,
+            session,
         };
         let mut state = self.lock();
         if let Some((code, reason)) = state.closing {
@@ -91,6 +102,13 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The connections that keep session records, with their record template (taken under the
+    /// lock, read after it).
+    pub fn sessions(&self) -> Vec<(Arc<SessionRecord>, Arc<Live>)> {
+        let state = self.lock();
+        state.live.values().filter_map(|e| Some((e.session.clone()?, e.live.clone()))).collect()
     }
 
     /// Tells every connection, and every one that registers from now on, to close.

@@ -162,6 +162,49 @@ impl Rejection {
         }
     }
 
+    /// A short, stable name of the refusal's kind, for metrics labels and analytics records
+    /// (never the text, which may carry details).
+    pub fn kind(&self) -> &'static str {
+        match self.cause() {
+            Rejection::MalformedRequest => "malformed_request",
+            Rejection::PlainHttpOnTlsPort => "plain_http_on_tls_port",
+            Rejection::TlsHandshakeFailed(_) => "tls_handshake_failed",
+            Rejection::HeadTooLarge(_) => "head_too_large",
+            Rejection::HandshakeTimeout => "handshake_timeout",
+            Rejection::ResponseNotTaken => "response_not_taken",
+            Rejection::HttpVersionNotSupported => "http_version_not_supported",
+            Rejection::NoRoute => "no_route",
+            Rejection::UnknownVersion(_) => "unknown_version",
+            Rejection::DotSegmentInPath => "dot_segment_in_path",
+            Rejection::MethodNotAllowed => "method_not_allowed",
+            Rejection::UpgradeRequired => "upgrade_required",
+            Rejection::ConnectionNotUpgrade => "connection_not_upgrade",
+            Rejection::UnsupportedWebSocketVersion => "unsupported_websocket_version",
+            Rejection::InvalidWebSocketKey => "invalid_websocket_key",
+            Rejection::MissingHost => "missing_host",
+            Rejection::BodyNotAllowed => "body_not_allowed",
+            Rejection::MissingToken => "missing_token",
+            Rejection::BearerPrefixMissing => "bearer_prefix_missing",
+            Rejection::InvalidToken(_) => "invalid_token",
+            Rejection::ConflictingTokens => "conflicting_tokens",
+            Rejection::RepeatedAuthorization => "repeated_authorization",
+            Rejection::CredentialsNotAccepted => "credentials_not_accepted",
+            Rejection::NotAllowed(_) => "not_allowed",
+            Rejection::InsufficientScope => "insufficient_scope",
+            Rejection::ApiBlocked => "api_blocked",
+            Rejection::LimitReached { .. } => "limit_reached",
+            Rejection::LimitsUnavailable { .. } => "limits_unavailable",
+            Rejection::UpstreamRefused => "upstream_refused",
+            Rejection::UpstreamUnreachable => "upstream_unreachable",
+            Rejection::UpstreamConnectTimeout => "upstream_connect_timeout",
+            Rejection::UpstreamHandshakeTimeout => "upstream_handshake_timeout",
+            Rejection::UpstreamTlsFailed(_) => "upstream_tls_failed",
+            Rejection::UpstreamInvalidUpgrade(_) => "upstream_invalid_upgrade",
+            Rejection::UpstreamDeclined { .. } => "upstream_declined",
+            Rejection::AtEndpoint { cause, .. } => cause.kind(),
+        }
+    }
+
     /// A short, quote-free description for the `WWW-Authenticate` header.
     fn description(&self) -> &'static str {
         match self {

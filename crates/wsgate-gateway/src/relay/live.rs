@@ -13,6 +13,7 @@ use std::task::Waker;
 use futures_util::task::AtomicWaker;
 
 use super::Metering;
+use crate::observe::metrics::Meter;
 
 const STOP: u8 = 1;
 const LIMITS: u8 = 2;
@@ -28,6 +29,14 @@ pub struct Live {
     limits: Mutex<Option<Metering>>,
     /// Totals at the last tick, readable while the connection lives.
     pub counts: Counts,
+    /// The part of the totals already in session records (interim ones, then the last).
+    pub recorded: Counts,
+    /// Times a direction paused for its budget (a pause, not a frame).
+    pub pauses: AtomicU64,
+    /// Pauses already counted by `meter`.
+    metered_pauses: AtomicU64,
+    /// The traffic counters published counts also advance (its API's and plan's).
+    meter: Option<Arc<Meter>>,
 }
 
 /// Messages and bytes relayed so far, published at each tick.
@@ -49,6 +58,15 @@ pub struct Pending {
 impl Live {
     pub fn new() -> Arc<Live> {
         Arc::new(Live::default())
+    }
+
+    /// A connection whose published counts also advance `meter`'s counters.
+    pub fn metered(meter: Option<Arc<Meter>>) -> Arc<Live> {
+        Arc::new(Live { meter, ..Live::default() })
+    }
+
+    pub(crate) fn note_pause(&self) {
+        self.pauses.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Ends the connection with close `code` and `reason` on both sides. The first call wins.
@@ -86,10 +104,21 @@ impl Live {
         Some(Pending { stop: (bits & STOP != 0).then(|| self.stopped()).flatten(), limits })
     }
 
+    /// Publishes the totals so far (at the relay's tick, and once more at its end), advancing
+    /// the meter's counters by what is new: a few atomic adds on handles resolved at the
+    /// upgrade, no label lookup.
     pub(crate) fn publish(&self, client_messages: u64, client_bytes: u64, upstream_messages: u64, upstream_bytes: u64) {
-        self.counts.client_messages.store(client_messages, Ordering::Relaxed);
-        self.counts.client_bytes.store(client_bytes, Ordering::Relaxed);
-        self.counts.upstream_messages.store(upstream_messages, Ordering::Relaxed);
-        self.counts.upstream_bytes.store(upstream_bytes, Ordering::Relaxed);
+        let c = &self.counts;
+        let deltas = [
+            client_messages.saturating_sub(c.client_messages.swap(client_messages, Ordering::Relaxed)),
+            client_bytes.saturating_sub(c.client_bytes.swap(client_bytes, Ordering::Relaxed)),
+            upstream_messages.saturating_sub(c.upstream_messages.swap(upstream_messages, Ordering::Relaxed)),
+            upstream_bytes.saturating_sub(c.upstream_bytes.swap(upstream_bytes, Ordering::Relaxed)),
+        ];
+        if let Some(meter) = &self.meter {
+            let pauses = self.pauses.load(Ordering::Relaxed);
+            let new_pauses = pauses.saturating_sub(self.metered_pauses.swap(pauses, Ordering::Relaxed));
+            meter.advance(deltas, new_pauses);
+        }
     }
 }

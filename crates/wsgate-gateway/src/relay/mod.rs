@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
+use wsgate_core::session::ClosedBy;
 use wsgate_counters::Counters;
 
 use crate::policy::ConnLimits;
@@ -48,6 +49,25 @@ pub struct RelayConfig {
     pub max_control_frames: u32,
     pub idle_timeout: Duration,
     pub close_timeout: Duration,
+}
+
+impl EndReason {
+    /// The reason as a metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            EndReason::Closed => "closed",
+            EndReason::ClientViolation => "client_violation",
+            EndReason::UpstreamViolation => "upstream_violation",
+            EndReason::ClientGone => "client_gone",
+            EndReason::UpstreamGone => "upstream_gone",
+            EndReason::Idle => "idle",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Revoked => "revoked",
+            EndReason::TokenExpired => "token_expired",
+            EndReason::CloseTimeout => "close_timeout",
+            EndReason::LimitExceeded => "limit_exceeded",
+        }
+    }
 }
 
 /// Why the relay ended, for the access log.
@@ -100,6 +120,9 @@ pub struct RelayReport {
     /// Close code sent by the upstream, if it sent one.
     pub upstream_close: Option<u16>,
     pub end: EndReason,
+    /// Who ended the connection: the side whose close (or disappearance) came first, or the
+    /// gateway for its own closes (limits, timers, stops, violations it caught).
+    pub closed_by: ClosedBy,
 }
 
 /// The two sockets of an upgraded connection and the bytes that came with the handshakes.
@@ -148,6 +171,7 @@ where
         client_close: None,
         upstream_close: None,
         end: None,
+        client_closed_first: false,
     }
 }
 
@@ -200,6 +224,8 @@ struct Relay<C, U> {
     upstream_close: Option<u16>,
     /// The first reason the connection started to end.
     end: Option<EndReason>,
+    /// Whether the client's close came before the upstream's (for [`RelayReport::closed_by`]).
+    client_closed_first: bool,
 }
 
 impl<C, U> Relay<C, U>
@@ -212,6 +238,7 @@ where
         match event {
             PumpEvent::Close(code) => {
                 self.client_close = code;
+                self.client_closed_first |= self.end.is_none();
                 self.start_closing(EndReason::Closed);
             }
             PumpEvent::Violation(violation) => {
@@ -226,7 +253,10 @@ where
                 self.to_client.stop_forwarding();
             }
             PumpEvent::DstGone => self.upstream_gone(),
-            PumpEvent::Paused => self.schedule(self.to_upstream.resume_at()),
+            PumpEvent::Paused => {
+                self.live.note_pause();
+                self.schedule(self.to_upstream.resume_at());
+            }
             PumpEvent::Done => {}
         }
     }
@@ -247,7 +277,10 @@ where
                 self.to_upstream.stop_forwarding();
             }
             PumpEvent::DstGone => self.client_gone(),
-            PumpEvent::Paused => self.schedule(self.to_client.resume_at()),
+            PumpEvent::Paused => {
+                self.live.note_pause();
+                self.schedule(self.to_client.resume_at());
+            }
             PumpEvent::Done => {}
         }
     }
@@ -395,14 +428,22 @@ where
     }
 
     fn report(&self) -> RelayReport {
+        let end = self.end.unwrap_or(EndReason::Closed);
+        let closed_by = match end {
+            EndReason::Closed | EndReason::CloseTimeout if self.client_closed_first => ClosedBy::Client,
+            EndReason::Closed | EndReason::CloseTimeout | EndReason::UpstreamGone => ClosedBy::Upstream,
+            EndReason::ClientGone => ClosedBy::Client,
+            _ => ClosedBy::Gateway,
+        };
         RelayReport {
+            closed_by,
             client_messages: self.to_upstream.scanner.messages,
             client_bytes: self.to_upstream.scanner.bytes,
             upstream_messages: self.to_client.scanner.messages,
             upstream_bytes: self.to_client.scanner.bytes,
             client_close: self.client_close,
             upstream_close: self.upstream_close,
-            end: self.end.unwrap_or(EndReason::Closed),
+            end,
         }
     }
 }
