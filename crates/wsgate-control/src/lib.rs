@@ -22,6 +22,7 @@
 //! - `rest`: the REST API, one module per resource.
 //! - [`routes`]: the route table, the one list both the router and the OpenAPI test read.
 //! - `portal`: the publisher and developer portal web pages, over the REST handlers.
+//! - [`ops`]: `/metrics`, `/healthz`, `/readyz`, on the control listener and optionally their own.
 //! - `server`: [`ControlPlane`]: HTTPS accept loop and graceful shutdown.
 //! - this file: [`bootstrap`], the first start of an empty store.
 //!
@@ -44,6 +45,7 @@ mod oauth2;
 mod rest;
 pub mod routes;
 mod portal;
+pub mod ops;
 mod server;
 
 use wsgate_core::config::ControlSettings;

@@ -47,6 +47,8 @@ pub struct ControlPlane {
     handshake_timeout: Duration,
     /// How long live requests get to finish on shutdown (`gateway.shutdown_timeout`).
     drain_timeout: Duration,
+    /// `/metrics`, `/healthz`, `/readyz`, when the binary set them.
+    ops: std::sync::OnceLock<crate::ops::Ops>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -100,6 +102,7 @@ impl ControlPlane {
             acceptor,
             handshake_timeout: config.gateway.handshake_timeout,
             drain_timeout: config.gateway.shutdown_timeout,
+            ops: std::sync::OnceLock::new(),
         })
     }
 
@@ -109,7 +112,17 @@ impl ControlPlane {
 
     /// The routes without the listener, for tests that drive them in memory.
     pub fn router(&self) -> Router {
-        routes::router(self.state.clone())
+        let router = routes::router(self.state.clone());
+        match self.ops.get() {
+            Some(ops) => crate::ops::router(ops.clone()).merge(router),
+            None => router,
+        }
+    }
+
+    /// Serves `/metrics`, `/healthz` and `/readyz` from `ops` beside the rest. Only the first
+    /// call counts.
+    pub fn set_ops(&self, ops: crate::ops::Ops) {
+        let _ = self.ops.set(ops);
     }
 
     /// Tells the portals where the gateway listens (`ws://host:port`, `wss://host:port`), for
@@ -131,8 +144,8 @@ impl ControlPlane {
 
     /// Serves until `shutdown` is cancelled, then drains.
     pub async fn run(self, shutdown: CancellationToken) {
+        let router = self.router();
         let Some(listener) = self.listener else { return };
-        let router = routes::router(self.state.clone());
         let connections = TaskTracker::new();
         loop {
             let (tcp, peer) = tokio::select! {

@@ -321,6 +321,9 @@ impl Default for ClusterSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ObservabilitySettings {
+    /// Whether the gateway keeps Prometheus metrics (`/metrics`); off saves their few atomic
+    /// adds per connection and tick.
+    pub metrics: bool,
     /// A listener of its own for `/metrics`, `/healthz` and `/readyz` (plain HTTP), or
     /// `"off"`: they are served on the control listener either way.
     pub metrics_listen: String,
@@ -334,7 +337,9 @@ pub struct ObservabilitySettings {
 
 impl Default for ObservabilitySettings {
     fn default() -> Self {
-        ObservabilitySettings { metrics_listen: "off".into(), per_application_labels: false, log_format: LogFormat::Text }
+        ObservabilitySettings {
+            metrics: true,
+            metrics_listen: "off".into(), per_application_labels: false, log_format: LogFormat::Text }
     }
 }
 

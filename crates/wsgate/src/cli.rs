@@ -11,6 +11,10 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines as text (colours only on a terminal) or JSON objects [default: the config's
+    /// observability.log_format, else text].
+    #[arg(long, global = true, value_name = "text|json", env = "WSGATE_LOG_FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -7,6 +7,7 @@
 mod cli;
 mod client;
 mod demo;
+mod observability;
 mod server;
 
 use std::process::ExitCode;
@@ -18,7 +19,8 @@ use client::{ControlClient, commands, plans};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // Held until main returns: dropping it flushes the lines still buffered.
+    let _log_guard = init_logging(log_format(&cli));
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -74,14 +76,35 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
-/// Logs go to stderr; `WSGATE_LOG_FORMAT=json` makes them JSON lines, `RUST_LOG` filters them.
-fn init_logging() {
+/// The log format: `--log-format` (or `WSGATE_LOG_FORMAT`), else `serve`'s config file's
+/// `observability.log_format`, else text. A config that does not parse is reported by `serve`.
+fn log_format(cli: &Cli) -> wsgate_core::config::LogFormat {
+    use wsgate_core::config::LogFormat;
+    match (cli.log_format.as_deref(), &cli.command) {
+        (Some("json"), _) => LogFormat::Json,
+        (Some(_), _) => LogFormat::Text,
+        (None, Command::Serve { config: Some(path), .. }) => {
+            server::load_config(path).map(|c| c.observability.log_format).unwrap_or_default()
+        }
+        (None, _) => LogFormat::Text,
+    }
+}
+
+/// Logs go to stderr through a buffered writer on a thread of its own, so a connection never
+/// waits for stderr (lines beyond its buffer are dropped, not waited for); `RUST_LOG` filters
+/// them. Text has colour codes only when stderr is a terminal.
+fn init_logging(format: wsgate_core::config::LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if std::env::var("WSGATE_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        wsgate_core::config::LogFormat::Json => builder.json().init(),
+        wsgate_core::config::LogFormat::Text => builder.init(),
     }
+    guard
 }

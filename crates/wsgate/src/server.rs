@@ -2,22 +2,29 @@
 //! plus a built-in echo upstream and seeded data) and `echo`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use wsgate::echo::EchoServer;
 use wsgate_control::ControlPlane;
+use wsgate_control::ops::{Health, Ops};
 use wsgate_core::config::Config;
 use wsgate_gateway::Gateway;
 use wsgate_tls::server::{CertificateFiles, ReloadingCertificate};
 
 use crate::cli::ServerArgs;
+use crate::observability;
 
 /// Everything `serve` runs, bound and ready.
 pub struct Running {
     pub gateway: Gateway,
     pub control: Option<ControlPlane>,
     pub data_dir: PathBuf,
+    /// `observability.metrics_listen`, when it is on.
+    pub metrics_listener: Option<tokio::net::TcpListener>,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub ops: Ops,
 }
 
 /// `wsgate serve`.
@@ -51,6 +58,10 @@ pub async fn start(
         Some(addr) => Some(ControlPlane::listen(addr).await?),
         None => None,
     };
+    let metrics_listener = match config.observability.metrics_listen_addr()? {
+        Some(addr) => Some(wsgate_control::ops::listen(addr).await?),
+        None => None,
+    };
     let data_dir = config.gateway.data_dir();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let store = wsgate_store::open(&config.store, &data_dir).await.context("cannot open the store")?;
@@ -78,27 +89,43 @@ pub async fn start(
     let issuer = config.control.issuer.clone().or_else(|| {
         control.as_ref().and_then(ControlPlane::addr).map(|addr| format!("https://localhost:{}", addr.port()))
     });
-    let gateway = Gateway::on(config, listeners).await?;
+    let mut gateway = Gateway::on(config, listeners).await?;
+    let health = Health::new(shutdown.clone());
+    health.listening.store(true, Ordering::Relaxed);
+    let metrics = match config.observability.metrics {
+        true => Some(observability::install(&mut gateway, config)?),
+        false => None,
+    };
+    let ops = Ops { metrics, health: health.clone() };
     if let Some(control) = &control {
+        control.set_ops(ops.clone());
         // The portals print invoke URLs; they learn the addresses the gateway actually bound.
         let url = wsgate_control::gateway_url;
         control.set_gateway_urls(gateway.ws_addr().map(|a| url("ws", a)), gateway.wss_addr().map(|a| url("wss", a)));
         // Usage pages read the same counters the gateway counts with.
         control.set_counters(gateway.counters());
     }
+    observability::watch_health(&gateway, store.clone(), health.clone(), shutdown.clone()).await;
     gateway
         .follow_store(store.clone(), config.apis.clone(), issuer, shutdown)
         .await
         .context("cannot load APIs from the store")?;
-    Ok(Running { gateway, control, data_dir })
+    health.snapshot_loaded.store(true, Ordering::Relaxed);
+    Ok(Running { gateway, control, data_dir, metrics_listener, ops })
 }
 
-/// Runs until `shutdown`, then drains.
+/// Runs until `shutdown`, then drains. The control plane and the metrics listener keep
+/// answering while the gateway drains, so `/readyz` says 503 to load balancers meanwhile.
 pub async fn run(running: Running, shutdown: CancellationToken) {
-    let control = running.control.map(|control| tokio::spawn(control.run(shutdown.clone())));
+    let drained = CancellationToken::new();
+    let control = running.control.map(|control| tokio::spawn(control.run(drained.clone())));
+    let metrics = running
+        .metrics_listener
+        .map(|listener| tokio::spawn(wsgate_control::ops::serve(listener, running.ops.clone(), drained.clone())));
     running.gateway.run(shutdown).await;
-    if let Some(control) = control {
-        let _ = control.await;
+    drained.cancel();
+    for task in [control, metrics].into_iter().flatten() {
+        let _ = task.await;
     }
 }
 
@@ -135,6 +162,9 @@ pub fn print_listeners(running: &Running) {
     }
     if let Some(addr) = running.control.as_ref().and_then(ControlPlane::addr) {
         println!("wsgate: control listening on {addr}");
+    }
+    if let Some(addr) = running.metrics_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        println!("wsgate: metrics listening on {addr}");
     }
     if let (Some(files), Some(fingerprint)) = (gateway.certificate_files(), gateway.certificate_fingerprint()) {
         let origin = if files.generated { "generated self-signed" } else { "from" };

@@ -1,0 +1,116 @@
+//! What operators and load balancers ask of a node, without signing in: `/metrics` (Prometheus
+//! text), `/healthz` (the process answers) and `/readyz` (it should get new clients: listeners
+//! bound, snapshot loaded, store reachable, and not draining — 503 from the moment the
+//! shutdown token is cancelled). Served on the control listener and, when
+//! `observability.metrics_listen` is set, on a plain-HTTP listener of its own. Each answer
+//! reads a few atomics (or renders the recorder's metrics): cheap enough to poll every second.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::ControlError;
+
+/// A node's readiness, set by whoever knows each part (the binary's start-up and health
+/// checks), read by `/readyz`.
+#[derive(Debug)]
+pub struct Health {
+    pub listening: AtomicBool,
+    pub snapshot_loaded: AtomicBool,
+    pub store_reachable: AtomicBool,
+    /// Cancelled when the node starts to drain.
+    shutdown: CancellationToken,
+}
+
+impl Health {
+    pub fn new(shutdown: CancellationToken) -> Arc<Health> {
+        Arc::new(Health {
+            listening: AtomicBool::new(false),
+            snapshot_loaded: AtomicBool::new(false),
+            store_reachable: AtomicBool::new(false),
+            shutdown,
+        })
+    }
+
+    /// What keeps the node from being ready, in words; empty when it is ready.
+    pub fn not_ready(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if self.shutdown.is_cancelled() {
+            missing.push("draining");
+        }
+        for (flag, what) in [
+            (&self.listening, "listeners not bound"),
+            (&self.snapshot_loaded, "APIs not loaded"),
+            (&self.store_reachable, "store unreachable"),
+        ] {
+            if !flag.load(Ordering::Relaxed) {
+                missing.push(what);
+            }
+        }
+        missing
+    }
+}
+
+/// What the operational endpoints serve from.
+#[derive(Debug, Clone)]
+pub struct Ops {
+    /// `None`: metrics are off, `/metrics` is a 404.
+    pub metrics: Option<PrometheusHandle>,
+    pub health: Arc<Health>,
+}
+
+/// `/metrics`, `/healthz` and `/readyz`.
+pub fn router(ops: Ops) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(ops)
+}
+
+async fn metrics(State(ops): State<Ops>) -> Response {
+    match &ops.metrics {
+        Some(handle) => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "metrics are off\n").into_response(),
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(ops): State<Ops>) -> Response {
+    let missing = ops.health.not_ready();
+    if missing.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", missing.join(", "))).into_response()
+    }
+}
+
+/// Binds `observability.metrics_listen`, or says why not and what to change.
+pub async fn listen(addr: SocketAddr) -> Result<TcpListener, ControlError> {
+    TcpListener::bind(addr).await.map_err(|err| ControlError::Bind {
+        addr,
+        problem: wsgate_core::config::bind_problem("observability.metrics_listen", addr, &err),
+    })
+}
+
+/// Serves [`router`] over plain HTTP on `listener` until `stop`.
+pub async fn serve(listener: TcpListener, ops: Ops, stop: CancellationToken) {
+    let served = axum::serve(listener, router(ops)).with_graceful_shutdown(stop.cancelled_owned()).await;
+    if let Err(err) = served {
+        tracing::warn!(error = %err, "metrics listener stopped");
+    }
+}
