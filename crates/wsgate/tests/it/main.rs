@@ -29,6 +29,7 @@ mod deflate;
 mod demo;
 mod echo;
 mod hostile_peers;
+mod observability;
 mod plans;
 mod portal;
 mod routing;
