@@ -339,7 +339,10 @@ impl Default for ObservabilitySettings {
     fn default() -> Self {
         ObservabilitySettings {
             metrics: true,
-            metrics_listen: "off".into(), per_application_labels: false, log_format: LogFormat::Text }
+            metrics_listen: "off".into(),
+            per_application_labels: false,
+            log_format: LogFormat::Text,
+        }
     }
 }
 

@@ -19,15 +19,45 @@ use crate::route::Route;
 /// Every series, with its type, unit and help text (also the list README.md documents).
 const SERIES: &[(&str, Kind, Unit, &str)] = &[
     ("wsgate_connections_open", Kind::Gauge, Unit::Count, "Upgraded connections open now, by API and plan."),
-    ("wsgate_handshakes_total", Kind::Counter, Unit::Count, "Finished handshakes by API and HTTP status (101: upgraded)."),
+    (
+        "wsgate_handshakes_total",
+        Kind::Counter,
+        Unit::Count,
+        "Finished handshakes by API and HTTP status (101: upgraded).",
+    ),
     ("wsgate_refusals_total", Kind::Counter, Unit::Count, "Refused handshakes by reason."),
-    ("wsgate_upgrade_duration_seconds", Kind::Histogram, Unit::Seconds, "From accepting the connection to writing the client's 101."),
-    ("wsgate_upstream_failures_total", Kind::Counter, Unit::Count, "Failed upstream connects and handshakes by endpoint and reason."),
-    ("wsgate_messages_total", Kind::Counter, Unit::Count, "Messages relayed by API, plan and direction (in: from clients), counted while connections live."),
-    ("wsgate_bytes_total", Kind::Counter, Unit::Bytes, "Bytes relayed by API, plan and direction (in: from clients), counted while connections live."),
+    (
+        "wsgate_upgrade_duration_seconds",
+        Kind::Histogram,
+        Unit::Seconds,
+        "From accepting the connection to writing the client's 101.",
+    ),
+    (
+        "wsgate_upstream_failures_total",
+        Kind::Counter,
+        Unit::Count,
+        "Failed upstream connects and handshakes by endpoint and reason.",
+    ),
+    (
+        "wsgate_messages_total",
+        Kind::Counter,
+        Unit::Count,
+        "Messages relayed by API, plan and direction (in: from clients), counted while connections live.",
+    ),
+    (
+        "wsgate_bytes_total",
+        Kind::Counter,
+        Unit::Bytes,
+        "Bytes relayed by API, plan and direction (in: from clients), counted while connections live.",
+    ),
     ("wsgate_closes_total", Kind::Counter, Unit::Count, "Ended connections by API, who closed them and why."),
     ("wsgate_close_codes_total", Kind::Counter, Unit::Count, "Close frames by sender and code."),
-    ("wsgate_throttle_events_total", Kind::Counter, Unit::Count, "Budgets spent, by plan and action: pause (a direction waits) or close."),
+    (
+        "wsgate_throttle_events_total",
+        Kind::Counter,
+        Unit::Count,
+        "Budgets spent, by plan and action: pause (a direction waits) or close.",
+    ),
 ];
 
 #[derive(Clone, Copy)]
@@ -171,7 +201,8 @@ impl Metrics {
             .increment(1);
         for (sender, code) in [("client", report.client_close), ("upstream", report.upstream_close)] {
             if let Some(code) = code {
-                self.counter("wsgate_close_codes_total", &[("sender", sender), ("code", &code.to_string())]).increment(1);
+                self.counter("wsgate_close_codes_total", &[("sender", sender), ("code", &code.to_string())])
+                    .increment(1);
             }
         }
         if report.end == crate::relay::EndReason::LimitExceeded {

@@ -47,7 +47,7 @@ impl Watch {
 }
 
 /// The plan a connection counts under: its token's, else its API's.
-fn plan_of<'a>(admission: &'a Admission) -> &'a str {
+fn plan_of(admission: &Admission) -> &str {
     match (&admission.caller, &admission.route.api.limits.plan) {
         (Some(caller), _) => &caller.plan,
         (None, Some(plan)) => plan,
@@ -79,10 +79,9 @@ impl Observe {
             metrics.opened(&meter, ctx.started.elapsed().as_secs_f64());
             meter
         });
-        let session = self
-            .sessions
-            .get()
-            .map(|_| Arc::new(sessions::base(ctx, Some(&admission.route), admission.caller.as_deref(), self.client_ip)));
+        let session = self.sessions.get().map(|_| {
+            Arc::new(sessions::base(ctx, Some(&admission.route), admission.caller.as_deref(), self.client_ip))
+        });
         Watch { live: Live::metered(meter.clone()), meter, session }
     }
 

@@ -53,7 +53,8 @@ pub fn base(ctx: &ConnCtx, route: Option<&Route>, caller: Option<&Principal>, ip
 /// `[messages in, bytes in, messages out, bytes out]`. Each field is swapped on its own, so a
 /// concurrent interim and last record never count a message twice.
 pub fn take_new(recorded: &Counts, totals: [u64; 4]) -> [u64; 4] {
-    let fields = [&recorded.client_messages, &recorded.client_bytes, &recorded.upstream_messages, &recorded.upstream_bytes];
+    let fields =
+        [&recorded.client_messages, &recorded.client_bytes, &recorded.upstream_messages, &recorded.upstream_bytes];
     let mut new = [0; 4];
     for ((slot, total), out) in fields.into_iter().zip(totals).zip(&mut new) {
         *out = total.saturating_sub(slot.swap(total, Ordering::Relaxed));
@@ -62,7 +63,10 @@ pub fn take_new(recorded: &Counts, totals: [u64; 4]) -> [u64; 4] {
 }
 
 /// Fills a record's counts.
-pub fn with_counts(mut record: SessionRecord, [messages_in, bytes_in, messages_out, bytes_out]: [u64; 4]) -> SessionRecord {
+pub fn with_counts(
+    mut record: SessionRecord,
+    [messages_in, bytes_in, messages_out, bytes_out]: [u64; 4],
+) -> SessionRecord {
     record.messages_in = messages_in;
     record.bytes_in = bytes_in;
     record.messages_out = messages_out;
@@ -78,7 +82,12 @@ pub fn published(live: &Live) -> [u64; 4] {
 
 /// Every `interval` until `shutdown`: an interim record for each registered connection older
 /// than `interval`, with what it relayed since its previous record.
-pub async fn interim(registry: Arc<Registry>, sink: Arc<dyn SessionSink>, interval: Duration, shutdown: CancellationToken) {
+pub async fn interim(
+    registry: Arc<Registry>,
+    sink: Arc<dyn SessionSink>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);

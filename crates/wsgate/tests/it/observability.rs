@@ -19,7 +19,7 @@ use wsgate_core::session::{ClosedBy, SessionRecord, SessionSink};
 use wsgate_gateway::Gateway;
 
 use crate::harness::process::{TempDir, terminate, tool};
-use crate::harness::{Client, Script, STEP, api, echo_upstream, gateway, raw, upstream, within};
+use crate::harness::{Client, STEP, Script, api, echo_upstream, gateway, raw, upstream, within};
 
 /// A `wsgate serve` with its metrics listener; stderr goes to `log`.
 struct Node {
