@@ -22,3 +22,4 @@ mod revocation;
 mod expiry;
 mod idp;
 mod grants;
+mod leaks;

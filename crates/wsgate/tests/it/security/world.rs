@@ -46,6 +46,7 @@ pub struct TrustedProvider {
 pub struct WorldBuilder {
     token_ttl: Option<Duration>,
     providers: Vec<TrustedProvider>,
+    metrics: bool,
 }
 
 pub fn world() -> WorldBuilder {
@@ -65,13 +66,26 @@ impl WorldBuilder {
         self
     }
 
+    /// The gateway records Prometheus metrics, as `wsgate serve` wires them; [`World::metrics`]
+    /// renders them.
+    pub fn with_metrics(mut self) -> Self {
+        self.metrics = true;
+        self
+    }
+
     pub async fn start(self) -> World {
         let dir = Scratch::new("security");
         let toml = gateway_toml(&dir.0, &self.providers);
         let config = Config::from_toml(&toml).unwrap_or_else(|err| panic!("test config is valid ({err:?}):\n{toml}"));
-        let gateway = within(STEP, "the gateway binds", Gateway::bind(&config))
+        let mut gateway = within(STEP, "the gateway binds", Gateway::bind(&config))
             .await
             .unwrap_or_else(|err| panic!("the gateway binds: {err:?}"));
+        let metrics = self.metrics.then(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            gateway.set_metrics(std::sync::Arc::new(recorder), false);
+            handle
+        });
         // The control plane shows usage from the gateway's own counters, as `wsgate serve` wires it.
         let mut plane = control().counters(gateway.counters());
         for provider in &self.providers {
@@ -93,7 +107,7 @@ impl WorldBuilder {
         let snapshots = gateway.snapshots();
         tokio::spawn(gateway.run(shutdown.clone()));
         let echo = echo_upstream().await;
-        World { control, admin, ws, wss, echo, snapshots, shutdown, _dir: dir }
+        World { control, admin, ws, wss, echo, snapshots, metrics, shutdown, _dir: dir }
     }
 }
 
@@ -123,6 +137,7 @@ pub struct World {
     pub echo: Echo,
     /// The gateway's snapshot as it is swapped.
     pub snapshots: wsgate_gateway::snapshot::SnapshotHandle,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shutdown: CancellationToken,
     _dir: Scratch,
 }
@@ -396,6 +411,11 @@ impl World {
             if head.status() == status { Ok(head) } else { Err(head.start_line) }
         })
         .await
+    }
+
+    /// The gateway's metrics in Prometheus text (empty without [`WorldBuilder::with_metrics`]).
+    pub fn metrics(&self) -> String {
+        self.metrics.as_ref().map(|h| h.render()).unwrap_or_default()
     }
 
     /// Opens a socket to `api` with `token` in the Authorization header, waiting while the
