@@ -114,3 +114,40 @@ pub async fn serve(listener: TcpListener, ops: Ops, stop: CancellationToken) {
         tracing::warn!(error = %err, "metrics listener stopped");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn status_of(router: &Router, path: &str) -> (StatusCode, String) {
+        let request = Request::get(path).body(Body::empty()).expect("a request");
+        let response = router.clone().oneshot(request).await.expect("an answer");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("a body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn readiness_needs_every_part_and_ends_with_the_drain() {
+        let shutdown = CancellationToken::new();
+        let health = Health::new(shutdown.clone());
+        let router = router(Ops { metrics: None, health: health.clone() });
+        assert_eq!(status_of(&router, "/healthz").await.0, StatusCode::OK);
+        let (status, body) = status_of(&router, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("store unreachable"), "{body}");
+        for flag in [&health.listening, &health.snapshot_loaded, &health.store_reachable] {
+            flag.store(true, Ordering::Relaxed);
+        }
+        assert_eq!(status_of(&router, "/readyz").await.0, StatusCode::OK);
+        shutdown.cancel();
+        let (status, body) = status_of(&router, "/readyz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "not ready: draining\n"));
+        assert_eq!(status_of(&router, "/healthz").await.0, StatusCode::OK, "alive while draining");
+        assert_eq!(status_of(&router, "/metrics").await.0, StatusCode::NOT_FOUND, "metrics off");
+    }
+}
