@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit};
 use wsgate_core::session::ClosedBy;
 
+use crate::policy::budget::Exceeded;
 use crate::rejection::Rejection;
 use crate::relay::RelayReport;
 use crate::route::Route;
@@ -56,7 +57,7 @@ const SERIES: &[(&str, Kind, Unit, &str)] = &[
         "wsgate_throttle_events_total",
         Kind::Counter,
         Unit::Count,
-        "Budgets spent, by plan and action: pause (a direction waits) or close.",
+        "Budgets spent, by plan, limit and action: pause (a direction waits) or close.",
     ),
 ];
 
@@ -174,7 +175,9 @@ impl Metrics {
             messages_out: self.counter("wsgate_messages_total", &with(("direction", "out"))),
             bytes_in: self.counter("wsgate_bytes_total", &with(("direction", "in"))),
             bytes_out: self.counter("wsgate_bytes_total", &with(("direction", "out"))),
-            pauses: self.counter("wsgate_throttle_events_total", &[("plan", plan), ("action", "pause")]),
+            // Which of a connection's limits made it wait is not known at the tick: `any`.
+            pauses: self
+                .counter("wsgate_throttle_events_total", &[("plan", plan), ("limit", "any"), ("action", "pause")]),
         });
         meters.insert(id, meter.clone());
         meter
@@ -187,8 +190,9 @@ impl Metrics {
         meter.upgrade_duration.record(seconds);
     }
 
-    /// An upgraded connection ended (its last counts were published already).
-    pub fn closed(&self, meter: &Meter, report: &RelayReport) {
+    /// An upgraded connection ended (its last counts were published already); `exceeded` is
+    /// the limit that closed it, if one did.
+    pub fn closed(&self, meter: &Meter, report: &RelayReport, exceeded: Option<Exceeded>) {
         meter.open.decrement(1.0);
         let api = label_value(&meter.labels, "api");
         let plan = label_value(&meter.labels, "plan");
@@ -205,8 +209,11 @@ impl Metrics {
                     .increment(1);
             }
         }
-        if report.end == crate::relay::EndReason::LimitExceeded {
-            self.counter("wsgate_throttle_events_total", &[("plan", plan), ("action", "close")]).increment(1);
+        if let Some(exceeded) = exceeded {
+            let party = exceeded.party.replace(' ', "_").to_lowercase();
+            let limit = format!("{party}_{}", if exceeded.bytes { "bytes" } else { "messages" });
+            self.counter("wsgate_throttle_events_total", &[("plan", plan), ("limit", &limit), ("action", "close")])
+                .increment(1);
         }
     }
 

@@ -92,7 +92,7 @@ impl Observe {
         // What the relay counted after its last tick reaches the metrics now.
         watch.live.publish(totals[0], totals[1], totals[2], totals[3]);
         if let (Some(metrics), Some(meter)) = (self.metrics.get(), &watch.meter) {
-            metrics.closed(meter, report);
+            metrics.closed(meter, report, watch.live.exceeded());
         }
         if let (Some(sink), Some(template)) = (self.sessions.get(), &watch.session) {
             let new = sessions::take_new(&watch.live.recorded, totals);

@@ -37,6 +37,8 @@ pub struct Live {
     metered_pauses: AtomicU64,
     /// The traffic counters published counts also advance (its API's and plan's).
     meter: Option<Arc<Meter>>,
+    /// The limit whose plan closed the connection, if one did (for the throttle metric).
+    exceeded: OnceLock<crate::policy::budget::Exceeded>,
 }
 
 /// Messages and bytes relayed so far, published at each tick.
@@ -63,6 +65,15 @@ impl Live {
     /// A connection whose published counts also advance `meter`'s counters.
     pub fn metered(meter: Option<Arc<Meter>>) -> Arc<Live> {
         Arc::new(Live { meter, ..Live::default() })
+    }
+
+    pub(crate) fn note_exceeded(&self, exceeded: crate::policy::budget::Exceeded) {
+        let _ = self.exceeded.set(exceeded);
+    }
+
+    /// The limit that closed the connection, if one did.
+    pub fn exceeded(&self) -> Option<crate::policy::budget::Exceeded> {
+        self.exceeded.get().copied()
     }
 
     pub(crate) fn note_pause(&self) {

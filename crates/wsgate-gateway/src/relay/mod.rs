@@ -245,6 +245,9 @@ where
                 // The upstream got its close already; the client gets the same once the
                 // upstream has answered (replies to the client's earlier frames come first).
                 self.to_client.close_dst_after_src(violation.close_code(), &violation.to_string());
+                if let Violation::LimitExceeded(exceeded) = violation {
+                    self.live.note_exceeded(exceeded);
+                }
                 self.start_closing(end_of(violation, EndReason::ClientViolation));
             }
             PumpEvent::SrcGone => {
@@ -270,6 +273,9 @@ where
             }
             PumpEvent::Violation(violation) => {
                 self.to_upstream.close_dst_after_src(violation.close_code(), &violation.to_string());
+                if let Violation::LimitExceeded(exceeded) = violation {
+                    self.live.note_exceeded(exceeded);
+                }
                 self.start_closing(end_of(violation, EndReason::UpstreamViolation));
             }
             PumpEvent::SrcGone => {

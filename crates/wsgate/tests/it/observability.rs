@@ -313,3 +313,36 @@ async fn session_records_add_up_to_the_traffic_with_interim_ones_while_it_lives(
     assert_eq!(session.iter().map(|r| r.messages_out).sum::<u64>(), 3, "{records:#?}");
     assert!(session.iter().map(|r| r.bytes_in).sum::<u64>() >= 3 * 16);
 }
+
+#[tokio::test]
+async fn a_limit_that_closes_counts_as_a_throttle_event_of_its_limit() {
+    let echo = echo_upstream().await;
+    let limits = "limits = { messages = \"3/s\", count = \"in\", on_exceed = \"close\" }";
+    let toml = gateway().api(api("/tight", "1.0", &echo.url()).with_toml(limits)).toml();
+    let mut gateway = Gateway::bind(&Config::from_toml(&toml).expect("config")).await.expect("bind");
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let metrics = recorder.handle();
+    gateway.set_metrics(Arc::new(recorder), false);
+    let addr = gateway.ws_addr().expect("ws");
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(gateway.run(shutdown.clone()));
+
+    let mut client = Client::connect(&format!("ws://{addr}/tight/1.0")).await;
+    for i in 0..10 {
+        client.send(text(i)).await;
+    }
+    assert_eq!(client.expect_close_code().await, Some(1008), "the limit closes the connection");
+    client.finish().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = metrics.render();
+    shutdown.cancel();
+    let _ = within(STEP, "the gateway stops", running).await;
+    let closes: Vec<&str> = text.lines().filter(|l| l.starts_with("wsgate_throttle_events_total")).collect();
+    assert!(
+        closes
+            .iter()
+            .any(|l| l.contains("limit=\"api_messages\"") && l.contains("action=\"close\"") && l.ends_with(" 1")),
+        "{text}"
+    );
+    assert!(text.contains("end=\"limit_exceeded\""), "{text}");
+}
