@@ -43,6 +43,8 @@ pub struct Config {
     pub identity_providers: Vec<IdentityProvider>,
     #[serde(default)]
     pub apis: Vec<ApiSpec>,
+    #[serde(default)]
+    pub analytics: AnalyticsSettings,
 }
 
 /// Listener addresses, limits and timeouts of the data plane.
@@ -313,6 +315,40 @@ impl Default for ClusterSettings {
     }
 }
 
+/// Session analytics: what the gateway records about each connection and how the analytics
+/// writer keeps it. The gateway side's keys (`interim_interval`, `client_ip`) are added with
+/// the gateway's emission of records (issue 11); the writer's keys follow at the end.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsSettings {
+    /// Whether session records are aggregated and stored at all (the per-API and
+    /// per-application charts and their REST endpoints stay empty when off).
+    pub enabled: bool,
+    /// How long per-minute buckets are kept; older ones are deleted by the writer.
+    #[serde(with = "duration::serde_text")]
+    pub retention: Duration,
+    /// How often the writer stores what it aggregated (also on a full `batch`).
+    #[serde(with = "duration::serde_text")]
+    pub flush_interval: Duration,
+    /// How many records the writer aggregates at most before it stores them.
+    pub batch: usize,
+    /// How many records may wait for the writer; when full, new records are dropped and counted
+    /// rather than slowing a connection down.
+    pub queue: usize,
+}
+
+impl Default for AnalyticsSettings {
+    fn default() -> Self {
+        AnalyticsSettings {
+            enabled: true,
+            retention: Duration::from_secs(7 * 86_400),
+            flush_interval: Duration::from_secs(1),
+            batch: 10_000,
+            queue: 65_536,
+        }
+    }
+}
+
 /// What limits do while the shared counters cannot be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -401,6 +437,16 @@ impl Config {
         }
         if self.cluster.redis_prefix.is_empty() || self.cluster.redis_prefix.contains(char::is_whitespace) {
             return Err(invalid("cluster.redis_prefix", "must be a non-empty word without spaces"));
+        }
+        if self.analytics.retention < Duration::from_secs(3600) {
+            return Err(invalid("analytics.retention", "must be at least 1h (the hour chart reads that far back)"));
+        }
+        if self.analytics.flush_interval.is_zero() || self.analytics.flush_interval > Duration::from_secs(60) {
+            return Err(invalid("analytics.flush_interval", "must be longer than 0 and at most 60s"));
+        }
+        if self.analytics.batch == 0 || self.analytics.queue == 0 {
+            let key = if self.analytics.batch == 0 { "analytics.batch" } else { "analytics.queue" };
+            return Err(invalid(key, "must be greater than 0"));
         }
         if self.cluster.lease_ttl < Duration::from_secs(2) {
             return Err(invalid("cluster.lease_ttl", "must be at least 2s"));
@@ -599,5 +645,18 @@ mod tests {
             error_of(&format!("{ECHO}\n[control]\nendpoint_allowlist = [\"10.0.0.0/99\"]"))
                 .starts_with("control.endpoint_allowlist[0]:")
         );
+    }
+
+    #[test]
+    fn analytics_settings_have_defaults_and_are_checked() {
+        let config = Config::from_toml(ECHO).expect("valid");
+        assert!(config.analytics.enabled);
+        assert_eq!(config.analytics.retention, Duration::from_secs(7 * 86_400));
+        let set =
+            Config::from_toml(&format!("{ECHO}\n[analytics]\nenabled = false\nretention = \"2d\"")).expect("valid");
+        assert!(!set.analytics.enabled);
+        assert_eq!(set.analytics.retention, Duration::from_secs(2 * 86_400));
+        assert!(error_of(&format!("{ECHO}\n[analytics]\nretention = \"5m\"")).starts_with("analytics.retention:"));
+        assert!(error_of(&format!("{ECHO}\n[analytics]\nbatch = 0")).starts_with("analytics.batch:"));
     }
 }
