@@ -89,14 +89,20 @@ async fn pattern_comes_back(store: Arc<dyn Store>) {
     let refused: u64 = codes.iter().filter(|c| c.kind == CodeKind::Refused && c.code == 401).map(|c| c.total).sum();
     assert_eq!(refused, 2);
     let top = store.analytics_top(api, minute - 3600, minute + 60, TopBy::Application, 5).await.expect("top");
-    assert_eq!(top.iter().map(|t| (t.key.as_str(), t.connections)).collect::<Vec<_>>(), vec![("app-a", 5), ("app-b", 1)]);
+    assert_eq!(
+        top.iter().map(|t| (t.key.as_str(), t.connections)).collect::<Vec<_>>(),
+        vec![("app-a", 5), ("app-b", 1)]
+    );
 
     for connection in 10..13 {
         writer.record(record(connection, Some("app-b"), 101, now));
     }
     handle.shutdown().await;
     let top = store.analytics_top(api, minute - 3600, minute + 60, TopBy::Application, 5).await.expect("top");
-    assert_eq!(top.iter().map(|t| (t.key.as_str(), t.connections)).collect::<Vec<_>>(), vec![("app-a", 5), ("app-b", 4)]);
+    assert_eq!(
+        top.iter().map(|t| (t.key.as_str(), t.connections)).collect::<Vec<_>>(),
+        vec![("app-a", 5), ("app-b", 4)]
+    );
     assert_eq!(writer.stats().dropped_records.load(Ordering::Relaxed), 0);
 }
 
@@ -126,9 +132,8 @@ async fn records_become_the_series_on_postgres() {
     };
     admin.batch_execute(&format!("CREATE SCHEMA {schema}")).await.expect("schema");
     let separator = if url.contains('?') { '&' } else { '?' };
-    let store = wsgate_store::open_postgres(&format!("{url}{separator}options=-csearch_path%3D{schema}"))
-        .await
-        .expect("open");
+    let store =
+        wsgate_store::open_postgres(&format!("{url}{separator}options=-csearch_path%3D{schema}")).await.expect("open");
     pattern_comes_back(store).await;
     admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop the schema");
 }

@@ -2,6 +2,7 @@
 //! plus a built-in echo upstream and seeded data) and `echo`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +19,9 @@ pub struct Running {
     pub gateway: Gateway,
     pub control: Option<ControlPlane>,
     pub data_dir: PathBuf,
+    /// The session analytics writer (`[analytics] enabled`), stopped after the gateway drained
+    /// so the last connections' records are stored.
+    pub analytics: Option<(Arc<wsgate_analytics::AnalyticsWriter>, wsgate_analytics::WriterHandle)>,
 }
 
 /// `wsgate serve`.
@@ -79,6 +83,12 @@ pub async fn start(
         control.as_ref().and_then(ControlPlane::addr).map(|addr| format!("https://localhost:{}", addr.port()))
     });
     let gateway = Gateway::on(config, listeners).await?;
+    // Session records go to the store through the writer, aggregated per minute, off every
+    // connection's path.
+    let analytics = config.analytics.enabled.then(|| wsgate_analytics::start(store.clone(), &config.analytics));
+    // INTEGRATION (issue 11): once the gateway branch adds `Gateway::set_sessions`, make
+    // `gateway` mutable above and hand it the writer here:
+    //     if let Some((writer, _)) = &analytics { gateway.set_sessions(writer.clone()); }
     if let Some(control) = &control {
         // The portals print invoke URLs; they learn the addresses the gateway actually bound.
         let url = wsgate_control::gateway_url;
@@ -90,13 +100,16 @@ pub async fn start(
         .follow_store(store.clone(), config.apis.clone(), issuer, shutdown)
         .await
         .context("cannot load APIs from the store")?;
-    Ok(Running { gateway, control, data_dir })
+    Ok(Running { gateway, control, data_dir, analytics })
 }
 
 /// Runs until `shutdown`, then drains.
 pub async fn run(running: Running, shutdown: CancellationToken) {
     let control = running.control.map(|control| tokio::spawn(control.run(shutdown.clone())));
     running.gateway.run(shutdown).await;
+    if let Some((_, writer)) = running.analytics {
+        writer.shutdown().await;
+    }
     if let Some(control) = control {
         let _ = control.await;
     }
