@@ -38,7 +38,6 @@ pub fn bars(id: &str, title: &str, starts: &[i64], series: &[Series<'_>]) -> Str
                 r#"<rect class="bar {name}" x="{x:.1}" y="{y:.1}" width="{bar_width:.1}" height="{height:.1}" data-at="{at}" data-value="{value}"><title>{time}: {shown} {label}</title></rect>"#,
                 name = esc(one.name),
                 y = HEIGHT - height,
-                value = number(value),
                 time = time(at),
                 shown = number(value),
                 label = esc(one.label),
@@ -51,16 +50,15 @@ pub fn bars(id: &str, title: &str, starts: &[i64], series: &[Series<'_>]) -> Str
     format!(
         r#"<figure class="chart" id="{id}" data-chart="{id}" data-total="{total}" data-max="{max}" data-slots="{slots}">
 <figcaption>{title} <span class="legend">{legend}</span></figcaption>
-<svg viewBox="0 0 {WIDTH} {view_height}" role="img" aria-label="{title}, largest {max}" preserveAspectRatio="none">
+<svg viewBox="0 0 {WIDTH} {view_height}" role="img" aria-label="{title}, largest {shown_max}" preserveAspectRatio="none">
 <line class="axis" x1="{LEFT}" y1="{HEIGHT}" x2="{WIDTH}" y2="{HEIGHT}"/>
-<text class="scale" x="{scale_x}" y="12" text-anchor="end">{max}</text><text class="scale" x="{scale_x}" y="{HEIGHT}" text-anchor="end">0</text>
+<text class="scale" x="{scale_x}" y="12" text-anchor="end">{shown_max}</text><text class="scale" x="{scale_x}" y="{HEIGHT}" text-anchor="end">0</text>
 {svg}
 <text class="scale" x="{LEFT}" y="{label_y}">{from}</text><text class="scale" x="{WIDTH}" y="{label_y}" text-anchor="end">{to}</text>
 </svg></figure>"#,
         id = esc(id),
         title = esc(title),
-        total = number(total),
-        max = number(max),
+        shown_max = number(max),
         slots = starts.len(),
         view_height = HEIGHT + 18.0,
         scale_x = LEFT - 4.0,
@@ -99,9 +97,17 @@ pub fn ranking(id: &str, title: &str, rows: &[(String, u64)], empty: &str) -> St
     )
 }
 
-/// A number as people read it: whole when it is, else with two decimals.
+/// A number as people read it: whole when it is, else with two decimals, or three significant
+/// digits when smaller (a week's slot of two hours makes small rates). `data-*` attributes
+/// carry the exact value instead.
 pub fn number(value: f64) -> String {
-    if value.fract() == 0.0 { format!("{value:.0}") } else { format!("{value:.2}") }
+    if value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else if value.abs() >= 0.1 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.2e}").parse::<f64>().map_or_else(|_| value.to_string(), |rounded| rounded.to_string())
+    }
 }
 
 /// `Mon 12 14:05` (UTC) for a Unix time in seconds.
@@ -140,6 +146,7 @@ mod tests {
         assert_eq!(time(1_764_684_300), "Dec 2 14:05");
         assert_eq!(number(3.0), "3");
         assert_eq!(number(0.25), "0.25");
+        assert_eq!(number(12.0 / 7200.0), "0.00167");
     }
 
     #[test]
