@@ -152,3 +152,44 @@ async fn a_full_queue_drops_and_counts_without_blocking() {
     assert_eq!(writer.stats().dropped_records.load(Ordering::Relaxed), 99);
     handle.shutdown().await;
 }
+
+/// While the store fails, the buckets wait in memory and the next flush that works stores them
+/// all: nothing is lost, nothing counted twice.
+#[tokio::test]
+async fn buckets_wait_for_a_failing_store_and_are_stored_once_it_works() {
+    const MIGRATION: &str = include_str!("../../wsgate-store/migrations/0004_analytics.sql");
+    let dir = TempDir::new();
+    let path = dir.0.join("wsgate.db");
+    let store = wsgate_store::open_sqlite(&path).await.expect("open");
+    let (writer, handle) = wsgate_analytics::start(Arc::clone(&store), &settings());
+    // Another connection to the same file takes the tables away: every flush now fails.
+    let side = rusqlite::Connection::open(&path).expect("open the file");
+    side.execute_batch("DROP TABLE analytics_minutes; DROP TABLE analytics_codes;").expect("drop");
+    let now = now_ms();
+    for connection in 0..3 {
+        writer.record(record(connection, Some("app-a"), 101, now));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while writer.stats().failed_flushes.load(Ordering::Relaxed) < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the writer kept trying");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    side.execute_batch(MIGRATION).expect("the tables are back");
+    let minute = minute_of(now);
+    let span = Span { from: minute - 60, to: minute + 60, step: 60 };
+    let api = AnalyticsFilter { api: Some("api-1"), application: None };
+    loop {
+        let opened: u64 =
+            store.analytics_series(api, span).await.expect("series").iter().map(|p| p.counts.opened).sum();
+        if opened > 0 {
+            assert_eq!(opened, 3, "every record once");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the kept buckets were stored once the store worked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    handle.shutdown().await;
+    let opened: u64 = store.analytics_series(api, span).await.expect("series").iter().map(|p| p.counts.opened).sum();
+    assert_eq!(opened, 3, "not again at shutdown");
+    assert_eq!(writer.stats().dropped_buckets.load(Ordering::Relaxed), 0);
+}

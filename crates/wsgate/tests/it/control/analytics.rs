@@ -34,8 +34,8 @@ pub fn session(connection: u64, api: &str, application: Option<&str>, status: u1
         messages_out: if upgraded { 5 } else { 0 },
         bytes_out: if upgraded { 50 } else { 0 },
         client_close: upgraded.then_some(1000),
-        upstream_close: if connection % 2 == 0 { Some(1011) } else { None },
-        closed_by: upgraded.then_some(if connection % 2 == 0 { ClosedBy::Upstream } else { ClosedBy::Client }),
+        upstream_close: if connection.is_multiple_of(2) { Some(1011) } else { None },
+        closed_by: upgraded.then_some(if connection.is_multiple_of(2) { ClosedBy::Upstream } else { ClosedBy::Client }),
     }
 }
 
