@@ -7,8 +7,8 @@
 -- id, or '' for keyless connections and refusals before authentication (a primary key column
 -- cannot be NULL in PostgreSQL). No client address and no token is kept.
 --
--- `open_connections` counts the connections that were open at some moment of the minute (each connection
--- once per minute it lived), so the peak of a coarser slot is the largest of its minutes.
+-- `open_connections` counts the connections that were open at some moment of the minute (each
+-- connection once per minute it lived), so the peak of a coarser slot is its largest minute.
 
 CREATE TABLE analytics_minutes (
     minute       BIGINT NOT NULL,

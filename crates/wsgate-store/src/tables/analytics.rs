@@ -34,8 +34,12 @@ pub(super) async fn add_analytics(db: &impl Backend, buckets: &[MinuteBucket]) -
     if buckets.is_empty() {
         return Ok(());
     }
+    // Every writer upserts in the same key order, so two nodes adding to the same buckets of a
+    // shared PostgreSQL wait for each other instead of deadlocking.
+    let mut ordered: Vec<&MinuteBucket> = buckets.iter().collect();
+    ordered.sort_by(|a, b| (a.minute, &a.api, &a.application).cmp(&(b.minute, &b.api, &b.application)));
     let mut statements = Vec::with_capacity(buckets.len());
-    for bucket in buckets {
+    for bucket in ordered {
         let key = || -> Vec<Param> {
             vec![Param::Int(bucket.minute), bucket.api.as_str().into(), bucket.application.as_str().into()]
         };
