@@ -152,6 +152,16 @@ impl Task {
             self.add(&record);
         }
         self.flush().await;
+        let dropped_records = self.stats.dropped_records.load(Ordering::Relaxed);
+        let dropped_buckets = self.stats.dropped_buckets.load(Ordering::Relaxed);
+        if dropped_records + dropped_buckets > 0 || !self.aggregator.is_empty() {
+            tracing::warn!(
+                dropped_records,
+                dropped_buckets,
+                unstored = !self.aggregator.is_empty(),
+                "session analytics were incomplete in this run (queue full or store unavailable)"
+            );
+        }
     }
 
     fn add(&mut self, record: &SessionRecord) {
