@@ -116,7 +116,11 @@ impl Pool {
             let retry_in = (granted < need).then(|| state.bucket.wait_for(need - granted, now));
             return Take { granted, retry_in };
         };
-        let granted = want.min(state.leased);
+        // One connection takes at most 1/32 of what is leased (or what it needs): a hundred
+        // connections starting together share one lease, instead of the first four draining it
+        // in chunks sized for the whole rate while the rest wait for Redis, lease after lease.
+        let share = (state.leased / 32).max(need);
+        let granted = want.min(share).min(state.leased);
         state.leased -= granted;
         let dry = state.dry_until.is_some_and(|until| until > now);
         let fetch = !state.fetching && !dry && state.leased < self.batch() / 2 + 1;

@@ -107,6 +107,25 @@ async fn nodes_share_one_message_rate() {
     assert!(spent as f64 >= allowed * 0.9, "spent {spent} of {allowed}: the nodes starved");
 }
 
+/// A generous rate (chunks sized for a billion tokens a second) and a hundred connections
+/// starting at once, as a busy subscription sees after a deploy: every one gets tokens from the
+/// first lease, none waits for further round trips to Redis.
+#[tokio::test]
+async fn many_connections_starting_together_share_the_first_lease() {
+    let settings = settings(&shared_redis(), FailureMode::Open);
+    let counters = node(&settings).await;
+    let pool = counters.pool("sub:4:msg", Rate::new(1_000_000_000, Period::Second));
+    assert_eq!(pool.take(1, 1 + pool.chunk()).granted, 0, "nothing is leased before the first ask");
+    until("the first lease arrives", || {
+        let take = pool.take(1, 1);
+        pool.give_back(take.granted);
+        take.granted == 1
+    })
+    .await;
+    let starved = (0..100).filter(|_| pool.take(1, 1 + pool.chunk()).granted == 0).count();
+    assert_eq!(starved, 0, "connections left without a token by the first lease");
+}
+
 /// A `redis-server` of the test's own, on a free port, stopped when dropped.
 struct OwnRedis {
     port: u16,
