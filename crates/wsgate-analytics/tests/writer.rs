@@ -43,7 +43,10 @@ struct TempDir(std::path::PathBuf);
 
 impl TempDir {
     fn new() -> TempDir {
-        let path = std::env::temp_dir().join(format!("wsgate_analytics_{}_{}", std::process::id(), now_ms()));
+        // Tests run in parallel: the counter keeps two started in the same millisecond apart.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("wsgate_analytics_{}_{}_{n}", std::process::id(), now_ms()));
         std::fs::create_dir_all(&path).expect("temporary directory");
         TempDir(path)
     }
