@@ -9,7 +9,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::error::ApiError;
 use crate::oauth2;
-use crate::rest::{apis, applications, plans, revocations, session, subscriptions, usage, users};
+use crate::rest::{analytics, apis, applications, plans, revocations, session, subscriptions, usage, users};
 use crate::state::AppState;
 
 /// The OpenAPI 3 document of every route below, served at `GET /api/v1/openapi.json`.
@@ -45,11 +45,13 @@ pub const ROUTES: &[Route] = &[
     route(Method::DELETE, "/api/v1/apis/{id}", |m| on(m, apis::delete)),
     route(Method::POST, "/api/v1/apis/{id}/lifecycle", |m| on(m, apis::lifecycle)),
     route(Method::GET, "/api/v1/apis/{id}/usage", |m| on(m, usage::of_api)),
+    route(Method::GET, "/api/v1/apis/{id}/analytics", |m| on(m, analytics::of_api)),
     route(Method::GET, "/api/v1/applications", |m| on(m, applications::list)),
     route(Method::POST, "/api/v1/applications", |m| on(m, applications::create)),
     route(Method::GET, "/api/v1/applications/{id}", |m| on(m, applications::get)),
     route(Method::DELETE, "/api/v1/applications/{id}", |m| on(m, applications::delete)),
     route(Method::PUT, "/api/v1/applications/{id}/plan", |m| on(m, applications::set_plan)),
+    route(Method::GET, "/api/v1/applications/{id}/analytics", |m| on(m, analytics::of_application)),
     route(Method::GET, "/api/v1/applications/{id}/keys", |m| on(m, applications::keys)),
     route(Method::POST, "/api/v1/applications/{id}/keys", |m| on(m, applications::generate_keys)),
     route(Method::POST, "/api/v1/applications/{id}/token", |m| on(m, applications::token)),

@@ -39,14 +39,14 @@ pub struct Config {
     pub cluster: ClusterSettings,
     #[serde(default)]
     pub observability: ObservabilitySettings,
-    #[serde(default)]
-    pub analytics: AnalyticsSettings,
     /// External OAuth2/OIDC providers whose access tokens the gateway accepts besides the
     /// control plane's own.
     #[serde(default)]
     pub identity_providers: Vec<IdentityProvider>,
     #[serde(default)]
     pub apis: Vec<ApiSpec>,
+    #[serde(default)]
+    pub analytics: AnalyticsSettings,
 }
 
 /// Listener addresses, limits and timeouts of the data plane.
@@ -361,24 +361,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Session analytics: what the gateway records about each connection.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AnalyticsSettings {
-    /// A connection open longer than this adds an interim record every interval, so a socket
-    /// open for a day shows its traffic while it lives.
-    #[serde(with = "duration::serde_text")]
-    pub interim_interval: Duration,
-    /// How much of the client's address a record keeps.
-    pub client_ip: ClientIpMode,
-}
-
-impl Default for AnalyticsSettings {
-    fn default() -> Self {
-        AnalyticsSettings { interim_interval: Duration::from_secs(60), client_ip: ClientIpMode::Truncated }
-    }
-}
-
 /// How much of a client's address session records keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -405,6 +387,47 @@ impl ClientIpMode {
                 let s = v6.segments();
                 Some(std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_string())
             }
+        }
+    }
+}
+
+/// Session analytics: what the gateway records about each connection (`interim_interval`,
+/// `client_ip`) and how the analytics writer keeps it (the keys after them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsSettings {
+    /// A connection open longer than this adds an interim record every interval, so a socket
+    /// open for a day shows its traffic while it lives.
+    #[serde(with = "duration::serde_text")]
+    pub interim_interval: Duration,
+    /// How much of the client's address a record keeps.
+    pub client_ip: ClientIpMode,
+    /// Whether session records are aggregated and stored at all (the per-API and
+    /// per-application charts and their REST endpoints stay empty when off).
+    pub enabled: bool,
+    /// How long per-minute buckets are kept; older ones are deleted by the writer.
+    #[serde(with = "duration::serde_text")]
+    pub retention: Duration,
+    /// How often the writer stores what it aggregated (also on a full `batch`).
+    #[serde(with = "duration::serde_text")]
+    pub flush_interval: Duration,
+    /// How many records the writer aggregates at most before it stores them.
+    pub batch: usize,
+    /// How many records may wait for the writer; when full, new records are dropped and counted
+    /// rather than slowing a connection down.
+    pub queue: usize,
+}
+
+impl Default for AnalyticsSettings {
+    fn default() -> Self {
+        AnalyticsSettings {
+            interim_interval: Duration::from_secs(60),
+            client_ip: ClientIpMode::Truncated,
+            enabled: true,
+            retention: Duration::from_secs(7 * 86_400),
+            flush_interval: Duration::from_secs(1),
+            batch: 10_000,
+            queue: 65_536,
         }
     }
 }
@@ -501,6 +524,16 @@ impl Config {
         }
         if self.cluster.redis_prefix.is_empty() || self.cluster.redis_prefix.contains(char::is_whitespace) {
             return Err(invalid("cluster.redis_prefix", "must be a non-empty word without spaces"));
+        }
+        if self.analytics.retention < Duration::from_secs(3600) {
+            return Err(invalid("analytics.retention", "must be at least 1h (the hour chart reads that far back)"));
+        }
+        if self.analytics.flush_interval.is_zero() || self.analytics.flush_interval > Duration::from_secs(60) {
+            return Err(invalid("analytics.flush_interval", "must be longer than 0 and at most 60s"));
+        }
+        if self.analytics.batch == 0 || self.analytics.queue == 0 {
+            let key = if self.analytics.batch == 0 { "analytics.batch" } else { "analytics.queue" };
+            return Err(invalid(key, "must be greater than 0"));
         }
         if self.cluster.lease_ttl < Duration::from_secs(2) {
             return Err(invalid("cluster.lease_ttl", "must be at least 2s"));
@@ -724,5 +757,18 @@ mod tests {
             error_of(&format!("{ECHO}\n[control]\nendpoint_allowlist = [\"10.0.0.0/99\"]"))
                 .starts_with("control.endpoint_allowlist[0]:")
         );
+    }
+
+    #[test]
+    fn analytics_settings_have_defaults_and_are_checked() {
+        let config = Config::from_toml(ECHO).expect("valid");
+        assert!(config.analytics.enabled);
+        assert_eq!(config.analytics.retention, Duration::from_secs(7 * 86_400));
+        let set =
+            Config::from_toml(&format!("{ECHO}\n[analytics]\nenabled = false\nretention = \"2d\"")).expect("valid");
+        assert!(!set.analytics.enabled);
+        assert_eq!(set.analytics.retention, Duration::from_secs(2 * 86_400));
+        assert!(error_of(&format!("{ECHO}\n[analytics]\nretention = \"5m\"")).starts_with("analytics.retention:"));
+        assert!(error_of(&format!("{ECHO}\n[analytics]\nbatch = 0")).starts_with("analytics.batch:"));
     }
 }

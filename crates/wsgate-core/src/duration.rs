@@ -1,14 +1,14 @@
 //! Durations in the config file are written as a whole number and a unit: `"500ms"`, `"10s"`,
-//! `"5m"`, `"1h"`. A bare number is refused, so nobody has to guess its unit.
+//! `"5m"`, `"1h"`, `"7d"`. A bare number is refused, so nobody has to guess its unit.
 
 use std::time::Duration;
 
-/// Parses `"<digits><unit>"` with unit `ms`, `s`, `m` or `h`.
+/// Parses `"<digits><unit>"` with unit `ms`, `s`, `m`, `h` or `d`.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("\"{text}\" has no unit (use ms, s, m or h)"))?;
+        .ok_or_else(|| format!("\"{text}\" has no unit (use ms, s, m, h or d)"))?;
     let (digits, unit) = text.split_at(split);
     let value: u64 = digits.parse().map_err(|_| format!("\"{text}\" does not start with a whole number"))?;
     let millis_per_unit = match unit {
@@ -16,8 +16,10 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
+        // Retention periods read better in days ("7d") than in hours.
+        "d" => 86_400_000,
         _ => {
-            return Err(format!("\"{text}\" has unknown unit \"{unit}\" (use ms, s, m or h)"));
+            return Err(format!("\"{text}\" has unknown unit \"{unit}\" (use ms, s, m, h or d)"));
         }
     };
     value.checked_mul(millis_per_unit).map(Duration::from_millis).ok_or_else(|| format!("\"{text}\" is too long"))
@@ -44,6 +46,7 @@ mod tests {
         assert_eq!(parse("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse("7d"), Ok(Duration::from_secs(7 * 86_400)));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //!   one transaction).
 //! - `tables`: every [`Store`] operation, written once as SQL over that interface.
 //! - `sqlite`, `postgres`: the backends.
+//! - `analytics`: the types of session analytics (per-minute buckets, series, top lists).
 //!
 //! Every write is one transaction: it is either wholly stored (and then acknowledged) or not at
 //! all. After a write commits, a [`Change`] is sent on the change feed — in-process for SQLite,
@@ -18,6 +19,7 @@
 //! called may still arrive after it, and when its LISTEN connection was lost and is back, every
 //! [`Change`] is announced (notifications sent meanwhile are gone).
 
+pub mod analytics;
 mod schema;
 mod sql;
 mod tables;
@@ -229,6 +231,36 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn revoke_token(&self, token: &RevokedToken) -> Result<()>;
     /// Revocations whose tokens have not expired at `now`.
     async fn list_revoked_tokens(&self, now: UnixTime) -> Result<Vec<RevokedToken>>;
+
+    // --- session analytics: written by the analytics writer in batches, read by charts
+
+    /// Adds the buckets' counts to the stored ones (creating buckets as needed), in one
+    /// transaction. Nothing announces it: no node caches analytics.
+    async fn add_analytics(&self, buckets: &[analytics::MinuteBucket]) -> Result<()>;
+    /// Retention: deletes every bucket of a minute before `minute` (Unix seconds).
+    async fn delete_analytics_before(&self, minute: i64) -> Result<()>;
+    /// The slots of the span that hold data, in time order; empty slots are left out.
+    async fn analytics_series(
+        &self,
+        filter: analytics::AnalyticsFilter<'_>,
+        span: analytics::Span,
+    ) -> Result<Vec<analytics::SeriesPoint>>;
+    /// Refusals by status and closes by code and side over `[from, to)`, most frequent first.
+    async fn analytics_codes(
+        &self,
+        filter: analytics::AnalyticsFilter<'_>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<analytics::CodeCount>>;
+    /// The `limit` applications or APIs with the most messages over `[from, to)`.
+    async fn analytics_top(
+        &self,
+        filter: analytics::AnalyticsFilter<'_>,
+        from: i64,
+        to: i64,
+        by: analytics::TopBy,
+        limit: usize,
+    ) -> Result<Vec<analytics::TopEntry>>;
 
     // --- change feed
 

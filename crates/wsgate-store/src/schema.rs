@@ -26,6 +26,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0002_grants_and_external_clients.sql"),
     },
     Migration { version: 3, name: "limits", sql: include_str!("../migrations/0003_limits.sql") },
+    Migration { version: 4, name: "analytics", sql: include_str!("../migrations/0004_analytics.sql") },
 ];
 
 /// Created before anything else, inside the migration transaction.

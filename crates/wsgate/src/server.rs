@@ -2,6 +2,7 @@
 //! plus a built-in echo upstream and seeded data) and `echo`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context;
@@ -25,6 +26,9 @@ pub struct Running {
     pub metrics_listener: Option<tokio::net::TcpListener>,
     /// `/metrics`, `/healthz`, `/readyz`.
     pub ops: Ops,
+    /// The session analytics writer (`[analytics] enabled`), stopped after the gateway drained
+    /// so the last connections' records are stored.
+    pub analytics: Option<(Arc<wsgate_analytics::AnalyticsWriter>, wsgate_analytics::WriterHandle)>,
 }
 
 /// `wsgate serve`.
@@ -97,6 +101,12 @@ pub async fn start(
         false => None,
     };
     let ops = Ops { metrics, health: health.clone() };
+    // Session records go to the store through the writer, aggregated per minute, off every
+    // connection's path.
+    let analytics = config.analytics.enabled.then(|| wsgate_analytics::start(store.clone(), &config.analytics));
+    if let Some((writer, _)) = &analytics {
+        gateway.set_sessions(writer.clone());
+    }
     if let Some(control) = &control {
         control.set_ops(ops.clone());
         // The portals print invoke URLs; they learn the addresses the gateway actually bound.
@@ -111,7 +121,7 @@ pub async fn start(
         .await
         .context("cannot load APIs from the store")?;
     health.snapshot_loaded.store(true, Ordering::Relaxed);
-    Ok(Running { gateway, control, data_dir, metrics_listener, ops })
+    Ok(Running { gateway, control, data_dir, metrics_listener, ops, analytics })
 }
 
 /// Runs until `shutdown`, then drains. The control plane and the metrics listener keep
@@ -123,6 +133,10 @@ pub async fn run(running: Running, shutdown: CancellationToken) {
         .metrics_listener
         .map(|listener| tokio::spawn(wsgate_control::ops::serve(listener, running.ops.clone(), drained.clone())));
     running.gateway.run(shutdown).await;
+    // The last connections' records are stored before the process ends.
+    if let Some((_, writer)) = running.analytics {
+        writer.shutdown().await;
+    }
     drained.cancel();
     for task in [control, metrics].into_iter().flatten() {
         let _ = task.await;

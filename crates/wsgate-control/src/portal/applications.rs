@@ -87,6 +87,7 @@ async fn render(
             r#"<li class="card"><h2>{name}</h2>{description}<p class="hint">{keys}</p>{table}
 <div class="actions">
 <form method="post" action="/devportal/applications/{id}/token" class="inline">{csrf}<button type="submit" class="primary">New access token</button></form>
+<a class="button" href="/devportal/applications/{id}/analytics">Usage charts</a>
 <form method="post" action="/devportal/applications/{id}/keys" class="inline"{confirm}>{csrf}<button type="submit">{keys_label}</button></form>
 <form method="post" action="/devportal/applications/{id}/delete" class="inline" data-confirm="Delete the application {name}? Its keys, tokens and subscriptions stop working.">{csrf}<button type="submit" class="danger">Delete application</button></form>
 </div></li>"#,

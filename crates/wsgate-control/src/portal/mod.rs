@@ -19,6 +19,8 @@
 //! - `applications`: applications and subscriptions management, with each subscription's
 //!   limits, usage and plan.
 //! - `plans`: the business plans page (admins create, change and delete plans).
+//! - `charts`: bar charts as inline SVG, drawn on the server, numbers in `data-*` attributes.
+//! - `analytics`: the publisher's per-API analytics tab and an application's usage page.
 //!
 //! Invariants: every value that came from a user or the store is escaped by `html::esc`
 //! before it is written into a page; every form carries a CSRF field checked before anything
@@ -39,6 +41,8 @@ mod diagnosis;
 mod wizard;
 mod applications;
 mod plans;
+mod charts;
+mod analytics;
 
 use std::net::SocketAddr;
 
@@ -91,6 +95,7 @@ pub fn router() -> Router<AppState> {
         .route("/publisher/apis/{id}/configure", get(configure::form).post(configure::save))
         .route("/publisher/apis/{id}/lifecycle", get(configure::lifecycle).post(configure::move_to))
         .route("/publisher/apis/{id}/subscriptions", get(subscriptions::list))
+        .route("/publisher/apis/{id}/analytics", get(analytics::api_page))
         .route("/publisher/subscriptions/{id}/scopes", post(subscriptions::grant))
         .route("/publisher/subscriptions/{id}/state", post(subscriptions::set_state))
         .route("/publisher/subscriptions/{id}/plan", post(subscriptions::set_plan))
@@ -110,6 +115,7 @@ pub fn router() -> Router<AppState> {
         .route("/devportal/apis/{id}/wizard/{app}/token", post(wizard::token))
         .route("/devportal/applications", get(applications::list).post(applications::create))
         .route("/devportal/applications/{id}/delete", post(applications::delete))
+        .route("/devportal/applications/{id}/analytics", get(analytics::application_page))
         .route("/devportal/applications/{id}/keys", post(applications::generate_keys))
         .route("/devportal/applications/{id}/token", post(applications::token))
         .route("/devportal/subscriptions/{id}/unsubscribe", post(applications::unsubscribe))

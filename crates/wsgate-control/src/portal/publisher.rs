@@ -426,6 +426,7 @@ pub enum Tab {
     Configure,
     Lifecycle,
     Subscriptions,
+    Analytics,
 }
 
 /// The API's sub-navigation; the lifecycle and subscriptions tabs only for publishers.
@@ -436,6 +437,7 @@ pub fn tabs(api: &ApiRecord, caller: &Caller, current: Tab) -> String {
     if caller.has(Role::Publisher) {
         tabs.push((Tab::Lifecycle, format!("/publisher/apis/{id}/lifecycle"), "Lifecycle"));
         tabs.push((Tab::Subscriptions, format!("/publisher/apis/{id}/subscriptions"), "Subscriptions"));
+        tabs.push((Tab::Analytics, format!("/publisher/apis/{id}/analytics"), "Analytics"));
     }
     let links: String = tabs
         .into_iter()

@@ -3,12 +3,14 @@
 //! what is not found, what a write announces) and differ only in how they run SQL.
 //!
 //! One file per group of tables: `users` (users, sessions), `apis` (APIs, plans), `apps`
-//! (applications, subscriptions, credentials), `keys` (signing keys, revocations).
+//! (applications, subscriptions, credentials), `keys` (signing keys, revocations), `analytics`
+//! (session analytics buckets).
 //!
 //! Lists come back sorted here rather than by `ORDER BY`, because PostgreSQL sorts text by the
 //! database's collation (often case-insensitive) while SQLite compares bytes; sorting in Rust
 //! gives both backends the same order.
 
+mod analytics;
 mod apis;
 mod apps;
 mod keys;
@@ -23,6 +25,7 @@ use wsgate_core::model::{
     SubscriptionState, UnixTime, User,
 };
 
+use crate::analytics::{AnalyticsFilter, CodeCount, MinuteBucket, SeriesPoint, Span, TopBy, TopEntry};
 use crate::schema::Rule;
 use crate::sql::{Backend, Param, Row, Statement, Write};
 use crate::{Change, Result, Store, StoreError, SubscriptionFilter};
@@ -209,6 +212,29 @@ impl<B: Backend> Store for Tables<B> {
     }
     async fn list_revoked_tokens(&self, now: UnixTime) -> Result<Vec<RevokedToken>> {
         keys::list_revoked_tokens(&self.db, now).await
+    }
+
+    async fn add_analytics(&self, buckets: &[MinuteBucket]) -> Result<()> {
+        analytics::add_analytics(&self.db, buckets).await
+    }
+    async fn delete_analytics_before(&self, minute: i64) -> Result<()> {
+        analytics::delete_analytics_before(&self.db, minute).await
+    }
+    async fn analytics_series(&self, filter: AnalyticsFilter<'_>, span: Span) -> Result<Vec<SeriesPoint>> {
+        analytics::analytics_series(&self.db, filter, span).await
+    }
+    async fn analytics_codes(&self, filter: AnalyticsFilter<'_>, from: i64, to: i64) -> Result<Vec<CodeCount>> {
+        analytics::analytics_codes(&self.db, filter, from, to).await
+    }
+    async fn analytics_top(
+        &self,
+        filter: AnalyticsFilter<'_>,
+        from: i64,
+        to: i64,
+        by: TopBy,
+        limit: usize,
+    ) -> Result<Vec<TopEntry>> {
+        analytics::analytics_top(&self.db, filter, from, to, by, limit).await
     }
 
     fn changes(&self) -> broadcast::Receiver<Change> {

@@ -2,6 +2,7 @@
 //! opened, empty store (plus a second store on the same database where a case needs two);
 //! `sqlite.rs` and `postgres.rs` run every case listed in [`for_each_case`].
 
+mod analytics;
 mod apis;
 mod apps;
 mod feed;
@@ -18,6 +19,7 @@ use wsgate_core::model::{
 };
 use wsgate_store::{Change, Store, StoreError};
 
+pub use analytics::*;
 pub use apis::*;
 pub use apps::*;
 pub use feed::*;
@@ -53,6 +55,8 @@ macro_rules! for_each_case {
             revocations_are_listed_until_the_token_expires,
             writes_announce_what_they_changed,
             failed_writes_announce_nothing,
+            analytics_buckets_add_up_and_aggregate_per_slot,
+            analytics_retention_deletes_old_minutes_only,
         );
     };
 }

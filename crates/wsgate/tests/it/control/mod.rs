@@ -8,6 +8,7 @@
 //! applications, keys, subscriptions), `oauth2` (token, JWKS, revocation, rotation), then
 //! the control plane under attack: `hardening` (bounded bodies, throttled sign-ins, password
 //! policy, sign-up), `permissions` (granted scopes, blocks, who may set what, sealed keys),
+//! `analytics` (session analytics series and who may read them),
 //! and `fuzz` (schemathesis against the OpenAPI document).
 
 pub(crate) mod harness;
@@ -18,4 +19,5 @@ mod applications;
 mod oauth2;
 mod hardening;
 mod permissions;
+mod analytics;
 mod fuzz;

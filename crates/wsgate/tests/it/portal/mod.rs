@@ -7,10 +7,12 @@
 //! Reading order: `browser` (finding the tools, running the script, reading its answer), then
 //! the tests: `journey` (the seed journey), `plans` (a plan changed in the portal reaching a
 //! live connection), `newcomer` (browsing without an account, required fields, a publisher's
-//! plan change, the console's real reason for a failed connection).
+//! plan change, the console's real reason for a failed connection), `analytics` (the
+//! publisher's and the developer's charts after real traffic).
 
 pub(crate) mod browser;
 
 mod journey;
 mod newcomer;
 mod plans;
+mod analytics;
