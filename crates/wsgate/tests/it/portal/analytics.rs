@@ -5,18 +5,15 @@
 //! the developer portal shows the application's own usage. Screenshots stay in
 //! target/e2e/screenshots/analytics.
 //!
-//! The gateway's emission of session records lands with the gateway side of issue 11; until
-//! the binary hands the writer to the gateway (`Gateway::set_sessions`), this test also writes
-//! the pattern's records through an analytics writer over the same store file, so the charts
-//! have data either way. Numbers are therefore checked as "at least the pattern".
+//! The records are the gateway's own (`wsgate serve` hands the analytics writer to the gateway
+//! with `Gateway::set_sessions`); the test waits until the stored totals settle. Numbers are
+//! checked as "at least the pattern": the probe that waits for the subscription connects too.
 
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use wsgate_core::config::AnalyticsSettings;
-use wsgate_core::session::{ClosedBy, SessionRecord, SessionSink};
 
 use super::browser::{ADMIN_PASSWORD, Served, Tools, repo_root, run_script, tail};
 use crate::control::harness::Http;
@@ -30,49 +27,6 @@ const CONNECTIONS: u64 = 3;
 const MESSAGES: u64 = 4;
 const PAYLOAD: &str = "chart me";
 const REFUSED: u64 = 2;
-
-/// The pattern's records, as the gateway describes it.
-fn pattern(api_id: &str, app_id: &str) -> Vec<SessionRecord> {
-    let now = wsgate_analytics::now_ms();
-    let base = SessionRecord {
-        connection: 0,
-        api_id: Some(api_id.into()),
-        api_name: "Charted".into(),
-        api_version: "1".into(),
-        application_id: Some(app_id.into()),
-        plan: Some("Gold".into()),
-        client_ip: None,
-        started_at: now - 1_000,
-        at: now,
-        last: true,
-        status: 101,
-        refusal: None,
-        messages_in: MESSAGES,
-        bytes_in: MESSAGES * PAYLOAD.len() as u64,
-        messages_out: MESSAGES,
-        bytes_out: MESSAGES * PAYLOAD.len() as u64,
-        client_close: Some(1000),
-        upstream_close: Some(1000),
-        closed_by: Some(ClosedBy::Client),
-    };
-    let mut records: Vec<_> =
-        (0..CONNECTIONS).map(|n| SessionRecord { connection: 1000 + n, ..base.clone() }).collect();
-    records.extend((0..REFUSED).map(|n| SessionRecord {
-        connection: 2000 + n,
-        application_id: None,
-        status: 401,
-        refusal: Some("invalid_token".into()),
-        messages_in: 0,
-        bytes_in: 0,
-        messages_out: 0,
-        bytes_out: 0,
-        client_close: None,
-        upstream_close: None,
-        closed_by: None,
-        ..base.clone()
-    }));
-    records
-}
 
 #[tokio::test]
 async fn the_publisher_sees_charts_of_real_traffic() {
@@ -122,17 +76,19 @@ async fn the_publisher_sees_charts_of_real_traffic() {
         assert!(socket.is_none(), "a bad token is refused: {}", head.start_line);
     }
 
-    // Until the gateway emits them itself (see the module's comment).
-    let store =
-        wsgate_store::open_sqlite(&dir.path().join("data").join(wsgate_store::SQLITE_FILE)).await.expect("open");
-    let (writer, handle) = wsgate_analytics::start(store, &AnalyticsSettings::default());
-    for record in pattern(&api_id, &app_id) {
-        writer.record(record);
+    // The gateway's records reach the store through the writer within a second or so: wait
+    // until the totals are there and stay the same.
+    let url = format!("/api/v1/apis/{api_id}/analytics?range=hour");
+    let mut rest = Value::Null;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let now = admin.get(&url).await.expect(200);
+        let settled = now["totals"] == rest["totals"] && now["totals"]["opened"].as_u64() >= Some(CONNECTIONS);
+        rest = now;
+        if settled {
+            break;
+        }
     }
-    handle.shutdown().await;
-
-    // What REST says, then what the browser sees.
-    let rest = admin.get(&format!("/api/v1/apis/{api_id}/analytics?range=hour")).await.expect(200);
     assert!(rest["totals"]["opened"].as_u64() >= Some(CONNECTIONS), "{rest}");
     let screenshots = repo_root().join("target/e2e/screenshots/analytics");
     let _ = std::fs::remove_dir_all(&screenshots);
