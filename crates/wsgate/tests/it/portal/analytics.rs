@@ -15,7 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::browser::{ADMIN_PASSWORD, Served, Tools, repo_root, run_script, tail};
+use super::browser::{ADMIN_PASSWORD, Served, Tools, repo_root, run_script};
 use crate::control::harness::Http;
 use crate::harness::echo_upstream;
 use crate::harness::process::TempDir;
@@ -101,17 +101,8 @@ async fn the_publisher_sees_charts_of_real_traffic() {
         ("WSGATE_SCREENSHOTS", screenshots.display().to_string()),
     ];
     let outcome = run_script(&tools, "analytics.mjs", &env, Duration::from_secs(120)).await;
+    outcome.assert_ok(&screenshots, &served);
     let answer = &outcome.answer;
-    assert!(
-        outcome.success && answer["ok"] == true,
-        "the browser failed at step {} ({}): {}\nscreenshots: {}\nstderr: {}\nwsgate log:\n{}",
-        answer["step"],
-        answer["url"],
-        answer["error"].as_str().unwrap_or_default(),
-        screenshots.display(),
-        outcome.stderr,
-        tail(&served.log),
-    );
     for range in ["hour", "day", "week"] {
         let seen: &Value = &answer[range];
         assert!(seen["opened"].as_u64() >= Some(CONNECTIONS), "{range}: {seen}");

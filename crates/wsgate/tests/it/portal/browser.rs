@@ -128,6 +128,24 @@ pub struct Outcome {
     pub stderr: String,
 }
 
+impl Outcome {
+    /// Fails the test unless the script ended well, with everything needed to see why: the
+    /// step and page it failed at, its error, the screenshots, its stderr and the server's log.
+    pub fn assert_ok(&self, screenshots: &Path, served: &Served) {
+        let answer = &self.answer;
+        assert!(
+            self.success && answer["ok"] == true,
+            "the browser failed at step {} ({}): {}\nscreenshots: {}\nstderr: {}\nwsgate log:\n{}",
+            answer["step"],
+            answer["url"],
+            answer["error"].as_str().unwrap_or_default(),
+            screenshots.display(),
+            self.stderr,
+            tail(&served.log),
+        );
+    }
+}
+
 /// Runs a script of `tests/e2e` with `env`, within `limit`.
 pub async fn run_script(tools: &Tools, script: &str, env: &[(&str, String)], limit: Duration) -> Outcome {
     let path = repo_root().join("tests/e2e").join(script);

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::browser::{ADMIN_PASSWORD, Served, Tools, repo_root, run_script, shell_words, tail};
+use super::browser::{ADMIN_PASSWORD, Served, Tools, repo_root, run_script, shell_words};
 use crate::harness::echo_upstream;
 use crate::harness::process::{TempDir, WscatRun, wscat};
 
@@ -37,17 +37,8 @@ async fn a_new_user_publishes_subscribes_and_invokes_through_the_portals() {
         ("WSGATE_SCREENSHOTS", screenshots.display().to_string()),
     ];
     let outcome = run_script(&tools, "portal.mjs", &env, Duration::from_secs(240)).await;
+    outcome.assert_ok(&screenshots, &served);
     let answer = &outcome.answer;
-    assert!(
-        outcome.success && answer["ok"] == true,
-        "the browser journey failed at step {} ({}): {}\nscreenshots: {}\nbrowser script stderr: {}\nwsgate log:\n{}",
-        answer["step"],
-        answer["url"],
-        answer["error"].as_str().unwrap_or_default(),
-        screenshots.display(),
-        outcome.stderr,
-        tail(&served.log),
-    );
     assert_eq!(answer["echoed"], "hello from the browser", "the Try it console showed the echo");
 
     // The token the subscriber copied, with the commands the page printed, through the gateway.

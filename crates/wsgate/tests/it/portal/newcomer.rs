@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::browser::{ADMIN_PASSWORD, Served, Tools, repo_root, run_script, tail};
+use super::browser::{ADMIN_PASSWORD, Served, Tools, repo_root, run_script};
 use crate::control::harness::Http;
 use crate::harness::echo_upstream;
 use crate::harness::process::TempDir;
@@ -45,17 +45,7 @@ async fn a_newcomer_browses_without_an_account_and_the_console_tells_the_gateway
         ("WSGATE_SCREENSHOTS", screenshots.display().to_string()),
     ];
     let outcome = run_script(&tools, "newcomer.mjs", &env, Duration::from_secs(180)).await;
-    let answer = &outcome.answer;
-    assert!(
-        outcome.success && answer["ok"] == true,
-        "the browser failed at step {} ({}): {}\nscreenshots: {}\nstderr: {}\nwsgate log:\n{}",
-        answer["step"],
-        answer["url"],
-        answer["error"].as_str().unwrap_or_default(),
-        screenshots.display(),
-        outcome.stderr,
-        tail(&served.log),
-    );
+    outcome.assert_ok(&screenshots, &served);
     // The publisher's change reached the store, not only the page.
     let api_id = api["id"].as_str().expect("id");
     let listed = admin.get(&format!("/api/v1/subscriptions?api_id={api_id}")).await.expect(200);

@@ -8,7 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::browser::{ADMIN_PASSWORD, Served, Tools, repo_root, run_script, tail};
+use super::browser::{ADMIN_PASSWORD, Served, Tools, repo_root, run_script};
 use crate::control::harness::Http;
 use crate::harness::echo_upstream;
 use crate::harness::process::TempDir;
@@ -79,17 +79,8 @@ async fn moving_a_subscription_to_silver_in_the_portal_tightens_its_live_connect
         ("WSGATE_SCREENSHOTS", screenshots.display().to_string()),
     ];
     let outcome = run_script(&tools, "plans.mjs", &env, Duration::from_secs(120)).await;
+    outcome.assert_ok(&screenshots, &served);
     let answer = &outcome.answer;
-    assert!(
-        outcome.success && answer["ok"] == true,
-        "the browser failed at step {} ({}): {}\nscreenshots: {}\nstderr: {}\nwsgate log:\n{}",
-        answer["step"],
-        answer["url"],
-        answer["error"].as_str().unwrap_or_default(),
-        screenshots.display(),
-        outcome.stderr,
-        tail(&served.log),
-    );
     let changed_at = answer["changed_at"].as_u64().expect("when the plan was changed");
     let (code, closed_at) = tokio::time::timeout(Duration::from_secs(10), client).await.expect("closed").expect("task");
     assert_eq!(code, Some(1008), "Silver closes a client over 5 messages a second");
