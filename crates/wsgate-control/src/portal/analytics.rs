@@ -1,7 +1,7 @@
 //! Session analytics pages: the publisher's per-API charts (a tab of the API) and the
-//! developer portal's per-application usage. Both read the REST handlers
-//! (`GET /api/v1/apis/{id}/analytics`, `GET /api/v1/applications/{id}/analytics`) in-process,
-//! so who may see what is decided there, and draw the answer with `charts`.
+//! developer portal's per-application usage. Both call the functions behind the REST handlers
+//! (`GET /api/v1/apis/{id}/analytics`, `GET /api/v1/applications/{id}/analytics`), so who may
+//! see what is decided in one place, and draw the answer with `charts`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,41 +12,8 @@ use super::charts::{self, Series};
 use super::html::{Area, Page, esc};
 use super::publisher::{Tab, tabs};
 use super::visit;
-use crate::auth::Caller;
-use crate::rest::analytics::{self as rest, Analytics, Range, RangeQuery};
+use crate::rest::analytics::{Analytics, Point, Range, RangeQuery, api_analytics, application_analytics};
 use crate::state::AppState;
-
-async fn api_analytics(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-    range: &RangeQuery,
-) -> Result<Analytics, crate::error::ApiError> {
-    Ok(rest::of_api(
-        State(state.clone()),
-        caller.clone(),
-        Path(id.to_string()),
-        crate::rest::extract::Query(range.clone()),
-    )
-    .await?
-    .0)
-}
-
-async fn application_analytics(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-    range: &RangeQuery,
-) -> Result<Analytics, crate::error::ApiError> {
-    Ok(rest::of_application(
-        State(state.clone()),
-        caller.clone(),
-        Path(id.to_string()),
-        crate::rest::extract::Query(range.clone()),
-    )
-    .await?
-    .0)
-}
 
 /// `/publisher/apis/{id}/analytics?range=hour|day|week`, publishers only.
 pub async fn api_page(
@@ -147,7 +114,7 @@ fn range_links(base: &str, current: Range) -> String {
 /// over time, and refusals and closes by code.
 fn charts(analytics: &Analytics) -> String {
     let starts: Vec<i64> = analytics.series.iter().map(|point| point.at).collect();
-    let values = |pick: fn(&rest::Point) -> f64| analytics.series.iter().map(pick).collect::<Vec<f64>>();
+    let values = |pick: fn(&Point) -> f64| analytics.series.iter().map(pick).collect::<Vec<f64>>();
     let open = charts::bars(
         "open-connections",
         "Open connections",

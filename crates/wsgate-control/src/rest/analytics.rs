@@ -208,11 +208,21 @@ pub async fn of_api(
     Path(id): Path<String>,
     Query(query): Query<RangeQuery>,
 ) -> Result<Json<Analytics>, ApiError> {
+    api_analytics(&state, &caller, &id, &query).await.map(Json)
+}
+
+/// The API's series, for the REST handler and the publisher's page alike.
+pub(crate) async fn api_analytics(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    query: &RangeQuery,
+) -> Result<Analytics, ApiError> {
     caller.require(Role::Publisher)?;
     let range = Range::parse(query.range.as_deref())?;
-    let api = state.store().api(&id).await?.ok_or_else(|| ApiError::not_found("API"))?;
+    let api = state.store().api(id).await?.ok_or_else(|| ApiError::not_found("API"))?;
     let filter = AnalyticsFilter { api: Some(&api.id), application: None };
-    let (mut analytics, span) = common(&state, filter, range).await?;
+    let (mut analytics, span) = common(state, filter, range).await?;
     let mut top = Vec::new();
     for entry in state.store().analytics_top(filter, span.from, span.to, TopBy::Application, TOP).await? {
         let name = state.store().application(&entry.key).await?.map(|app| app.name).unwrap_or_default();
@@ -225,7 +235,7 @@ pub async fn of_api(
         });
     }
     analytics.top_applications = Some(top);
-    Ok(Json(analytics))
+    Ok(analytics)
 }
 
 /// For the application's owner and admins; another user's application is "not found".
@@ -235,10 +245,20 @@ pub async fn of_application(
     Path(id): Path<String>,
     Query(query): Query<RangeQuery>,
 ) -> Result<Json<Analytics>, ApiError> {
-    let app = owned(&state, &caller, &id).await?;
+    application_analytics(&state, &caller, &id, &query).await.map(Json)
+}
+
+/// The application's series, for the REST handler and the developer portal's page alike.
+pub(crate) async fn application_analytics(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    query: &RangeQuery,
+) -> Result<Analytics, ApiError> {
+    let app = owned(state, caller, id).await?;
     let range = Range::parse(query.range.as_deref())?;
     let filter = AnalyticsFilter { api: None, application: Some(&app.id) };
-    let (mut analytics, span) = common(&state, filter, range).await?;
+    let (mut analytics, span) = common(state, filter, range).await?;
     let mut apis = Vec::new();
     for entry in state.store().analytics_top(filter, span.from, span.to, TopBy::Api, TOP).await? {
         let name = match entry.key.strip_prefix("config:") {
@@ -259,7 +279,7 @@ pub async fn of_application(
         });
     }
     analytics.apis = Some(apis);
-    Ok(Json(analytics))
+    Ok(analytics)
 }
 
 #[cfg(test)]
