@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::endpoint::{AllowList, Endpoint, Scheme};
 use crate::limits::Limits;
+pub use crate::upstream::EndpointSettings;
 use crate::{duration, version};
 
 /// A config problem, rendered as one line that names the key: `apis[0].version: must not be empty`.
@@ -98,6 +99,24 @@ pub struct GatewaySettings {
     /// On SIGTERM, how long live connections get to finish their close handshakes.
     #[serde(with = "duration::serde_text")]
     pub shutdown_timeout: Duration,
+    /// The longest any connection may live, then both sides get 1001; absent: no limit. An
+    /// API's `endpoint_settings.max_lifetime` overrides it.
+    #[serde(with = "duration::serde_opt_text")]
+    pub max_lifetime: Option<Duration>,
+    /// Keepalive: a ping to each side of a connection that has been quiet this long; absent:
+    /// no pings. The gateway's pings are answered to the gateway, never relayed.
+    #[serde(with = "duration::serde_opt_text")]
+    pub ping_interval: Option<Duration>,
+    /// How long a side pinged for keepalive may stay silent before the connection is closed.
+    #[serde(with = "duration::serde_text")]
+    pub ping_timeout: Duration,
+    /// Connections the gateway holds at once, all listeners together; one more is answered 503
+    /// at once. 0: no cap.
+    pub max_connections: usize,
+    /// Connections one client address may hold at once, counted from accept (before
+    /// authentication, so unauthenticated handshakes count too); one more is answered 429.
+    /// 0: no cap.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for GatewaySettings {
@@ -119,6 +138,11 @@ impl Default for GatewaySettings {
             idle_timeout: Duration::from_secs(300),
             close_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
+            max_lifetime: None,
+            ping_interval: None,
+            ping_timeout: Duration::from_secs(10),
+            max_connections: 100_000,
+            max_connections_per_address: 1024,
         }
     }
 }
@@ -481,6 +505,13 @@ pub struct ApiSpec {
     /// Limits each client address gets on its own (keyless APIs have no subscription).
     #[serde(default)]
     pub client_limits: Option<Limits>,
+    /// Origins whose pages may open connections (`https://app.example.com`): another
+    /// `Origin` gets 403 before authentication or the upstream. Empty: any origin.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Timeouts, sizes, balancing, breaker, probe and keepalive for this API's endpoints.
+    #[serde(default)]
+    pub endpoint_settings: EndpointSettings,
 }
 
 impl Config {
@@ -560,6 +591,9 @@ impl Config {
             ("gateway.idle_timeout", gw.idle_timeout),
             ("gateway.close_timeout", gw.close_timeout),
             ("gateway.tls_reload_interval", gw.tls_reload_interval),
+            ("gateway.ping_timeout", gw.ping_timeout),
+            ("gateway.max_lifetime", gw.max_lifetime.unwrap_or(Duration::MAX)),
+            ("gateway.ping_interval", gw.ping_interval.unwrap_or(Duration::MAX)),
         ] {
             if value.is_zero() {
                 return Err(invalid(key, "must be longer than 0"));
@@ -626,6 +660,12 @@ impl ApiSpec {
             if let Some(Err((name, problem))) = limits.as_ref().map(Limits::check) {
                 return Err(invalid(format!("{}.{name}", key(field)), problem));
             }
+        }
+        if let Err((field, problem)) = self.endpoint_settings.check(self.endpoints.len()) {
+            return Err(invalid(format!("{}.{field}", key("endpoint_settings")), problem));
+        }
+        if let Err((i, problem)) = crate::upstream::check_origins(&self.allowed_origins) {
+            return Err(invalid(format!("{}[{i}]", key("allowed_origins")), problem));
         }
         if self.client_cert.is_some() != self.client_key.is_some() {
             return Err(invalid(key("client_key"), "client_cert and client_key go together: set both or neither"));
@@ -739,6 +779,28 @@ mod tests {
         assert_eq!(ClientIpMode::Truncated.apply(v6).as_deref(), Some("2001:db8:aa::"));
         assert_eq!(ClientIpMode::Full.apply(v4).as_deref(), Some("203.0.113.77"));
         assert_eq!(ClientIpMode::Off.apply(v4), None);
+    }
+
+    #[test]
+    fn endpoint_settings_and_origins_parse_and_are_checked() {
+        let with = format!(
+            "{ECHO}allowed_origins = [\"https://app.example.com\"]\n[apis.endpoint_settings]\n\
+             connect_timeout = \"250ms\"\nload_balancing = \"least_connections\"\n\
+             [apis.endpoint_settings.breaker]\nconsecutive_failures = 3\n"
+        );
+        let config = Config::from_toml(&with).expect("valid");
+        let settings = &config.apis[0].endpoint_settings;
+        assert_eq!(settings.connect_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(settings.breaker.consecutive_failures, 3);
+        assert!(settings.breaker.enabled, "the rest of the breaker keeps its defaults");
+        assert_eq!(config.apis[0].allowed_origins, ["https://app.example.com"]);
+        assert!(
+            error_of(&format!("{ECHO}[apis.endpoint_settings]\nweights = [1, 2]\n"))
+                .starts_with("apis[0].endpoint_settings.weights:")
+        );
+        assert!(error_of(&format!("{ECHO}allowed_origins = [\"evil\"]\n")).starts_with("apis[0].allowed_origins[0]:"));
+        assert!(error_of("[gateway]\nping_timeout = \"0s\"").starts_with("gateway.ping_timeout:"));
+        assert!(error_of("[gateway]\nmax_lifetime = \"0s\"").starts_with("gateway.max_lifetime:"));
     }
 
     #[test]

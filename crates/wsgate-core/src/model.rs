@@ -95,6 +95,12 @@ pub struct ApiRecord {
     /// which have no subscription to count against. `None`: no per-address limit.
     #[serde(default)]
     pub client_plan: Option<String>,
+    /// Origins whose pages may open connections; empty: any (see `ApiSpec::allowed_origins`).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Timeouts, sizes, balancing, breaker, probe and keepalive for its endpoints.
+    #[serde(default)]
+    pub endpoint_settings: crate::upstream::EndpointSettings,
     /// The user who created it.
     pub owner: String,
     pub created_at: UnixTime,
@@ -119,6 +125,8 @@ impl ApiRecord {
             client_cert: None,
             client_key: None,
             insecure_skip_verify: self.insecure_skip_verify,
+            allowed_origins: self.allowed_origins.clone(),
+            endpoint_settings: self.endpoint_settings.clone(),
             ..ApiSpec::default()
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::ClientConfig;
-use wsgate_core::config::{ApiSpec, AuthMode, Endpoint, Scheme};
+use wsgate_core::config::{ApiSpec, AuthMode, Endpoint, EndpointSettings, Scheme};
 use wsgate_core::limits::Limits;
 use wsgate_core::version;
 use wsgate_tls::TlsError;
@@ -38,6 +38,10 @@ pub struct Api {
     pub insecure_skip_verify: bool,
     /// Its API-wide and per-client limits.
     pub limits: ApiLimits,
+    /// Origins whose pages may connect (empty: any).
+    pub allowed_origins: Vec<String>,
+    /// Timeouts, sizes, balancing, breaker, probe and keepalive (each `None`: the gateway's).
+    pub settings: EndpointSettings,
     /// Round-robin cursor over `endpoints`.
     next_endpoint: AtomicUsize,
 }
@@ -94,6 +98,8 @@ impl Api {
                 client: spec.client_limits.clone().map(Arc::new),
                 ..ApiLimits::default()
             },
+            allowed_origins: spec.allowed_origins.clone(),
+            settings: spec.endpoint_settings.clone(),
             next_endpoint: AtomicUsize::new(0),
         })
     }

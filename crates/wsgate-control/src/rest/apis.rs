@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use wsgate_core::config::AuthMode;
 use wsgate_core::model::{ApiRecord, Lifecycle, Role};
+use wsgate_core::upstream::EndpointSettings;
 use wsgate_core::version;
 
 use super::extract::{Body, Query};
@@ -150,6 +151,8 @@ pub async fn create(
         close_on_token_expiry: true,
         api_plan: None,
         client_plan: None,
+        allowed_origins: Vec::new(),
+        endpoint_settings: EndpointSettings::default(),
         owner: caller.name().to_string(),
         created_at: now,
         updated_at: now,

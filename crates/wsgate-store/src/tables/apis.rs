@@ -11,11 +11,12 @@ use crate::schema::Rule;
 use crate::sql::{Backend, Expect, Param, Row, Statement, Write};
 use crate::{Change, Result};
 
-/// The columns `decode_api` reads, in its order; writes add `canonical_version` as `$19`.
+/// The columns `decode_api` reads, in its order; writes add `canonical_version` as `$21`.
 macro_rules! api_columns {
     () => {
         "id, name, context, version, endpoints, plans, auth, state, default_version, ca_file, \
-         insecure_skip_verify, scopes, close_on_token_expiry, owner, created_at, updated_at, api_plan, client_plan"
+         insecure_skip_verify, scopes, close_on_token_expiry, owner, created_at, updated_at, api_plan, client_plan, \
+         endpoint_settings, allowed_origins"
     };
 }
 
@@ -55,10 +56,12 @@ fn decode_api(row: &Row) -> Result<ApiRecord> {
         updated_at: row.int(15)?,
         api_plan: row.opt_text(16)?,
         client_plan: row.opt_text(17)?,
+        endpoint_settings: from_json(&row.text(18)?, "endpoint_settings")?,
+        allowed_origins: from_json(&row.text(19)?, "allowed_origins")?,
     })
 }
 
-/// `$1`…`$19` of an insert or update.
+/// `$1`…`$21` of an insert or update.
 fn api_params(api: &ApiRecord) -> Result<Vec<Param>> {
     Ok(vec![
         api.id.as_str().into(),
@@ -79,6 +82,8 @@ fn api_params(api: &ApiRecord) -> Result<Vec<Param>> {
         api.updated_at.into(),
         Param::OptText(api.api_plan.clone()),
         Param::OptText(api.client_plan.clone()),
+        to_json(&api.endpoint_settings)?,
+        to_json(&api.allowed_origins)?,
         version::canonical(&api.version).into(),
     ])
 }
@@ -123,7 +128,7 @@ pub(super) async fn create_api(db: &impl Backend, api: &ApiRecord) -> Result<()>
         "INSERT INTO apis (",
         api_columns!(),
         ", canonical_version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
     );
     write_api(db, api, Statement::new(SQL, api_params(api)?)).await
 }
@@ -144,7 +149,7 @@ pub(super) async fn update_api(db: &impl Backend, api: &ApiRecord) -> Result<()>
     const SQL: &str = "UPDATE apis SET name = $2, context = $3, version = $4, endpoints = $5, plans = $6, \
         auth = $7, state = $8, default_version = $9, ca_file = $10, insecure_skip_verify = $11, scopes = $12, \
         close_on_token_expiry = $13, owner = $14, created_at = $15, updated_at = $16, api_plan = $17, \
-        client_plan = $18, canonical_version = $19 WHERE id = $1";
+        client_plan = $18, endpoint_settings = $19, allowed_origins = $20, canonical_version = $21 WHERE id = $1";
     write_api(db, api, Statement::new(SQL, api_params(api)?).expect(Expect::Touches("API"))).await
 }
 

@@ -32,6 +32,11 @@ pub async fn apis_are_created_read_listed_updated_and_deleted(db: Db) {
     changed.close_on_token_expiry = false;
     changed.version = "1.1".into();
     changed.updated_at = NOW + 10;
+    changed.allowed_origins = vec!["https://app.example.com".into()];
+    changed.endpoint_settings.connect_timeout = Some(std::time::Duration::from_millis(750));
+    changed.endpoint_settings.load_balancing = wsgate_core::upstream::Balancing::HashApplication;
+    changed.endpoint_settings.breaker.cool_down = std::time::Duration::from_secs(3);
+    changed.endpoint_settings.probe = Some(wsgate_core::upstream::ProbeSettings::default());
     db.update_api(&changed).await.expect("update");
     assert_eq!(db.api("a1").await.expect("read"), Some(changed.clone()), "every field replaced");
 

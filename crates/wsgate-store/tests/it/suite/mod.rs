@@ -96,6 +96,8 @@ pub fn api(id: &str, name: &str, context: &str, version: &str) -> ApiRecord {
         close_on_token_expiry: true,
         api_plan: None,
         client_plan: None,
+        allowed_origins: vec![],
+        endpoint_settings: Default::default(),
         owner: "alice".into(),
         created_at: NOW,
         updated_at: NOW,
