@@ -44,6 +44,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::PUT, "/api/v1/apis/{id}", |m| on(m, apis::update)),
     route(Method::DELETE, "/api/v1/apis/{id}", |m| on(m, apis::delete)),
     route(Method::POST, "/api/v1/apis/{id}/lifecycle", |m| on(m, apis::lifecycle)),
+    route(Method::GET, "/api/v1/apis/{id}/endpoints", |m| on(m, apis::endpoints)),
     route(Method::GET, "/api/v1/apis/{id}/usage", |m| on(m, usage::of_api)),
     route(Method::GET, "/api/v1/apis/{id}/analytics", |m| on(m, analytics::of_api)),
     route(Method::GET, "/api/v1/applications", |m| on(m, applications::list)),

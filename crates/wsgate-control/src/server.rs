@@ -137,6 +137,12 @@ impl ControlPlane {
         let _ = self.state.counters.set(counters);
     }
 
+    /// Gives the publisher's endpoint page and `GET /api/v1/apis/{id}/endpoints` the gateway's
+    /// view of each API's endpoints. Only the first call counts.
+    pub fn set_endpoint_health(&self, health: std::sync::Arc<dyn wsgate_core::upstream::EndpointHealth>) {
+        let _ = self.state.endpoint_health.set(health);
+    }
+
     /// The key manager this control plane signs with (for `wsgate demo`'s token).
     pub fn key_manager(&self) -> KeyManager {
         self.state.keys.clone()

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use wsgate_core::config::{AllowList, Config, ControlSettings};
+use wsgate_core::upstream::EndpointHealth;
 use wsgate_counters::Counters;
 use wsgate_store::Store;
 
@@ -44,6 +45,9 @@ pub struct Shared {
     /// The gateway's counters, for usage pages; set once by the binary. Without them (a control
     /// plane alone, in tests) usage reads fresh in-process counters: limits with nothing spent.
     pub counters: std::sync::OnceLock<Arc<dyn Counters>>,
+    /// What this node's gateway knows of each API's endpoints (up, suspended, connections);
+    /// set once by the binary. Without it (a control plane alone) endpoint state is unknown.
+    pub endpoint_health: std::sync::OnceLock<Arc<dyn EndpointHealth>>,
 }
 
 impl Shared {
@@ -68,6 +72,7 @@ impl Shared {
             gateway_urls: Default::default(),
             own_certificate: Default::default(),
             counters: Default::default(),
+            endpoint_health: Default::default(),
         }))
     }
 

@@ -23,8 +23,7 @@ fn body<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
 }
 
 pub async fn list_apis(state: &AppState, caller: &Caller) -> Result<Vec<ApiRecord>, ApiError> {
-    let query = Query(body(&json!({}))?);
-    Ok(apis::list(State(state.clone()), caller.clone(), query).await?.0)
+    apis::visible_apis(state, caller, &apis::ListQuery::default()).await
 }
 
 /// The APIs a caller sees, or (`None`) what a visitor without an account sees.
@@ -44,7 +43,7 @@ pub async fn browsable_api(state: &AppState, caller: Option<&Caller>, id: &str) 
 }
 
 pub async fn api(state: &AppState, caller: &Caller, id: &str) -> Result<ApiRecord, ApiError> {
-    Ok(apis::get(State(state.clone()), caller.clone(), Path(id.to_string())).await?.0)
+    apis::find(state, caller, id).await
 }
 
 /// `POST /api/v1/apis` with the body `fields` (the REST body's JSON).

@@ -1,5 +1,5 @@
-//! An API's endpoint configuration (several endpoints, upstream TLS, scopes, what happens when
-//! a token expires) and its lifecycle page, which offers exactly the moves
+//! An API's configuration (its endpoints, upstream TLS, scopes, what happens when a token
+//! expires, plans; the endpoints' settings have their own tab, `endpoints`) and its lifecycle page, which offers exactly the moves
 //! `Lifecycle::can_move_to` allows, to publishers only.
 
 use axum::extract::{Path, State};
@@ -121,7 +121,7 @@ async fn render(
         ),
         default = checked(api.default_version),
     );
-    let title = format!("{} {}: endpoints & security", api.name, api.version);
+    let title = format!("{} {}: configuration", api.name, api.version);
     Page { area: AREA, title: &title, viewer: Some(visit::viewer(caller)), notice: None, body }.render(status)
 }
 
@@ -185,7 +185,28 @@ pub async fn save(State(state): State<AppState>, headers: HeaderMap, Path(id): P
     if !problems.is_empty() {
         return render(&state, &caller, &api, &problems, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
-    let fields = json!({
+    match backend::update_api(&state, &caller, &id, &put_body(&api)).await {
+        Ok(_) => see_other(&format!("/publisher/apis/{id}?notice={}", Notice::ApiSaved.code())),
+        Err(err) => {
+            let status = err.status();
+            // This page has no field for the endpoint settings: a refusal about them (weights
+            // that no longer fit the endpoints) is said at the top.
+            let mut problems = Problems::default();
+            match &err {
+                crate::error::ApiError::InvalidValue { field, .. } if field.starts_with("endpoint_settings") => {
+                    problems.general(format!("{err} (see the Endpoints tab)"))
+                }
+                _ => problems.add_api(err),
+            }
+            render(&state, &caller, &api, &problems, status).await
+        }
+    }
+}
+
+/// The body of `PUT /api/v1/apis/{id}` that keeps `api` as it is, without `endpoint_settings`
+/// and `allowed_origins` (absent keys keep the stored values); each form changes its fields.
+pub fn put_body(api: &ApiRecord) -> serde_json::Value {
+    json!({
         "name": api.name, "context": api.context, "version": api.version,
         "endpoints": api.endpoints, "plans": api.plans,
         "auth": if api.auth == AuthMode::None { "none" } else { "oauth2" },
@@ -193,14 +214,7 @@ pub async fn save(State(state): State<AppState>, headers: HeaderMap, Path(id): P
         "insecure_skip_verify": api.insecure_skip_verify, "scopes": api.scopes,
         "close_on_token_expiry": api.close_on_token_expiry,
         "api_plan": api.api_plan, "client_plan": api.client_plan,
-    });
-    match backend::update_api(&state, &caller, &id, &fields).await {
-        Ok(_) => see_other(&format!("/publisher/apis/{id}?notice={}", Notice::ApiSaved.code())),
-        Err(err) => {
-            let status = err.status();
-            render(&state, &caller, &api, &Problems::from_api(err), status).await
-        }
-    }
+    })
 }
 
 /// The button for a move, and what it does for subscribers.

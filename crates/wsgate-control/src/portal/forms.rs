@@ -48,6 +48,12 @@ impl Form {
             .collect()
     }
 
+    /// Every value of `name`, trimmed, empty ones included: inputs that pair up with a list by
+    /// position (one weight per endpoint).
+    pub fn every(&self, name: &str) -> Vec<String> {
+        self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.trim().to_string()).collect()
+    }
+
     /// Whether a checkbox named `name` was ticked.
     pub fn checked(&self, name: &str) -> bool {
         self.pairs.iter().any(|(k, _)| k == name)

@@ -9,7 +9,8 @@
 //! - `backend`: the REST handlers called in-process, so every rule lives in `rest` only.
 //! - `account`: sign-in, sign-out and self sign-up for both portals.
 //! - `publisher`: API list, "Create API", overview.
-//! - `configure`: endpoint configuration and the lifecycle page.
+//! - `configure`: an API's configuration and the lifecycle page.
+//! - `endpoints`: each endpoint's state and the endpoint settings and allowed origins.
 //! - `subscriptions`: an API's subscriptions for publishers: block, unblock, change plan,
 //!   grant scopes.
 //! - `devportal`: catalogue, API page with invoke URLs and the "Try it" console; both pages
@@ -35,6 +36,7 @@ mod backend;
 mod account;
 mod publisher;
 mod configure;
+mod endpoints;
 mod subscriptions;
 mod devportal;
 mod diagnosis;
@@ -93,6 +95,7 @@ pub fn router() -> Router<AppState> {
         .route("/publisher/apis/{id}", get(publisher::overview))
         .route("/publisher/apis/{id}/delete", post(publisher::delete))
         .route("/publisher/apis/{id}/configure", get(configure::form).post(configure::save))
+        .route("/publisher/apis/{id}/endpoints", get(endpoints::page).post(endpoints::save))
         .route("/publisher/apis/{id}/lifecycle", get(configure::lifecycle).post(configure::move_to))
         .route("/publisher/apis/{id}/subscriptions", get(subscriptions::list))
         .route("/publisher/apis/{id}/analytics", get(analytics::api_page))

@@ -23,7 +23,7 @@ pub struct NoticeQuery {
 }
 
 impl NoticeQuery {
-    fn notice(&self) -> Option<Notice> {
+    pub fn notice(&self) -> Option<Notice> {
         self.notice.as_deref().and_then(Notice::parse)
     }
 }
@@ -424,6 +424,7 @@ fn usage_table(usage: &crate::rest::usage::ApiUsage) -> String {
 pub enum Tab {
     Overview,
     Configure,
+    Endpoints,
     Lifecycle,
     Subscriptions,
     Analytics,
@@ -433,7 +434,8 @@ pub enum Tab {
 pub fn tabs(api: &ApiRecord, caller: &Caller, current: Tab) -> String {
     let id = esc(&api.id);
     let mut tabs = vec![(Tab::Overview, format!("/publisher/apis/{id}"), "Overview")];
-    tabs.push((Tab::Configure, format!("/publisher/apis/{id}/configure"), "Endpoints &amp; security"));
+    tabs.push((Tab::Configure, format!("/publisher/apis/{id}/configure"), "Configuration"));
+    tabs.push((Tab::Endpoints, format!("/publisher/apis/{id}/endpoints"), "Endpoints"));
     if caller.has(Role::Publisher) {
         tabs.push((Tab::Lifecycle, format!("/publisher/apis/{id}/lifecycle"), "Lifecycle"));
         tabs.push((Tab::Subscriptions, format!("/publisher/apis/{id}/subscriptions"), "Subscriptions"));

@@ -5,15 +5,20 @@
 //! What reaches beyond the gateway is an admin's call: only an admin sets `ca_file` (a path
 //! the gateway reads) or `insecure_skip_verify`, and a non-admin's new endpoints must be in
 //! `control.endpoint_allowlist` when one is configured.
+//!
+//! An API's upstream (its endpoint URLs, which are internal addresses, their TLS and endpoint
+//! settings, and their live state at `GET /api/v1/apis/{id}/endpoints`) is shown to creators,
+//! publishers and admins only; a subscriber sees the API without it.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use wsgate_core::config::AuthMode;
 use wsgate_core::model::{ApiRecord, Lifecycle, Role};
-use wsgate_core::upstream::EndpointSettings;
+use wsgate_core::upstream::{EndpointSettings, EndpointStatus};
 use wsgate_core::version;
 
 use super::extract::{Body, Query};
@@ -59,14 +64,22 @@ pub struct ApiBody {
     /// the outer `Option` says whether the key was there at all).
     #[serde(default, deserialize_with = "present")]
     publish: Option<Option<bool>>,
+    /// Timeouts, balancing, breaker, probe and keepalive (`null`: every default). Absent on a
+    /// PUT: the stored settings stay, so clients that do not know the key never wipe them.
+    /// Kept as JSON here and read by `validate::endpoint_settings`, which names the field.
+    #[serde(default, deserialize_with = "present")]
+    endpoint_settings: Option<Value>,
+    /// Origins whose pages may connect (`null` or `[]`: any). Absent on a PUT: kept.
+    #[serde(default, deserialize_with = "present")]
+    allowed_origins: Option<Option<Vec<String>>>,
 }
 
 /// `Some(value)` for a key that is present, `null` included; absent keys get the default.
-fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<bool>>, D::Error> {
-    Option::<bool>::deserialize(deserializer).map(Some)
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct ListQuery {
     name: Option<String>,
     version: Option<String>,
@@ -74,21 +87,63 @@ pub struct ListQuery {
 
 /// Creators, publishers and admins see every API; subscribers see those they can use.
 fn visible(caller: &Caller, api: &ApiRecord) -> bool {
-    caller.has(Role::Creator) || caller.has(Role::Publisher) || api.state.invokable()
+    sees_upstream(caller) || api.state.invokable()
+}
+
+/// Whether the caller may read APIs' upstreams: endpoint URLs (internal addresses an attacker
+/// would love to map), their TLS and endpoint settings, and their live state. Creators,
+/// publishers and admins; never a subscriber.
+pub fn sees_upstream(caller: &Caller) -> bool {
+    caller.has(Role::Creator) || caller.has(Role::Publisher)
+}
+
+/// The fields of an API that describe its upstream, left out of a subscriber's view.
+const UPSTREAM_FIELDS: [&str; 4] = ["endpoints", "ca_file", "insecure_skip_verify", "endpoint_settings"];
+
+/// An API as `GET /api/v1/apis` answers it: whole for those who [`sees_upstream`], without
+/// [`UPSTREAM_FIELDS`] for everyone else.
+pub struct Shown {
+    api: ApiRecord,
+    upstream: bool,
+}
+
+impl Serialize for Shown {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.upstream {
+            return self.api.serialize(serializer);
+        }
+        let mut value = serde_json::to_value(&self.api).map_err(serde::ser::Error::custom)?;
+        if let Some(fields) = value.as_object_mut() {
+            for field in UPSTREAM_FIELDS {
+                fields.remove(field);
+            }
+        }
+        value.serialize(serializer)
+    }
+}
+
+fn shown(caller: &Caller, api: ApiRecord) -> Shown {
+    Shown { api, upstream: sees_upstream(caller) }
 }
 
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<ApiRecord>>, ApiError> {
+) -> Result<Json<Vec<Shown>>, ApiError> {
+    let apis = visible_apis(&state, &caller, &query).await?;
+    Ok(Json(apis.into_iter().map(|api| shown(&caller, api)).collect()))
+}
+
+/// The APIs the caller may see that match the query (typed, for the portals).
+pub async fn visible_apis(state: &AppState, caller: &Caller, query: &ListQuery) -> Result<Vec<ApiRecord>, ApiError> {
     let ListQuery { name, version: wanted } = query;
     let apis = state.store().list_apis().await?;
     let matches = |api: &ApiRecord| {
         name.as_ref().is_none_or(|name| &api.name == name)
             && wanted.as_ref().is_none_or(|v| version::canonical(&api.version) == version::canonical(v))
     };
-    Ok(Json(apis.into_iter().filter(|api| visible(&caller, api) && matches(api)).collect()))
+    Ok(apis.into_iter().filter(|api| visible(caller, api) && matches(api)).collect())
 }
 
 /// The APIs a visitor without an account sees in the developer portal when
@@ -110,13 +165,14 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<ApiRecord>, ApiError> {
-    Ok(Json(find(&state, &caller, &id).await?))
+) -> Result<Json<Shown>, ApiError> {
+    let api = find(&state, &caller, &id).await?;
+    Ok(Json(shown(&caller, api)))
 }
 
 /// The API with this id, if the caller may see it; an API the caller may not see is as absent
 /// as one that does not exist.
-async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<ApiRecord, ApiError> {
+pub async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<ApiRecord, ApiError> {
     match state.store().api(id).await? {
         Some(api) if visible(caller, &api) => Ok(api),
         _ => Err(ApiError::not_found("API")),
@@ -273,6 +329,29 @@ async fn apply(state: &AppState, caller: &Caller, api: &mut ApiRecord, body: Api
     api.close_on_token_expiry = body.close_on_token_expiry.unwrap_or(true);
     api.api_plan = body.api_plan.filter(|p| !p.is_empty());
     api.client_plan = body.client_plan.filter(|p| !p.is_empty());
+    if let Some(origins) = body.allowed_origins {
+        let origins = origins.unwrap_or_default();
+        validate::allowed_origins(&origins)?;
+        api.allowed_origins = origins;
+    }
+    match &body.endpoint_settings {
+        Some(value) => api.endpoint_settings = validate::endpoint_settings(value, api.endpoints.len())?,
+        // The stored settings stay, but they must still fit: weights count the endpoints.
+        None => {
+            let (stored, now) = (api.endpoint_settings.weights.len(), api.endpoints.len());
+            if stored != 0 && stored != now {
+                return Err(ApiError::invalid(
+                    "endpoint_settings.weights",
+                    format!(
+                        "endpoint_settings.weights: the API's {stored} stored weights do not fit its {now} endpoints; \
+                         send endpoint_settings with one weight per endpoint (or \"weights\": [] for equal weights) \
+                         along with the endpoints"
+                    ),
+                ));
+            }
+            validate::settings_fit(&api.endpoint_settings, now)?;
+        }
+    }
     if api.default_version {
         let others = state.store().list_apis().await?;
         if let Some(other) = others.iter().find(|o| o.id != api.id && o.context == api.context && o.default_version) {
@@ -340,4 +419,162 @@ pub async fn lifecycle(
     state.store().update_api(&api).await?;
     tracing::info!(api = %api.name, version = %api.version, from = from.as_str(), to = to.as_str(), by = %caller.name(), "API lifecycle moved");
     Ok(Json(api))
+}
+
+/// The answer of `GET /api/v1/apis/{id}/endpoints`: this node's view of the API's endpoints.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointsView {
+    pub api_id: String,
+    /// Whether this node's gateway reported the endpoints. `false` on a node without a gateway
+    /// (a control plane alone) and for an API the gateway does not route (not published, or
+    /// not loaded yet): then `endpoints` lists the configured ones with state `unknown`.
+    pub reported: bool,
+    pub endpoints: Vec<EndpointView>,
+}
+
+/// One endpoint as this node sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointView {
+    pub url: String,
+    /// `up`, `suspended` (breaker open), `half_open` (the next connection is a trial), `down`
+    /// (the active probe fails) or `unknown` (not reported).
+    pub state: &'static str,
+    /// Its load-balancing weight, when it is one of the API's configured endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    pub active_connections: u64,
+    pub consecutive_failures: u32,
+    /// While suspended: milliseconds until a trial connection may go through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+}
+
+pub async fn endpoints(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<EndpointsView>, ApiError> {
+    Ok(Json(endpoint_state(&state, &caller, &id).await?))
+}
+
+/// The endpoints of the API `id` as this node's gateway sees them, for creators, publishers
+/// and admins (the role is checked before the API is looked up, so the refusal says nothing
+/// about which ids exist).
+pub async fn endpoint_state(state: &AppState, caller: &Caller, id: &str) -> Result<EndpointsView, ApiError> {
+    if !sees_upstream(caller) {
+        return Err(ApiError::MissingRole(Role::Publisher));
+    }
+    let api = find(state, caller, id).await?;
+    let reported = state.endpoint_health.get().map(|health| health.endpoints(&api.id)).unwrap_or_default();
+    Ok(view(&api, &reported))
+}
+
+/// What the gateway `reported` of `api`'s endpoints, with their weights; the configured
+/// endpoints in state `unknown` when it reported nothing.
+fn view(api: &ApiRecord, reported: &[EndpointStatus]) -> EndpointsView {
+    let weight =
+        |url: &str| api.endpoints.iter().position(|e| e == url).map(|index| api.endpoint_settings.weight(index));
+    let endpoints: Vec<EndpointView> = if reported.is_empty() {
+        api.endpoints
+            .iter()
+            .map(|url| EndpointView {
+                url: url.clone(),
+                state: "unknown",
+                weight: weight(url),
+                active_connections: 0,
+                consecutive_failures: 0,
+                retry_in_ms: None,
+                last_failure: None,
+            })
+            .collect()
+    } else {
+        reported
+            .iter()
+            .map(|status| EndpointView {
+                weight: weight(&status.url),
+                url: status.url.clone(),
+                state: status.state.as_str(),
+                active_connections: status.active_connections,
+                consecutive_failures: status.consecutive_failures,
+                retry_in_ms: status.retry_in_ms,
+                last_failure: status.last_failure.clone(),
+            })
+            .collect()
+    };
+    EndpointsView { api_id: api.id.clone(), reported: !reported.is_empty(), endpoints }
+}
+
+#[cfg(test)]
+mod tests {
+    use wsgate_core::upstream::EndpointCondition;
+
+    use super::*;
+
+    fn api() -> ApiRecord {
+        ApiRecord {
+            id: "a1".into(),
+            name: "Echo".into(),
+            context: "/echo".into(),
+            version: "1".into(),
+            endpoints: vec!["ws://a:1".into(), "ws://b:2".into()],
+            plans: vec![],
+            auth: AuthMode::Oauth2,
+            state: Lifecycle::Published,
+            default_version: false,
+            ca_file: Some("/etc/ca.pem".into()),
+            insecure_skip_verify: false,
+            scopes: vec![],
+            close_on_token_expiry: true,
+            api_plan: None,
+            client_plan: None,
+            allowed_origins: vec!["https://app.example".into()],
+            endpoint_settings: EndpointSettings { weights: vec![3, 1], ..EndpointSettings::default() },
+            owner: "carl".into(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn unreported_endpoints_are_listed_as_configured_with_state_unknown() {
+        let view = view(&api(), &[]);
+        assert!(!view.reported);
+        let states: Vec<_> = view.endpoints.iter().map(|e| (e.url.as_str(), e.state, e.weight)).collect();
+        assert_eq!(states, [("ws://a:1", "unknown", Some(3)), ("ws://b:2", "unknown", Some(1))]);
+    }
+
+    #[test]
+    fn reported_endpoints_keep_the_gateways_words_and_get_their_weights() {
+        let suspended = EndpointStatus {
+            url: "ws://b:2".into(),
+            state: EndpointCondition::Suspended,
+            active_connections: 0,
+            consecutive_failures: 5,
+            retry_in_ms: Some(7_000),
+            last_failure: Some("connect refused".into()),
+        };
+        let gone = EndpointStatus { url: "ws://old:3".into(), state: EndpointCondition::Up, ..suspended.clone() };
+        let view = view(&api(), &[suspended, gone]);
+        assert!(view.reported);
+        let json = serde_json::to_value(&view).expect("json");
+        assert_eq!(json["endpoints"][0]["state"], "suspended");
+        assert_eq!(json["endpoints"][0]["weight"], 1);
+        assert_eq!(json["endpoints"][0]["retry_in_ms"], 7000);
+        assert!(json["endpoints"][1].get("weight").is_none(), "an endpoint no longer configured has no weight");
+    }
+
+    #[test]
+    fn a_subscriber_sees_no_upstream() {
+        let whole = serde_json::to_value(Shown { api: api(), upstream: true }).expect("json");
+        assert_eq!(whole["endpoints"][0], "ws://a:1");
+        assert_eq!(whole["endpoint_settings"]["weights"], serde_json::json!([3, 1]));
+        let seen = serde_json::to_value(Shown { api: api(), upstream: false }).expect("json");
+        for field in UPSTREAM_FIELDS {
+            assert!(seen.get(field).is_none(), "{field} is hidden: {seen}");
+        }
+        assert_eq!(seen["name"], "Echo");
+        assert_eq!(seen["allowed_origins"][0], "https://app.example", "origins are no secret");
+    }
 }

@@ -1,7 +1,9 @@
 //! The value rules of request bodies, each refusal naming its field (422). Context, version and
 //! endpoint follow the config file's rules exactly, so an API means the same from either side.
 
+use serde_json::Value;
 use wsgate_core::config::{AllowList, Endpoint};
+use wsgate_core::upstream::{self, EndpointSettings};
 use wsgate_core::version;
 
 use crate::error::ApiError;
@@ -130,6 +132,105 @@ pub fn endpoints(values: &[String], allowlist: Option<&AllowList>) -> Result<(),
     Ok(())
 }
 
+/// The duration fields of `endpoint_settings`, by path. The REST API takes exactly
+/// `<1-9 digits><ms|s|m|h|d>` there (the OpenAPI pattern), stricter than the config file's
+/// parser (which trims spaces and takes longer numbers), so the document and the server agree.
+const DURATIONS: [&[&str]; 12] = [
+    &["connect_timeout"],
+    &["upstream_handshake_timeout"],
+    &["idle_timeout"],
+    &["close_timeout"],
+    &["max_lifetime"],
+    &["ping_interval"],
+    &["ping_timeout"],
+    &["breaker", "window"],
+    &["breaker", "cool_down"],
+    &["breaker", "max_cool_down"],
+    &["probe", "interval"],
+    &["probe", "timeout"],
+];
+
+/// Whether `text` is a duration as the REST API writes it: 1-9 digits and a unit.
+pub fn duration_text(text: &str) -> bool {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    (1..=9).contains(&digits) && ["ms", "s", "m", "h", "d"].contains(&&text[digits..])
+}
+
+/// `endpoint_settings` as a request sends it (`null`: every default), checked for an API with
+/// `endpoints` endpoints. A wrong shape is a 400 and a wrong value a 422, each naming the field
+/// as `endpoint_settings.breaker.window`.
+pub fn endpoint_settings(value: &Value, endpoints: usize) -> Result<EndpointSettings, ApiError> {
+    if value.is_null() {
+        return Ok(EndpointSettings::default());
+    }
+    // serde would also read a struct from a JSON array, by position: the document says object.
+    let not_object = |field: &str| ApiError::MalformedBody {
+        message: format!("{field}: invalid type: expected an object"),
+        field: Some(field.to_string()),
+    };
+    if !value.is_object() {
+        return Err(not_object("endpoint_settings"));
+    }
+    for (key, nullable) in [("breaker", false), ("probe", true)] {
+        match value.get(key) {
+            None | Some(Value::Object(_)) => {}
+            Some(Value::Null) if nullable => {}
+            Some(_) => return Err(not_object(&format!("endpoint_settings.{key}"))),
+        }
+    }
+    for path in DURATIONS {
+        let found = path.iter().try_fold(value, |at, key| at.get(key));
+        if let Some(Value::String(text)) = found
+            && !duration_text(text)
+        {
+            let field = format!("endpoint_settings.{}", path.join("."));
+            return Err(ApiError::invalid(
+                field.clone(),
+                format!("{field}: \"{text}\" is not a duration like 250ms, 10s, 5m, 1h or 7d"),
+            ));
+        }
+    }
+    let settings: EndpointSettings = super::extract::parse(value.to_string().as_bytes()).map_err(|err| match err {
+        // `parse` words a named field's problem as "<field>: <problem>".
+        ApiError::MalformedBody { message, field: Some(field) } => ApiError::MalformedBody {
+            message: format!("endpoint_settings.{message}"),
+            field: Some(format!("endpoint_settings.{field}")),
+        },
+        ApiError::MalformedBody { message, field: None } => ApiError::MalformedBody {
+            message: format!("endpoint_settings: {message}"),
+            field: Some("endpoint_settings".into()),
+        },
+        other => other,
+    })?;
+    settings_fit(&settings, endpoints)?;
+    Ok(settings)
+}
+
+/// Checks settings for an API with `endpoints` endpoints, naming the field at fault.
+pub fn settings_fit(settings: &EndpointSettings, endpoints: usize) -> Result<(), ApiError> {
+    settings.check(endpoints).map_err(|(field, problem)| {
+        let field = format!("endpoint_settings.{field}");
+        ApiError::invalid(field.clone(), format!("{field}: {problem}"))
+    })
+}
+
+/// The most origins one API lists.
+pub const MAX_ORIGINS: usize = 100;
+
+/// An `allowed_origins` list: each `scheme://host[:port]` or `null`; the field names the index.
+pub fn allowed_origins(origins: &[String]) -> Result<(), ApiError> {
+    if origins.len() > MAX_ORIGINS {
+        return Err(ApiError::invalid(
+            "allowed_origins",
+            format!("allowed_origins: at most {MAX_ORIGINS} origins (an empty list allows any origin)"),
+        ));
+    }
+    upstream::check_origins(origins).map_err(|(index, problem)| {
+        let field = format!("allowed_origins[{index}]");
+        ApiError::invalid(field.clone(), format!("{field}: {problem}"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +277,60 @@ mod tests {
         }
         assert!(password(&"x".repeat(257), "alice").is_err());
         assert!(password(&"é".repeat(256), "alice").is_ok(), "characters, not bytes");
+    }
+
+    #[test]
+    fn endpoint_settings_name_their_field() {
+        let refused = |value: Value, endpoints| match endpoint_settings(&value, endpoints) {
+            Err(ApiError::InvalidValue { field, message }) => (422, field, message),
+            Err(ApiError::MalformedBody { field, message }) => (400, field.unwrap_or_default(), message),
+            other => panic!("{value}: {other:?}"),
+        };
+        let (status, field, message) = refused(serde_json::json!({"breaker": {"window": "0s"}}), 1);
+        assert_eq!((status, field.as_str()), (422, "endpoint_settings.breaker.window"));
+        assert!(message.starts_with("endpoint_settings.breaker.window: must be longer than 0"), "{message}");
+        let (status, field, _) = refused(serde_json::json!({"connect_timeout": " 5s"}), 1);
+        assert_eq!((status, field.as_str()), (422, "endpoint_settings.connect_timeout"));
+        let (status, field, message) = refused(serde_json::json!({"probe": {"interval": 5}}), 1);
+        assert_eq!((status, field.as_str()), (400, "endpoint_settings.probe.interval"), "{message}");
+        assert!(message.starts_with("endpoint_settings.probe.interval: invalid type"), "{message}");
+        let (status, field, _) = refused(serde_json::json!({"load_balancing": "random"}), 1);
+        assert_eq!((status, field.as_str()), (400, "endpoint_settings.load_balancing"));
+        let (status, field, message) = refused(serde_json::json!({"colour": "red"}), 1);
+        assert_eq!((status, field.as_str()), (400, "endpoint_settings.colour"), "{message}");
+        let (status, field, _) = refused(serde_json::json!([]), 1);
+        assert_eq!((status, field.as_str()), (400, "endpoint_settings"));
+        let (status, field, _) = refused(serde_json::json!({"breaker": []}), 1);
+        assert_eq!((status, field.as_str()), (400, "endpoint_settings.breaker"));
+        let (status, field, _) = refused(serde_json::json!({"probe": ["tcp"]}), 1);
+        assert_eq!((status, field.as_str()), (400, "endpoint_settings.probe"));
+        let (status, field, message) = refused(serde_json::json!({"weights": [3, 1]}), 3);
+        assert_eq!((status, field.as_str()), (422, "endpoint_settings.weights"));
+        assert!(message.contains("3 endpoints"), "{message}");
+        let good = serde_json::json!({"connect_timeout": "250ms", "weights": [3, 1], "probe": {"kind": "websocket"}});
+        let settings = endpoint_settings(&good, 2).expect("good settings");
+        assert_eq!(settings.connect_timeout, Some(std::time::Duration::from_millis(250)));
+        assert_eq!(endpoint_settings(&Value::Null, 2).expect("null"), EndpointSettings::default());
+    }
+
+    #[test]
+    fn durations_are_written_exactly() {
+        for good in ["1ms", "250ms", "10s", "5m", "1h", "7d", "999999999d"] {
+            assert!(duration_text(good), "{good}");
+        }
+        for bad in ["", "5", "s", " 5s", "5s ", "5 s", "1000000000s", "5sec", "-5s", "5S"] {
+            assert!(!duration_text(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn origins_name_their_index() {
+        assert!(allowed_origins(&["https://app.example.com".into(), "null".into()]).is_ok());
+        match allowed_origins(&["https://a.example".into(), "a.example".into()]) {
+            Err(ApiError::InvalidValue { field, .. }) => assert_eq!(field, "allowed_origins[1]"),
+            other => panic!("{other:?}"),
+        }
+        let many: Vec<String> = (0..=MAX_ORIGINS).map(|i| format!("https://a{i}.example")).collect();
+        assert!(allowed_origins(&many).is_err());
     }
 }
