@@ -166,7 +166,7 @@ async function journey(context) {
   });
 
   await step('publisher-endpoints', async () => {
-    await Promise.all([page.waitForNavigation(), page.getByRole('link', { name: 'Endpoints & security' }).click()]);
+    await Promise.all([page.waitForNavigation(), page.getByRole('link', { name: 'Configuration' }).click()]);
     check((await page.getByLabel('Endpoint 1').inputValue()) === echoUrl, 'the endpoint is shown');
     check(await page.getByLabel('Gold').isChecked(), 'Gold is offered');
     await page.getByRole('button', { name: 'Add another endpoint' }).click();

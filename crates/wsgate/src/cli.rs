@@ -248,6 +248,110 @@ pub enum ApiCommand {
         /// The API as NAME:VERSION, e.g. EchoWebSocket:1.0.
         api: String,
     },
+    /// Change an API's endpoints, endpoint settings (timeouts, sizes, keepalive, retries, load
+    /// balancing, circuit breaker, probe) and allowed origins; what is not given stays.
+    Update {
+        /// The API as NAME:VERSION, e.g. EchoWebSocket:1.0.
+        api: String,
+        /// ws:// or wss:// upstream, repeat for several: replaces the API's endpoints.
+        #[arg(long = "endpoint")]
+        endpoints: Vec<String>,
+        #[command(flatten)]
+        settings: EndpointFlags,
+    },
+    /// Each endpoint's state as the gateway sees it: up, suspended, half-open or down, live
+    /// connections, failures in a row, the last failure.
+    Endpoints {
+        /// The API as NAME:VERSION, e.g. EchoWebSocket:1.0.
+        api: String,
+    },
+}
+
+/// An API's endpoint settings and allowed origins, as flags of `api update`. Durations are a
+/// whole number and a unit (250ms, 10s, 5m, 1h, 7d); `default` gives a setting back to the
+/// gateway's default.
+#[derive(Args, Default)]
+pub struct EndpointFlags {
+    /// A JSON file of endpoint settings, as the REST API's endpoint_settings: replaces them
+    /// all (the flags below then change it further).
+    #[arg(long, value_name = "FILE.json")]
+    pub endpoint_settings: Option<PathBuf>,
+    /// TCP connect to one endpoint.
+    #[arg(long, value_name = "DURATION|default")]
+    pub connect_timeout: Option<String>,
+    /// TLS and the endpoint's answer to the upgrade.
+    #[arg(long, value_name = "DURATION|default")]
+    pub upstream_handshake_timeout: Option<String>,
+    /// No frame either way for this long closes the connection (1001).
+    #[arg(long, value_name = "DURATION|default")]
+    pub idle_timeout: Option<String>,
+    /// How long a side may take to answer a close frame.
+    #[arg(long, value_name = "DURATION|default")]
+    pub close_timeout: Option<String>,
+    /// The longest a connection may live; then both sides get 1001.
+    #[arg(long, value_name = "DURATION|default")]
+    pub max_lifetime: Option<String>,
+    /// A ping to each quiet side this often (keepalive).
+    #[arg(long, value_name = "DURATION|default")]
+    pub ping_interval: Option<String>,
+    /// How long a pinged side may stay silent before it is closed.
+    #[arg(long, value_name = "DURATION|default")]
+    pub ping_timeout: Option<String>,
+    /// Largest frame payload in bytes (1009 beyond).
+    #[arg(long, value_name = "BYTES|default")]
+    pub max_frame_size: Option<String>,
+    /// Largest message in bytes, all fragments together (1009 beyond).
+    #[arg(long, value_name = "BYTES|default")]
+    pub max_message_size: Option<String>,
+    /// Further endpoints tried when connecting to one fails (default 2, at most 16).
+    #[arg(long, value_name = "N|default")]
+    pub retries: Option<String>,
+    /// round_robin, least_connections, hash_application or hash_client_address (sticky).
+    #[arg(long, value_name = "HOW")]
+    pub load_balancing: Option<String>,
+    /// One weight per endpoint, comma-separated (e.g. 3,1), or none for equal weights.
+    #[arg(long, value_name = "W,W,...|none")]
+    pub weights: Option<String>,
+    /// The passive circuit breaker: on (the default) or off.
+    #[arg(long, value_name = "on|off")]
+    pub breaker: Option<String>,
+    /// Failed connects in a row that suspend an endpoint (0: only the ratio counts).
+    #[arg(long, value_name = "N")]
+    pub breaker_failures: Option<String>,
+    /// Or this percentage of failures over --breaker-min-attempts in --breaker-window.
+    #[arg(long, value_name = "PERCENT")]
+    pub breaker_failure_percent: Option<String>,
+    /// Attempts in the window before the percentage counts.
+    #[arg(long, value_name = "N")]
+    pub breaker_min_attempts: Option<String>,
+    /// The window the failure percentage is counted over.
+    #[arg(long, value_name = "DURATION")]
+    pub breaker_window: Option<String>,
+    /// How long a suspended endpoint is skipped before a trial connection.
+    #[arg(long, value_name = "DURATION")]
+    pub breaker_cool_down: Option<String>,
+    /// Each failed trial multiplies the cool-down by this (1-10).
+    #[arg(long, value_name = "N")]
+    pub breaker_progression_factor: Option<String>,
+    /// The longest cool-down.
+    #[arg(long, value_name = "DURATION")]
+    pub breaker_max_cool_down: Option<String>,
+    /// The active probe: off, tcp, or websocket:/PATH (an upgrade to PATH that must succeed).
+    #[arg(long, value_name = "off|tcp|websocket:/PATH")]
+    pub probe: Option<String>,
+    /// How often the probe runs (at least 100ms).
+    #[arg(long, value_name = "DURATION")]
+    pub probe_interval: Option<String>,
+    /// A probe taking longer fails.
+    #[arg(long, value_name = "DURATION")]
+    pub probe_timeout: Option<String>,
+    /// An origin whose web pages may connect (scheme://host[:port]); repeat for several:
+    /// replaces the list.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+    /// Let pages of any origin connect (empties the list).
+    #[arg(long)]
+    pub any_origin: bool,
 }
 
 #[derive(Subcommand)]

@@ -114,6 +114,10 @@ pub async fn start(
         control.set_gateway_urls(gateway.ws_addr().map(|a| url("ws", a)), gateway.wss_addr().map(|a| url("wss", a)));
         // Usage pages read the same counters the gateway counts with.
         control.set_counters(gateway.counters());
+        // The publisher's Endpoints tab and GET /api/v1/apis/{id}/endpoints read the gateway's
+        // endpoint table (state, connections, failures).
+        // TODO(issue 12): enable once `Gateway::endpoint_health` is merged from main:
+        // control.set_endpoint_health(gateway.endpoint_health());
     }
     observability::watch_health(&gateway, store.clone(), health.clone(), shutdown.clone()).await;
     gateway

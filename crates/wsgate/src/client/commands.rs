@@ -76,6 +76,8 @@ pub fn api(client: &ControlClient, command: ApiCommand) -> anyhow::Result<()> {
             client.delete(&format!("/api/v1/apis/{}", str_of(&found, "id")))?;
             println!("deleted {api}");
         }
+        ApiCommand::Update { api, endpoints, settings } => super::endpoints::update(client, &api, endpoints, settings)?,
+        ApiCommand::Endpoints { api } => super::endpoints::endpoints(client, &api)?,
     }
     Ok(())
 }
@@ -205,7 +207,7 @@ pub fn revoke(client: &ControlClient, token: Option<&str>, app: Option<&str>) ->
 }
 
 /// The API named `NAME:VERSION` (versions compared as the gateway does: `1.0` = `1.0.0`).
-fn find_api(client: &ControlClient, text: &str) -> anyhow::Result<Value> {
+pub(super) fn find_api(client: &ControlClient, text: &str) -> anyhow::Result<Value> {
     let (name, version) = name_version(text)?;
     let wanted = wsgate_core::version::canonical(version);
     let apis: Vec<Value> = client.get("/api/v1/apis")?;

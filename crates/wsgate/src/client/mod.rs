@@ -3,9 +3,11 @@
 //! makes a handful of requests and exits.
 //!
 //! - this file: the HTTPS client (trust, sign-in, requests, error messages).
-//! - `commands`: one function per command; `plans`: the plan and subscription commands.
+//! - `commands`: one function per command; `plans`: the plan and subscription commands;
+//!   `endpoints`: `api update` (endpoint settings, allowed origins) and `api endpoints`.
 
 pub mod commands;
+pub mod endpoints;
 pub mod plans;
 
 use std::path::Path;
