@@ -352,14 +352,14 @@ async fn render(
         let html: String = list
             .iter()
             .map(|f| {
-                let problem = problems.on(&format!("endpoint_settings.{}", f.key));
+                let problem = on(problems, &format!("endpoint_settings.{}", f.key));
                 let placeholder = if f.hint.contains("Empty:") { r#"placeholder="gateway default""# } else { "" };
-                text_field(f.key, f.label, draft.get(f.key), f.hint, problem, placeholder)
+                text_field(f.key, f.label, draft.get(f.key), f.hint, problem.as_deref(), placeholder)
             })
             .collect();
         format!(r#"<div class="field-grid">{html}</div>"#)
     };
-    let breaker_problem = problems.on("endpoint_settings.breaker");
+    let breaker_problem = on(problems, "endpoint_settings.breaker");
     let body = format!(
         r#"{tabs}
 {summary}<section class="endpoint-state" aria-labelledby="state-heading">
@@ -374,7 +374,8 @@ async fn render(
 <fieldset><legend>Message sizes</legend>{sizes}</fieldset>
 <fieldset><legend>Keepalive pings</legend>{keepalive}</fieldset>
 <fieldset><legend>Retries and load balancing</legend>
-<div class="field-grid">{retries}{balancing}</div>
+{retries}
+{balancing}
 {weights}
 </fieldset>
 <fieldset class="{breaker_cls}"{breaker_described}><legend>Circuit breaker (passive health check)</legend>
@@ -399,21 +400,36 @@ async fn render(
         sizes = fields(SIZES),
         keepalive = fields(KEEPALIVE),
         retries = fields(std::slice::from_ref(&RETRIES)),
-        balancing = balancing_select(draft.get("load_balancing"), problems.on("endpoint_settings.load_balancing")),
-        weights = weight_fields(api, draft, problems.on("endpoint_settings.weights")),
+        balancing =
+            balancing_select(draft.get("load_balancing"), on(problems, "endpoint_settings.load_balancing").as_deref()),
+        weights = weight_fields(api, draft, on(problems, "endpoint_settings.weights").as_deref()),
+        breaker_error = breaker_problem
+            .as_deref()
+            .map(|m| format!(r#"<p class="field-error" id="breaker-error">{}</p>"#, esc(m)))
+            .unwrap_or_default(),
         breaker_cls = if breaker_problem.is_some() { "has-error" } else { "" },
         breaker_described = if breaker_problem.is_some() { r#" aria-describedby="breaker-error""# } else { "" },
         breaker_on = if draft.breaker { " checked" } else { "" },
-        breaker_error = breaker_problem
-            .map(|m| format!(r#"<p class="field-error" id="breaker-error">{}</p>"#, esc(m)))
-            .unwrap_or_default(),
         breaker = fields(BREAKER),
-        probe_kind = probe_select(draft.get("probe.kind"), problems.on("endpoint_settings.probe")),
+        probe_kind = probe_select(draft.get("probe.kind"), on(problems, "endpoint_settings.probe").as_deref()),
         probe = fields(PROBE),
-        origins = origins_field(&draft.origins, problems.on("allowed_origins")),
+        origins = origins_field(&draft.origins, on(problems, "allowed_origins").as_deref()),
     );
     let title = format!("{} {}: endpoints", api.name, api.version);
     Page { area: AREA, title: &title, viewer: Some(visit::viewer(caller)), notice, body }.render(status)
+}
+
+/// The message for `field`, without the REST API's `endpoint_settings.x: ` prefix (the message
+/// stands next to its field here); an origin's index becomes the textarea's line.
+fn on(problems: &Problems, field: &str) -> Option<String> {
+    let message = problems.on(field)?;
+    if let Some(rest) = message.strip_prefix("allowed_origins[")
+        && let Some((index, problem)) = rest.split_once("]: ")
+        && let Ok(index) = index.parse::<usize>()
+    {
+        return Some(format!("Line {}: {problem}", index + 1));
+    }
+    Some(message.strip_prefix(&format!("{field}: ")).unwrap_or(message).to_string())
 }
 
 /// Each endpoint's state, in words a publisher reads at a glance.

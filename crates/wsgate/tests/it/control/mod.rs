@@ -4,7 +4,8 @@
 //!
 //! Reading order: `harness` (the control plane under test and an HTTPS client that trusts its
 //! generated certificate), then the tests in the order a new user meets the product:
-//! `session` (sign-in, roles, CSRF), `apis` (publisher), `applications` (developer portal:
+//! `session` (sign-in, roles, CSRF), `apis` (publisher), `endpoints` (endpoint settings, origins
+//! and who sees an API's upstream), `applications` (developer portal:
 //! applications, keys, subscriptions), `oauth2` (token, JWKS, revocation, rotation), then
 //! the control plane under attack: `hardening` (bounded bodies, throttled sign-ins, password
 //! policy, sign-up), `permissions` (granted scopes, blocks, who may set what, sealed keys),
@@ -15,6 +16,7 @@ pub(crate) mod harness;
 
 mod session;
 mod apis;
+mod endpoints;
 mod applications;
 mod oauth2;
 mod hardening;

@@ -8,7 +8,8 @@
 //! the tests: `journey` (the seed journey), `plans` (a plan changed in the portal reaching a
 //! live connection), `newcomer` (browsing without an account, required fields, a publisher's
 //! plan change, the console's real reason for a failed connection), `analytics` (the
-//! publisher's and the developer's charts after real traffic).
+//! publisher's and the developer's charts after real traffic), `endpoints` (the publisher's
+//! Endpoints tab: endpoint state and settings).
 
 pub(crate) mod browser;
 
@@ -16,3 +17,4 @@ mod journey;
 mod newcomer;
 mod plans;
 mod analytics;
+mod endpoints;
