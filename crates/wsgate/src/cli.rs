@@ -257,7 +257,7 @@ pub enum ApiCommand {
         #[arg(long = "endpoint")]
         endpoints: Vec<String>,
         #[command(flatten)]
-        settings: EndpointFlags,
+        settings: Box<EndpointFlags>,
     },
     /// Each endpoint's state as the gateway sees it: up, suspended, half-open or down, live
     /// connections, failures in a row, the last failure.

@@ -633,11 +633,16 @@ mod tests {
 
     #[test]
     fn a_draft_of_the_defaults_sends_the_defaults_back() {
-        let mut api_settings = EndpointSettings::default();
-        api_settings.probe =
-            Some(ProbeSettings { kind: ProbeKind::Websocket, path: "/health".into(), ..ProbeSettings::default() });
-        api_settings.weights = vec![3, 1];
-        api_settings.connect_timeout = Some(std::time::Duration::from_millis(1500));
+        let api_settings = EndpointSettings {
+            probe: Some(ProbeSettings {
+                kind: ProbeKind::Websocket,
+                path: "/health".into(),
+                ..ProbeSettings::default()
+            }),
+            weights: vec![3, 1],
+            connect_timeout: Some(std::time::Duration::from_millis(1500)),
+            ..EndpointSettings::default()
+        };
         let api = ApiRecord {
             endpoints: vec!["ws://a:1".into(), "ws://b:2".into()],
             endpoint_settings: api_settings.clone(),

@@ -76,7 +76,9 @@ pub fn api(client: &ControlClient, command: ApiCommand) -> anyhow::Result<()> {
             client.delete(&format!("/api/v1/apis/{}", str_of(&found, "id")))?;
             println!("deleted {api}");
         }
-        ApiCommand::Update { api, endpoints, settings } => super::endpoints::update(client, &api, endpoints, settings)?,
+        ApiCommand::Update { api, endpoints, settings } => {
+            super::endpoints::update(client, &api, endpoints, *settings)?
+        }
         ApiCommand::Endpoints { api } => super::endpoints::endpoints(client, &api)?,
     }
     Ok(())
