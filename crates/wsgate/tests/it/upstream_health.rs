@@ -251,7 +251,7 @@ async fn a_websocket_probe_needs_a_real_upgrade() {
         assert_eq!(status, 101, "client {n}");
         assert!(took < Duration::from_millis(500), "client {n} waited {took:?} on the endpoint that never answers");
     }
-    assert!(live.accepted() >= 4 + 1, "the live endpoint took the clients and passed its probes");
+    assert!(live.accepted() > 4, "the live endpoint took the clients and passed its probes");
 }
 
 #[tokio::test]
