@@ -34,6 +34,7 @@ pub mod upstream;
 pub mod relay;
 pub mod rejection;
 pub mod registry;
+pub mod caps;
 mod tls;
 mod pipeline;
 pub mod observe;
@@ -96,6 +97,11 @@ pub(crate) struct Shared {
     pub observe: observe::Observe,
     /// How often long connections add an interim session record.
     pub interim_interval: std::time::Duration,
+    /// Every routed API's endpoints: breakers, probe verdicts, live connections. Outlives
+    /// snapshots.
+    pub endpoints: Arc<upstream::health::EndpointTable>,
+    /// `max_connections` and `max_connections_per_address`, taken at accept.
+    pub caps: Arc<caps::ConnectionCaps>,
 }
 
 /// The wss listener with the certificate it presents.
@@ -210,6 +216,11 @@ impl Gateway {
             settings,
             observe: observe::Observe { client_ip: config.analytics.client_ip, ..observe::Observe::default() },
             interim_interval: config.analytics.interim_interval,
+            endpoints: Arc::default(),
+            caps: Arc::new(caps::ConnectionCaps::new(
+                config.gateway.max_connections,
+                config.gateway.max_connections_per_address,
+            )),
         };
         shared.providers.warm_up();
         Ok(Gateway { ws, wss, shared: Arc::new(shared) })
@@ -260,6 +271,12 @@ impl Gateway {
         let _ = self.shared.observe.sessions.set(sink);
     }
 
+    /// What this node knows of each API's endpoints now (breaker, probe, live connections),
+    /// for the control plane's API pages.
+    pub fn endpoint_health(&self) -> Arc<dyn wsgate_core::upstream::EndpointHealth> {
+        self.shared.endpoints.clone()
+    }
+
     /// SHA-256 fingerprint of the certificate the wss listener presents now.
     pub fn certificate_fingerprint(&self) -> Option<String> {
         self.wss.as_ref().map(|w| w.certificate.fingerprint())
@@ -302,20 +319,37 @@ impl Gateway {
             );
             tokio::spawn(interim);
         }
+        tokio::spawn(upstream::probe::run(self.shared.clone(), shutdown.clone()));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 accepted = accept(self.ws.as_ref()) => {
                     if let Some((stream, addr)) = accepted {
                         let info = ClientInfo { addr, proto: "http" };
-                        tracker.spawn(pipeline::serve_connection(stream, info, self.shared.clone()));
+                        let shared = self.shared.clone();
+                        match shared.caps.admit(addr.ip()) {
+                            Ok(slot) => tracker.spawn(async move {
+                                let _slot = slot;
+                                pipeline::serve_connection(stream, info, shared).await
+                            }),
+                            Err(rejection) => tracker.spawn(pipeline::refuse_at_accept(stream, info, shared, rejection, true)),
+                        };
                     }
                 }
                 accepted = accept(self.wss.as_ref().map(|w| &w.listener)) => {
                     if let (Some((stream, addr)), Some(wss)) = (accepted, &self.wss) {
                         let info = ClientInfo { addr, proto: "https" };
-                        let acceptor = wss.acceptor.clone();
-                        tracker.spawn(pipeline::serve_tls_connection(stream, acceptor, info, self.shared.clone()));
+                        let shared = self.shared.clone();
+                        match shared.caps.admit(addr.ip()) {
+                            Ok(slot) => {
+                                let acceptor = wss.acceptor.clone();
+                                tracker.spawn(async move {
+                                    let _slot = slot;
+                                    pipeline::serve_tls_connection(stream, acceptor, info, shared).await
+                                })
+                            }
+                            Err(rejection) => tracker.spawn(pipeline::refuse_at_accept(stream, info, shared, rejection, false)),
+                        };
                     }
                 }
             }

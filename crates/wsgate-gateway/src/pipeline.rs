@@ -36,6 +36,29 @@ pub async fn serve_tls_connection(tcp: TcpStream, acceptor: TlsAcceptor, info: C
     }
 }
 
+/// Answers a connection the caps have no room for (`crate::caps`): on the plain listener the
+/// refusal is written if the socket takes it at once and the request is drained for a moment
+/// (closing with unread bytes would reset the connection before the client reads the answer);
+/// on the TLS listener the socket is just closed.
+pub async fn refuse_at_accept(
+    tcp: TcpStream,
+    info: ClientInfo,
+    shared: Arc<Shared>,
+    rejection: Rejection,
+    answer: bool,
+) {
+    let ctx = shared.context(info);
+    shared.observe.refused(&ctx, None, &rejection);
+    if !answer || tcp.try_write(&rejection.to_response()).is_err() {
+        return;
+    }
+    let mut tcp = tcp;
+    let _ = tcp.shutdown().await;
+    let mut sink = [0u8; 512];
+    let drain = async { while matches!(tokio::io::AsyncReadExt::read(&mut tcp, &mut sink).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
+}
+
 /// Handles one client connection, plain or already decrypted, until it ends.
 pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(client: S, info: ClientInfo, shared: Arc<Shared>) {
     let ctx = shared.context(info);
@@ -50,7 +73,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(client: S, ctx: ConnCtx, share
     // 6. Relay frames until both sides close (or the registry stops it: `_registration` keeps
     //    the connection reachable by revocations, limit changes and shutdown until then).
     let report = relay.await;
-    let About { ctx, admission, watch } = &*about;
+    let About { ctx, admission, watch, .. } = &*about;
     shared.observe.relayed(ctx, admission, watch, &report);
 }
 
@@ -68,6 +91,8 @@ struct About {
     admission: Admission,
     /// Its published counts and the handles its outcome is reported with.
     watch: Watch,
+    /// Counts the connection at its upstream endpoint until it ends.
+    _endpoint: upstream::health::EndpointLease,
 }
 
 /// Steps 1–5: from the first byte of the request to the client's 101. Every failure here is
@@ -108,6 +133,11 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(request) => request,
         Err(rejection) => return refuse(client, shared, ctx, Some(&route), rejection).await,
     };
+    // 3b. A browser page of another site must not ride on its visitor's credentials (cross-site
+    //     WebSocket hijacking): the API's Origin allow-list is checked before anything else.
+    if !origin_passes(&route, &request) {
+        return refuse(client, shared, ctx, Some(&route), Rejection::OriginNotAllowed).await;
+    }
     // 4. Who is calling: a blocked API refuses everyone; an OAuth2 API needs a valid token of
     //    an application subscribed to it.
     let caller = match authenticate(&request, &route, &snapshot, &shared.providers).await {
@@ -124,7 +154,12 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     drop(snapshot);
     // 5. Upstream: connect, upgrade, verify its 101. The client's upgrade is answered last, so
     //    every failure before it is still an HTTP status.
-    let upstream = match upstream::open(&admission, &request, ctx.client, shared.upstream_timeouts).await {
+    let upstreams = upstream::Upstreams {
+        defaults: shared.upstream_timeouts,
+        table: &shared.endpoints,
+        metrics: shared.observe.metrics.get(),
+    };
+    let upstream = match upstream::open(&admission, &request, ctx.client, upstreams).await {
         Ok(upstream) => upstream,
         Err(rejection) => return refuse(client, shared, ctx, Some(&admission.route), rejection).await,
     };
@@ -155,7 +190,21 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
         upstream_early: &upstream.early,
     };
     let relay = relay::relay(sockets, config, live, metering, expires);
-    Some(Upgraded { about: Box::new(About { ctx: *ctx, admission, watch }), relay, _registration: registration })
+    let about = About { ctx: *ctx, admission, watch, _endpoint: upstream.lease };
+    Some(Upgraded { about: Box::new(about), relay, _registration: registration })
+}
+
+/// Whether the request's `Origin` is one the API allows (see `wsgate_core::upstream::origin_allowed`).
+/// Two `Origin` headers are never allowed by a list: which one counts would depend on the
+/// reader.
+fn origin_passes(route: &Route, request: &UpgradeRequest) -> bool {
+    let allowed = &route.api.allowed_origins;
+    if allowed.is_empty() {
+        return true;
+    }
+    let mut origins = request.head.values("origin");
+    let first = origins.next();
+    origins.next().is_none() && wsgate_core::upstream::origin_allowed(allowed, first)
 }
 
 /// Who may pass: `None` for a keyless API, the token's principal for an OAuth2 one.

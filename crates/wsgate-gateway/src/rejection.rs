@@ -81,6 +81,20 @@ pub enum Rejection {
     /// The shared counters cannot be reached and `[cluster] redis_failure` is `closed`.
     #[error("limits cannot be checked right now; retry after {} s", retry_seconds(*.retry_after))]
     LimitsUnavailable { retry_after: std::time::Duration },
+    /// The API's `allowed_origins` does not list the request's `Origin` (a page of another site
+    /// trying to use the visitor's credentials: cross-site WebSocket hijacking).
+    #[error("this API does not accept connections from pages of this origin")]
+    OriginNotAllowed,
+    /// `gateway.max_connections_per_address` connections from this address are open already.
+    #[error("too many connections from your address; retry after {} s", retry_seconds(*.retry_after))]
+    TooManyFromAddress { retry_after: std::time::Duration },
+    /// `gateway.max_connections` connections are open already.
+    #[error("the gateway is at its connection limit; retry after {} s", retry_seconds(*.retry_after))]
+    GatewayFull { retry_after: std::time::Duration },
+    /// Every endpoint of the API is suspended by its breaker or down by its probe: answered at
+    /// once, without a connect attempt.
+    #[error("no upstream endpoint is available; retry after {} s", retry_seconds(*.retry_after))]
+    UpstreamUnavailable { retry_after: std::time::Duration },
     #[error("upstream refused the connection")]
     UpstreamRefused,
     #[error("upstream unreachable")]
@@ -154,9 +168,14 @@ impl Rejection {
             | Rejection::InvalidToken(_)
             | Rejection::CredentialsNotAccepted => 401,
             Rejection::ConflictingTokens | Rejection::RepeatedAuthorization => 400,
-            Rejection::NotAllowed(_) | Rejection::InsufficientScope | Rejection::ApiBlocked => 403,
-            Rejection::LimitReached { .. } => 429,
-            Rejection::LimitsUnavailable { .. } => 503,
+            Rejection::NotAllowed(_)
+            | Rejection::InsufficientScope
+            | Rejection::ApiBlocked
+            | Rejection::OriginNotAllowed => 403,
+            Rejection::LimitReached { .. } | Rejection::TooManyFromAddress { .. } => 429,
+            Rejection::LimitsUnavailable { .. }
+            | Rejection::GatewayFull { .. }
+            | Rejection::UpstreamUnavailable { .. } => 503,
             Rejection::UpstreamDeclined { status, .. } => *status,
             Rejection::AtEndpoint { cause, .. } => cause.status(),
         }
@@ -194,6 +213,10 @@ impl Rejection {
             Rejection::ApiBlocked => "api_blocked",
             Rejection::LimitReached { .. } => "limit_reached",
             Rejection::LimitsUnavailable { .. } => "limits_unavailable",
+            Rejection::OriginNotAllowed => "origin_not_allowed",
+            Rejection::TooManyFromAddress { .. } => "too_many_from_address",
+            Rejection::GatewayFull { .. } => "gateway_full",
+            Rejection::UpstreamUnavailable { .. } => "upstream_unavailable",
             Rejection::UpstreamRefused => "upstream_refused",
             Rejection::UpstreamUnreachable => "upstream_unreachable",
             Rejection::UpstreamConnectTimeout => "upstream_connect_timeout",
@@ -224,8 +247,9 @@ impl Rejection {
             | Rejection::UpstreamHandshakeTimeout
             | Rejection::UpstreamTlsFailed(_)
             | Rejection::UpstreamInvalidUpgrade(_)
-            | Rejection::UpstreamDeclined { .. } => Side::Upstream,
-            Rejection::LimitsUnavailable { .. } => Side::Gateway,
+            | Rejection::UpstreamDeclined { .. }
+            | Rejection::UpstreamUnavailable { .. } => Side::Upstream,
+            Rejection::LimitsUnavailable { .. } | Rejection::GatewayFull { .. } => Side::Gateway,
             _ => Side::Client,
         }
     }
@@ -243,7 +267,11 @@ impl Rejection {
         let challenge;
         let retry;
         let extra = match self {
-            Rejection::LimitReached { retry_after, .. } | Rejection::LimitsUnavailable { retry_after } => {
+            Rejection::LimitReached { retry_after, .. }
+            | Rejection::LimitsUnavailable { retry_after }
+            | Rejection::TooManyFromAddress { retry_after }
+            | Rejection::GatewayFull { retry_after }
+            | Rejection::UpstreamUnavailable { retry_after } => {
                 retry = format!("Retry-After: {}\r\n", retry_seconds(*retry_after));
                 retry.as_str()
             }

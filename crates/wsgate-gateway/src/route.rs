@@ -3,8 +3,7 @@
 //! goes to the upstream.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use rustls::ClientConfig;
 use wsgate_core::config::{ApiSpec, AuthMode, Endpoint, EndpointSettings, Scheme};
@@ -12,6 +11,9 @@ use wsgate_core::limits::Limits;
 use wsgate_core::version;
 use wsgate_tls::TlsError;
 use wsgate_tls::client::UpstreamTlsOptions;
+
+use crate::observe::metrics::Metrics;
+use crate::upstream::health::{ApiEndpoints, EndpointTable};
 
 /// An API whose upstream TLS settings cannot be loaded (a missing CA file, say).
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +44,9 @@ pub struct Api {
     pub allowed_origins: Vec<String>,
     /// Timeouts, sizes, balancing, breaker, probe and keepalive (each `None`: the gateway's).
     pub settings: EndpointSettings,
-    /// Round-robin cursor over `endpoints`.
-    next_endpoint: AtomicUsize,
+    /// Its entry in the gateway's endpoint table (breakers, probe verdicts, live connections,
+    /// the round-robin cursor), found on first use and kept for this snapshot's life.
+    upstream: OnceLock<Arc<ApiEndpoints>>,
 }
 
 /// The limits an API sets for all of its connections and for each client address, inline in the
@@ -100,7 +103,7 @@ impl Api {
             },
             allowed_origins: spec.allowed_origins.clone(),
             settings: spec.endpoint_settings.clone(),
-            next_endpoint: AtomicUsize::new(0),
+            upstream: OnceLock::new(),
         })
     }
 
@@ -113,12 +116,12 @@ impl Api {
         }
     }
 
-    /// Endpoints in the order to try them for one connection: round-robin start, then the
-    /// others as fallbacks.
-    pub fn endpoints_to_try(&self) -> impl Iterator<Item = &Endpoint> {
-        let start = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
-        let n = self.endpoints.len();
-        (0..n).map(move |i| &self.endpoints[(start + i) % n])
+    /// This API's entry in the endpoint table, parallel to `endpoints`.
+    pub fn upstream(&self, table: &EndpointTable, metrics: Option<&Metrics>) -> &Arc<ApiEndpoints> {
+        self.upstream.get_or_init(|| {
+            let urls: Vec<String> = self.endpoints.iter().map(ToString::to_string).collect();
+            table.resolve(&self.counter_key(), &self.name, &urls, &self.settings, metrics)
+        })
     }
 }
 

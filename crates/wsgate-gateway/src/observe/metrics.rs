@@ -51,6 +51,25 @@ const SERIES: &[(&str, Kind, Unit, &str)] = &[
         Unit::Bytes,
         "Bytes relayed by API, plan and direction (in: from clients), counted while connections live.",
     ),
+    (
+        "wsgate_endpoint_available",
+        Kind::Gauge,
+        Unit::Count,
+        "1 while an upstream endpoint takes connections (breaker closed, probe passing), else 0.",
+    ),
+    ("wsgate_endpoint_connections", Kind::Gauge, Unit::Count, "Connections relayed to an upstream endpoint now."),
+    (
+        "wsgate_endpoint_failures_total",
+        Kind::Counter,
+        Unit::Count,
+        "Failed attempts at an upstream endpoint (connect, TLS, upgrade, 5xx), retried ones included.",
+    ),
+    (
+        "wsgate_endpoint_suspensions_total",
+        Kind::Counter,
+        Unit::Count,
+        "Times an upstream endpoint's circuit breaker opened.",
+    ),
     ("wsgate_closes_total", Kind::Counter, Unit::Count, "Ended connections by API, who closed them and why."),
     ("wsgate_close_codes_total", Kind::Counter, Unit::Count, "Close frames by sender and code."),
     (
@@ -138,7 +157,7 @@ impl Metrics {
         Key::from_parts(name, labels.iter().map(|(k, v)| Label::new(*k, v.to_string())).collect::<Vec<_>>())
     }
 
-    fn counter(&self, name: &'static str, labels: Labels<'_>) -> Counter {
+    pub(crate) fn counter(&self, name: &'static str, labels: Labels<'_>) -> Counter {
         self.recorder.register_counter(&Self::key(name, labels), &METADATA)
     }
 

@@ -40,6 +40,7 @@ mod startup;
 mod timeouts;
 mod tls;
 mod upstream_handshake;
+mod upstream_health;
 mod upstream_tls;
 mod wscat;
 

@@ -127,9 +127,14 @@ fn text(i: usize) -> Message {
 async fn metrics_count_a_known_traffic_pattern_and_a_live_connection() {
     let echo = echo_upstream().await;
     let closer = upstream(Script::CloseAfterFirstMessage(4000)).await;
+    // An endpoint where nothing listens, whose breaker opens at the first failure.
+    let nothing = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr");
+    let down = api("/down", "1.0", &format!("ws://{nothing}"))
+        .with_toml("endpoint_settings = { breaker = { consecutive_failures = 1, cool_down = \"1m\" } }");
     let dir = TempDir::new("metrics");
-    let toml = gateway().api(api("/echo", "1.0", &echo.url())).api(api("/closer", "1.0", &closer.url())).toml()
-        + "\n[observability]\nmetrics_listen = \"127.0.0.1:0\"\n";
+    let toml =
+        gateway().api(api("/echo", "1.0", &echo.url())).api(api("/closer", "1.0", &closer.url())).api(down).toml()
+            + "\n[observability]\nmetrics_listen = \"127.0.0.1:0\"\n";
     let config = dir.write("wsgate.toml", &toml);
     let log = dir.path().join("stderr.log");
     let node = serve_node(&config, dir.path(), &log).await;
@@ -156,6 +161,10 @@ async fn metrics_count_a_known_traffic_pattern_and_a_live_connection() {
     // 2 refusals.
     for _ in 0..2 {
         assert!(Client::try_connect_with(&url("/nowhere/1.0"), &[]).await.is_err(), "no API there");
+    }
+    // 2 more: the endpoint that is down refuses (502), then its breaker answers (503).
+    for _ in 0..2 {
+        assert!(Client::try_connect_with(&url("/down/1.0"), &[]).await.is_err(), "nothing listens there");
     }
     // One connection stays open.
     let mut open = Client::connect(&url("/echo/1.0")).await;
@@ -187,6 +196,15 @@ async fn metrics_count_a_known_traffic_pattern_and_a_live_connection() {
     assert_eq!(first.value("wsgate_upgrade_duration_seconds_count", &[]), 6.0);
     assert_eq!(first.value("wsgate_build_info", &[]), 1.0);
     assert_eq!(first.value("wsgate_store_up", &[]), 1.0);
+    let (echo_url, down_url) = (echo.url(), format!("ws://{nothing}"));
+    let echo_endpoint = [echo_api, ("endpoint", echo_url.as_str())];
+    assert_eq!(first.value("wsgate_endpoint_available", &echo_endpoint), 1.0);
+    assert_eq!(first.value("wsgate_endpoint_connections", &echo_endpoint), 1.0, "the open connection");
+    let down_endpoint = [("api", "TestApi2"), ("endpoint", down_url.as_str())];
+    assert_eq!(first.value("wsgate_endpoint_available", &down_endpoint), 0.0, "its breaker is open");
+    assert_eq!(first.value("wsgate_endpoint_failures_total", &down_endpoint), 1.0, "one attempt reached it");
+    assert_eq!(first.value("wsgate_endpoint_suspensions_total", &down_endpoint), 1.0);
+    assert_eq!(first.value("wsgate_refusals_total", &[("reason", "upstream_unavailable")]), 1.0);
 
     // The open connection's next messages show in the next scrape, while it lives.
     for i in 2..5 {
@@ -211,7 +229,7 @@ async fn metrics_count_a_known_traffic_pattern_and_a_live_connection() {
     assert!(!log.contains('\u{1b}'), "no escape codes in a log file:\n{log}");
     assert!(!log.contains("SECRET"), "no token in the log:\n{log}");
     let access: Vec<&str> = log.lines().filter(|l| l.contains("wsgate::access")).collect();
-    assert_eq!(access.len(), 3 + 2 + 2 + 1, "one line per connection:\n{log}");
+    assert_eq!(access.len(), 3 + 2 + 2 + 2 + 1, "one line per connection:\n{log}");
     assert!(access.iter().all(|l| l.contains(" conn=")), "every line carries its connection id:\n{log}");
     assert!(!log.contains("=-1"), "no -1 sentinels:\n{log}");
 }

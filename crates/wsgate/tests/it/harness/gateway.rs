@@ -46,6 +46,12 @@ impl Api {
         self
     }
 
+    /// Relays to these endpoints instead (several: load balancing, health).
+    pub fn endpoints(mut self, urls: &[String]) -> Self {
+        self.endpoints = urls.to_vec();
+        self
+    }
+
     /// One more `key = value` line of the API's table, e.g. inline limits.
     pub fn with_toml(mut self, line: &str) -> Self {
         self.extra.push(line.to_string());
@@ -118,6 +124,11 @@ impl GatewayBuilder {
 
     pub fn shutdown_timeout(self, duration: &str) -> Self {
         self.set("shutdown_timeout", format!("{duration:?}"))
+    }
+
+    /// Any other `[gateway]` key, with its value as TOML (`"2"`, `"\"1s\""`).
+    pub fn setting(self, key: &'static str, toml_value: &str) -> Self {
+        self.set(key, toml_value.to_string())
     }
 
     fn set(mut self, key: &'static str, toml_value: String) -> Self {

@@ -241,6 +241,14 @@ impl RawClient {
         RawClient { io: BufReader::new(stream) }
     }
 
+    /// Connects from the loopback address `local` (127.0.0.x), for tests of per-address rules.
+    pub async fn connect_from(local: std::net::IpAddr, addr: SocketAddr) -> RawClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.bind(SocketAddr::new(local, 0)).expect("bind to a loopback address");
+        let stream = within(STEP, "raw client connects", socket.connect(addr)).await.expect("raw client connects");
+        RawClient { io: BufReader::new(stream) }
+    }
+
     /// Connects and completes a valid upgrade to `path`, asserting the 101.
     pub async fn upgraded(addr: SocketAddr, path: &str) -> RawClient {
         let mut client = RawClient::connect(addr).await;

@@ -1,29 +1,16 @@
-//! The upstream side of the handshake: connect to an endpoint, send the upgrade request with
-//! end-to-end headers forwarded and hop-by-hop headers rebuilt, and check the answer. Only a
-//! correct 101 becomes an upgrade; any other answer goes back to the client as an HTTP response.
-//!
-//! The gateway is the upstream's client: it sends its own `Sec-WebSocket-Key` and checks the
-//! upstream's accept value against it, and computes the client's accept value itself, so that
-//! neither side's proof of having read the handshake is borrowed from the other. Header bytes
-//! pass as they came (not every value is UTF-8); names that imitate the gateway's own headers
-//! with underscores (`X_Wsgate_Plan`, which some servers read as `X-Wsgate-Plan`) are dropped
-//! like the originals.
-
-use std::time::Duration;
+//! The upgrade exchange with one endpoint: the request head sent upstream (end-to-end headers
+//! forwarded as bytes, hop-by-hop ones rebuilt, identity headers written by the gateway only)
+//! and the check of its answer. Only a correct 101 becomes an upgrade; any other answer goes
+//! back to the client as an HTTP response the gateway writes.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use rustls::pki_types::ServerName;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
-use tokio_util::either::Either;
 
+use super::health::EndpointLease;
+use super::{ClientInfo, Upstream, UpstreamStream};
 use crate::auth::Principal;
-pub use crate::conn::ClientInfo;
 use crate::handshake::{HeadError, UpgradeRequest, accept_value, read_http_head};
-use crate::policy::Admission;
 use crate::rejection::{Rejection, reason_phrase};
 use crate::route::Route;
 use wsgate_core::config::{Endpoint, Scheme};
@@ -70,99 +57,14 @@ fn reserved(lower: &str, authenticated: bool) -> bool {
     check(lower) || (lower.contains('_') && check(&lower.replace('_', "-")))
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct UpstreamTimeouts {
-    pub connect: Duration,
-    pub handshake: Duration,
-}
-
-/// The upstream socket: plain for `ws://`, TLS for `wss://`. The TLS state is boxed so that
-/// plain connections do not carry its size.
-pub type UpstreamStream = Either<TcpStream, Box<TlsStream<TcpStream>>>;
-
-/// An upgraded upstream connection.
-#[derive(Debug)]
-pub struct Upstream {
-    pub stream: UpstreamStream,
-    /// The 101 response to send to the client.
-    pub response: Vec<u8>,
-    /// Frame bytes the upstream sent right after its 101.
-    pub early: Vec<u8>,
-    /// Whether the 101 negotiated an extension (permessage-deflate): RSV bits then pass.
-    pub extensions: bool,
-}
-
-/// Connects to the admitted route's endpoints in round-robin order, falling back to the next one
-/// when a connection fails, then performs the upgrade on the first that accepts.
-pub async fn open(
-    admission: &Admission,
-    request: &UpgradeRequest,
-    client: ClientInfo,
-    timeouts: UpstreamTimeouts,
-) -> Result<Upstream, Rejection> {
-    let route = &admission.route;
-    let caller = admission.caller.as_deref();
-    let mut last_error = Rejection::UpstreamUnreachable;
-    for endpoint in route.api.endpoints_to_try() {
-        match connect(endpoint, timeouts.connect).await {
-            Ok(tcp) => {
-                // TLS and the upgrade share one deadline: together they are the upstream's answer.
-                let handshake = async {
-                    let stream = secure(tcp, endpoint, route).await?;
-                    upgrade(stream, endpoint, route, request, client, caller).await
-                };
-                return tokio::time::timeout(timeouts.handshake, handshake)
-                    .await
-                    .unwrap_or(Err(Rejection::UpstreamHandshakeTimeout))
-                    .map_err(|rejection| rejection.at(endpoint));
-            }
-            Err(rejection) => last_error = rejection.at(endpoint),
-        }
-    }
-    Err(last_error)
-}
-
-/// Wraps the TCP stream in TLS for `wss://` endpoints, verifying the certificate for the
-/// endpoint's host name (SNI) as the API's TLS settings say.
-async fn secure(tcp: TcpStream, endpoint: &Endpoint, route: &Route) -> Result<UpstreamStream, Rejection> {
-    if endpoint.scheme == Scheme::Ws {
-        return Ok(Either::Left(tcp));
-    }
-    let Some(config) = &route.api.tls else {
-        return Err(Rejection::UpstreamTlsFailed("no TLS settings for this API".into()));
-    };
-    let name = ServerName::try_from(endpoint.host.clone())
-        .map_err(|_| Rejection::UpstreamTlsFailed(format!("\"{}\" is not a valid TLS server name", endpoint.host)))?;
-    match TlsConnector::from(config.clone()).connect(name, tcp).await {
-        Ok(tls) => Ok(Either::Right(Box::new(tls))),
-        Err(err) => {
-            Err(Rejection::UpstreamTlsFailed(wsgate_tls::failure::describe(&err, &endpoint.host, endpoint.port)))
-        }
-    }
-}
-
-async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStream, Rejection> {
-    let connecting = TcpStream::connect((endpoint.host.as_str(), endpoint.port));
-    match tokio::time::timeout(timeout, connecting).await {
-        Err(_) => Err(Rejection::UpstreamConnectTimeout),
-        Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => Err(Rejection::UpstreamRefused),
-        Ok(Err(_)) => Err(Rejection::UpstreamUnreachable),
-        Ok(Ok(stream)) => {
-            // Frames are small and latency matters more than packet count.
-            let _ = stream.set_nodelay(true);
-            Ok(stream)
-        }
-    }
-}
-
-async fn upgrade(
+pub(super) async fn upgrade(
     mut stream: UpstreamStream,
     endpoint: &Endpoint,
     route: &Route,
     request: &UpgradeRequest,
     client: ClientInfo,
     caller: Option<&Principal>,
-) -> Result<Upstream, Rejection> {
+) -> Result<Upgraded, Rejection> {
     let key = fresh_key();
     let head = request_head(endpoint, route, request, &key, client, caller);
     stream.write_all(&head).await.map_err(|_| Rejection::UpstreamUnreachable)?;
@@ -185,10 +87,25 @@ async fn upgrade(
         101 => {
             let response = switching_protocols(&headers, request, &key)?;
             let extensions = header(&headers, "sec-websocket-extensions").is_some_and(|v| !v.trim_ascii().is_empty());
-            Ok(Upstream { stream, response, early: buf[len..].to_vec(), extensions })
+            Ok(Upgraded { stream, response, early: buf[len..].to_vec(), extensions })
         }
         100..=199 => Err(Rejection::UpstreamInvalidUpgrade("informational response")),
         _ => Err(declined(status, &headers)),
+    }
+}
+
+/// An accepted upgrade, before it is counted at its endpoint.
+pub(super) struct Upgraded {
+    stream: UpstreamStream,
+    response: Vec<u8>,
+    early: Vec<u8>,
+    extensions: bool,
+}
+
+impl Upgraded {
+    pub(super) fn into_upstream(self, lease: EndpointLease) -> Upstream {
+        let Upgraded { stream, response, early, extensions } = self;
+        Upstream { stream, response, early, extensions, lease }
     }
 }
 
