@@ -6,7 +6,8 @@
 //
 // Environment: WSGATE_CONTROL_URL, WSGATE_ADMIN_PASSWORD, WSGATE_API_ID, WSGATE_LIVE_ENDPOINT,
 // WSGATE_DEAD_ENDPOINT (as in lib.mjs for the browser).
-// Answer: {"ok": true, "states": {"<endpoint url>": "<data-state>", ...}, "reported": bool}.
+// Answer: {"ok": true, "reported": bool, and per endpoint url: "states" (its data-state),
+// "texts" (the state as the page words it), "failures" (the failures-in-a-row cell)}.
 
 import { check, expectText, goto, page, required, run, signIn, step, submit } from './lib.mjs';
 
@@ -18,6 +19,8 @@ const field = (label) => page.getByLabel(label, { exact: true });
 
 await run(async () => {
   const states = {};
+  const texts = {};
+  const failures = {};
   let reported = false;
   await step('endpoints-state', async () => {
     await signIn(control, '/publisher', 'admin', password);
@@ -29,6 +32,8 @@ await run(async () => {
       const row = page.locator(`tr[data-endpoint="${url}"]`);
       check(await row.count() === 1, `the state table has a row for ${url}`);
       states[url] = await row.getAttribute('data-state');
+      texts[url] = (await row.locator('.badge').textContent()).trim();
+      failures[url] = (await row.locator('td').nth(3).textContent()).trim();
     }
     reported = await page.locator('[data-unreported]').count() === 0;
     // The stored defaults are shown: the breaker is on, nothing overrides the gateway.
@@ -65,5 +70,5 @@ await run(async () => {
     check(await field('Load balancing').inputValue() === 'least_connections', 'the saved balancing is shown');
     check(await page.getByLabel(`Weight of ${live}`).inputValue() === '3', 'the saved weight is shown');
   });
-  return { states, reported };
+  return { states, texts, failures, reported };
 });

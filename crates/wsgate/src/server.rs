@@ -116,8 +116,7 @@ pub async fn start(
         control.set_counters(gateway.counters());
         // The publisher's Endpoints tab and GET /api/v1/apis/{id}/endpoints read the gateway's
         // endpoint table (state, connections, failures).
-        // TODO(issue 12): enable once `Gateway::endpoint_health` is merged from main:
-        // control.set_endpoint_health(gateway.endpoint_health());
+        control.set_endpoint_health(gateway.endpoint_health());
     }
     observability::watch_health(&gateway, store.clone(), health.clone(), shutdown.clone()).await;
     gateway

@@ -461,7 +461,7 @@ fn state_table(view: &EndpointsView) -> String {
     let note = if view.reported {
         r#"<p class="hint">As this node's gateway sees them now; reload the page to refresh.</p>"#
     } else {
-        r#"<p class="hint" data-unreported>This node's gateway reports no state for this API: it is not published yet, or this control plane runs without a gateway.</p>"#
+        r#"<p class="hint" data-unreported>This node's gateway reports no state for this API: it is not published, the gateway has not loaded it yet, or this control plane runs without a gateway.</p>"#
     };
     format!(
         r#"<div class="table-wrap"><table><caption class="visually-hidden">Endpoint state</caption>
