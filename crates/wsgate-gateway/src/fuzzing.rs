@@ -77,6 +77,7 @@ fn end_of(scan: Scan, offset: usize) -> End {
             End { accepted: offset + consumed, stop: Some(format!("{violation:?} at {}", offset + consumed)) }
         }
         Scan::Paused { .. } => panic!("a scan without a budget paused"),
+        Scan::OwnPong { .. } => panic!("a scan with no keepalive ping outstanding took a pong for the gateway's"),
     }
 }
 
@@ -112,7 +113,8 @@ fn scan_consumed(scan: &Scan) -> usize {
         Scan::Continue { consumed }
         | Scan::Close { consumed, .. }
         | Scan::Violation { consumed, .. }
-        | Scan::Paused { consumed } => consumed,
+        | Scan::Paused { consumed }
+        | Scan::OwnPong { consumed, .. } => consumed,
     }
 }
 

@@ -203,6 +203,9 @@ impl Gateway {
                 max_control_frames: settings.max_control_frames_per_second,
                 idle_timeout: settings.idle_timeout,
                 close_timeout: settings.close_timeout,
+                max_lifetime: settings.max_lifetime,
+                ping_interval: settings.ping_interval,
+                ping_timeout: settings.ping_timeout,
             },
             upstream_timeouts: UpstreamTimeouts {
                 connect: settings.connect_timeout,

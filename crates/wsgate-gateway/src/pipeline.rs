@@ -171,7 +171,9 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
             return None;
         }
     }
-    let config = RelayConfig { extensions: upstream.extensions, ..shared.relay_limits };
+    // The gateway's relay settings with the API's own over them, resolved once here.
+    let config =
+        RelayConfig { extensions: upstream.extensions, ..shared.relay_limits.for_api(&admission.route.api.settings) };
     let watch = shared.observe.upgraded(ctx, &admission);
     let live = watch.live.clone();
     let registration = shared.registry.register(&admission, ctx.client.addr.ip(), live.clone(), watch.session());

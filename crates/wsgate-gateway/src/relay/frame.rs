@@ -4,7 +4,9 @@
 //! The scanner never changes a byte. It tells the pump how many bytes of a chunk are known to
 //! be valid to forward, and stops at the first header that breaks RFC 6455, a size limit or the
 //! control-frame budget, so that the offending frame is never forwarded and the gateway can
-//! close cleanly at a frame boundary.
+//! close cleanly at a frame boundary. While a keepalive ping of the gateway's waits for its
+//! answer, it also picks out that answer (a whole pong frame echoing the ping's payload) so the
+//! pump can drop it: the one frame the relay removes, since it was meant for the gateway.
 
 use crate::policy::budget::{Budget, Exceeded, Verdict};
 
@@ -73,13 +75,59 @@ pub enum Scan {
     /// The frame starting at `consumed` must wait for the budget (a throttling limit); only the
     /// bytes before it may be forwarded, and it is scanned again when the budget allows.
     Paused { consumed: usize },
+    /// A whole pong answering the gateway's keepalive ping spans `start..consumed`: the bytes
+    /// before it may be forwarded, the pong itself is the gateway's and must be dropped, and
+    /// the scan goes on after it.
+    OwnPong { start: usize, consumed: usize },
 }
 
 const CLOSE: u8 = 0x8;
+const PING: u8 = 0x9;
+const PONG: u8 = 0xA;
 /// Longest header: 2 bytes, 8 bytes of extended length, 4 bytes of mask.
 pub const MAX_HEADER: usize = 14;
 /// A whole close frame: the scanner holds it back until complete to read its code.
 pub const MAX_CLOSE_FRAME: usize = MAX_HEADER + 125;
+
+/// What starts the payload of every keepalive ping the gateway sends; a counter follows, so
+/// the answer to one ping is told from the answer to another, and from a peer's own pongs.
+pub const PING_PREFIX: &[u8; 17] = b"wsgate-keepalive-";
+/// The payload of a keepalive ping: the prefix and the counter in 8 hex digits.
+pub const PING_PAYLOAD: usize = PING_PREFIX.len() + 8;
+/// A whole keepalive ping as written: 2 header bytes, a mask key towards the upstream, the
+/// payload.
+pub const MAX_PING_FRAME: usize = 2 + 4 + PING_PAYLOAD;
+
+/// The payload of keepalive ping number `counter`.
+pub fn ping_payload(counter: u32) -> [u8; PING_PAYLOAD] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0; PING_PAYLOAD];
+    out[..PING_PREFIX.len()].copy_from_slice(PING_PREFIX);
+    for (i, byte) in out[PING_PREFIX.len()..].iter_mut().enumerate() {
+        *byte = HEX[(counter >> (28 - 4 * i) & 0xF) as usize];
+    }
+    out
+}
+
+/// Writes keepalive ping number `counter` into `out`, masked when it goes to the upstream.
+/// Returns the frame length.
+pub fn write_ping(out: &mut [u8; MAX_PING_FRAME], counter: u32, mask: Option<[u8; 4]>) -> usize {
+    out[0] = 0x80 | PING;
+    out[1] = PING_PAYLOAD as u8;
+    let mut pos = 2;
+    if let Some(key) = mask {
+        out[1] |= 0x80;
+        out[2..6].copy_from_slice(&key);
+        pos = 6;
+    }
+    out[pos..pos + PING_PAYLOAD].copy_from_slice(&ping_payload(counter));
+    if let Some(key) = mask {
+        for (i, byte) in out[pos..pos + PING_PAYLOAD].iter_mut().enumerate() {
+            *byte ^= key[i % 4];
+        }
+    }
+    pos + PING_PAYLOAD
+}
 
 /// Per-direction framing state. Counters are read by the access log when the connection ends.
 /// Small on purpose: two of these live in every open connection's task.
@@ -109,6 +157,9 @@ pub struct Scanner {
     /// gateway and the peer a write (and a ping, a pong back), so a peer sending them in a loop
     /// is refused like any other rule breaker, without touching other connections.
     control_left: u32,
+    /// The keepalive ping of the gateway's whose pong this sender owes, if one is outstanding.
+    /// At most one is: the relay sends the next only once this one is answered.
+    pong_owed: Option<u32>,
     /// Whole data messages seen (counted at the end of their final frame).
     pub messages: u64,
     /// Bytes accepted for forwarding, headers included.
@@ -129,6 +180,7 @@ impl Scanner {
             in_message: false,
             message_len: 0,
             control_left: u32::MAX,
+            pong_owed: None,
             messages: 0,
             bytes: 0,
         }
@@ -149,6 +201,17 @@ impl Scanner {
     /// Starts a new window of `per_window` control frames (0: no limit).
     pub fn refill_control(&mut self, per_window: u32) {
         self.control_left = if per_window == 0 { u32::MAX } else { per_window };
+    }
+
+    /// The gateway sent this sender keepalive ping number `counter`: its answer is to be picked
+    /// out (see [`Scan::OwnPong`]) until it comes.
+    pub fn expect_pong(&mut self, counter: u32) {
+        self.pong_owed = Some(counter);
+    }
+
+    /// Whether a keepalive ping of the gateway's still waits for its answer.
+    pub fn pong_owed(&self) -> bool {
+        self.pong_owed.is_some()
     }
 
     /// Whether the bytes accepted so far end exactly at a frame boundary, where the gateway may
@@ -201,7 +264,27 @@ impl Scanner {
             let Some(header) = Header::parse(&data[pos..]) else {
                 return self.accept(pos);
             };
-            if let Err(violation) = self.check(&header).and_then(|()| self.spend_control(&header)) {
+            if let Err(violation) = self.check(&header) {
+                self.bytes += pos as u64;
+                return Scan::Violation { consumed: pos, violation };
+            }
+            if let Some(counter) = self.pong_owed
+                && header.opcode == PONG
+                && header.payload == PING_PAYLOAD as u64
+            {
+                // Held back until whole (as a close is): only the payload tells whether it
+                // answers the gateway. A peer's other pongs go on as usual.
+                let end = pos + header.len + PING_PAYLOAD;
+                if data.len() < end {
+                    return self.accept(pos);
+                }
+                if header.unmasked_equals(&data[pos + header.len..end], &ping_payload(counter)) {
+                    self.pong_owed = None;
+                    self.bytes += pos as u64;
+                    return Scan::OwnPong { start: pos, consumed: end };
+                }
+            }
+            if let Err(violation) = self.spend_control(&header) {
                 self.bytes += pos as u64;
                 return Scan::Violation { consumed: pos, violation };
             }
@@ -343,6 +426,17 @@ impl Header {
             len += 4;
         }
         Some(Header { fin: b0 & 0x80 != 0, rsv: b0 & 0x70, opcode: b0 & 0x0F, masked, mask, payload, len })
+    }
+
+    /// Whether `payload` (this frame's, as sent) reads `expected` once unmasked. Unmasked into a
+    /// stack copy: the bytes stay as sent.
+    fn unmasked_equals(&self, payload: &[u8], expected: &[u8]) -> bool {
+        let mut clear = [0u8; 125];
+        let clear = &mut clear[..payload.len().min(125)];
+        for (i, (out, byte)) in clear.iter_mut().zip(payload).enumerate() {
+            *out = if self.masked { byte ^ self.mask[i % 4] } else { *byte };
+        }
+        clear == expected
     }
 
     /// The status code of a close frame, unmasked for reading only; the bytes stay as sent.
@@ -588,6 +682,112 @@ mod tests {
         assert_eq!(s.scan(&out[..len], false, None), Scan::Close { start: 0, consumed: len, code: None });
         let len = write_empty_close(&mut out, Some([1, 2, 3, 4]));
         assert_eq!(client().scan(&out[..len], false, None), Scan::Close { start: 0, consumed: len, code: None });
+    }
+
+    /// A pong as a peer answers keepalive ping `counter`, masked with `key` (a client's) or not.
+    fn pong_to(counter: u32, key: Option<[u8; 4]>) -> Vec<u8> {
+        let payload = ping_payload(counter);
+        let mut out = vec![0x80 | PONG, PING_PAYLOAD as u8];
+        match key {
+            Some(key) => {
+                out[1] |= 0x80;
+                out.extend_from_slice(&key);
+                out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+            }
+            None => out.extend_from_slice(&payload),
+        }
+        out
+    }
+
+    #[test]
+    fn ping_frames_carry_the_prefix_and_counter_masked_towards_the_upstream() {
+        assert_eq!(&ping_payload(0x1a2b_3c4d), b"wsgate-keepalive-1a2b3c4d");
+        let mut out = [0; MAX_PING_FRAME];
+        let len = write_ping(&mut out, 7, None);
+        assert_eq!(out[..2], [0x89, PING_PAYLOAD as u8]);
+        assert_eq!(&out[2..len], b"wsgate-keepalive-00000007");
+        let key = [0xA5, 1, 2, 3];
+        let len = write_ping(&mut out, 7, Some(key));
+        assert_eq!((out[1], &out[2..6], len), (0x80 | PING_PAYLOAD as u8, &key[..], MAX_PING_FRAME));
+        let clear: Vec<u8> = out[6..len].iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
+        assert_eq!(clear, b"wsgate-keepalive-00000007");
+    }
+
+    #[test]
+    fn the_pong_to_the_gateways_ping_is_picked_out_masked_or_not() {
+        for (sender, key) in [(Sender::Client, Some([0x11, 0x22, 0x33, 0x44])), (Sender::Upstream, None)] {
+            let masked = key.is_some();
+            let mut s = Scanner::new(sender, 1 << 20, 4 << 20).with_control_limit(1);
+            s.expect_pong(3);
+            let mut data = frame(true, 1, masked, b"before");
+            let start = data.len();
+            data.extend(pong_to(3, key));
+            let end = data.len();
+            data.extend(frame(true, 1, masked, b"after"));
+            assert_eq!(s.scan(&data, false, None), Scan::OwnPong { start, consumed: end }, "{sender:?}");
+            assert!(!s.pong_owed());
+            assert_eq!(s.bytes, start as u64, "the gateway's pong is not the peer's traffic");
+            // The rest scans on as usual; a pong owed no more, and the control budget of one
+            // frame was not spent on the gateway's pong.
+            assert_eq!(s.scan(&data[end..], false, None), Scan::Continue { consumed: data.len() - end });
+            let again = pong_to(3, key);
+            assert_eq!(s.scan(&again, false, None), Scan::Continue { consumed: again.len() }, "{sender:?}");
+        }
+    }
+
+    #[test]
+    fn a_pong_split_across_reads_is_held_back_until_whole() {
+        let key = Some([9, 8, 7, 6]);
+        let pong = pong_to(0xFFFF_FFFF, key);
+        for cut in 1..pong.len() {
+            let mut s = client();
+            s.expect_pong(0xFFFF_FFFF);
+            assert_eq!(s.scan(&pong[..cut], false, None), Scan::Continue { consumed: 0 }, "cut at {cut}");
+            assert!(s.pong_owed());
+            assert_eq!(s.scan(&pong, false, None), Scan::OwnPong { start: 0, consumed: pong.len() }, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn other_pongs_pass_through() {
+        let key = Some([1, 2, 3, 4]);
+        let table: &[(&str, Option<u32>, Vec<u8>)] = &[
+            ("no ping outstanding", None, pong_to(3, key)),
+            ("another counter", Some(4), pong_to(3, key)),
+            ("the peer's own pong", Some(3), frame(true, 10, true, b"wsgate-keepalive-0000000x")),
+            ("a shorter payload", Some(3), frame(true, 10, true, b"wsgate-keepalive-")),
+            ("a ping with the payload", Some(3), {
+                let mut ping = pong_to(3, key);
+                ping[0] = 0x80 | PING;
+                ping
+            }),
+        ];
+        for (name, owed, data) in table {
+            let mut s = client();
+            if let Some(counter) = owed {
+                s.expect_pong(*counter);
+            }
+            assert_eq!(s.scan(data, false, None), Scan::Continue { consumed: data.len() }, "{name}");
+            assert_eq!(s.pong_owed(), owed.is_some(), "{name}");
+        }
+        // Masked by the peer and unmasked to compare, the bytes it sent are left as they were.
+        let mut s = client();
+        s.expect_pong(3);
+        let pong = pong_to(3, key);
+        let copy = pong.clone();
+        assert_eq!(s.scan(&pong, false, None), Scan::OwnPong { start: 0, consumed: pong.len() });
+        assert_eq!(pong, copy);
+    }
+
+    #[test]
+    fn a_broken_pong_is_refused_even_when_one_is_owed() {
+        let mut s = Scanner::new(Sender::Upstream, 10, 10);
+        s.expect_pong(1);
+        let masked = pong_to(1, Some([1, 2, 3, 4]));
+        assert_eq!(
+            s.scan(&masked, false, None),
+            Scan::Violation { consumed: 0, violation: Violation::MaskedUpstreamFrame }
+        );
     }
 
     #[test]

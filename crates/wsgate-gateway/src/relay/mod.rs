@@ -13,8 +13,13 @@
 //! publishes the totals (every second while traffic flows, see [`METER_TICK`]), resumes a pump
 //! that waits for its budget, and checks idleness. A limit update from the registry replaces
 //! both budgets at once.
+//!
+//! The same timer ends the connection at its earliest deadline (token expiry: 4001; maximum
+//! lifetime: 1001) and drives keepalive: a side silent for the ping interval gets a ping of the
+//! gateway's (see `keepalive`); one still silent a ping timeout later is taken for dead.
 
 pub mod frame;
+mod keepalive;
 pub mod live;
 mod pool;
 mod pump;
@@ -29,11 +34,13 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 use wsgate_core::session::ClosedBy;
+use wsgate_core::upstream::EndpointSettings;
 use wsgate_counters::Counters;
 
 use crate::policy::ConnLimits;
 use crate::policy::budget::Budget;
 use frame::{Scanner, Sender, Violation};
+use keepalive::{Keepalive, Side};
 use live::{Live, Pending};
 use pump::{Pump, PumpEvent};
 
@@ -49,6 +56,30 @@ pub struct RelayConfig {
     pub max_control_frames: u32,
     pub idle_timeout: Duration,
     pub close_timeout: Duration,
+    /// The longest the connection may live, counted from the upgrade; then both sides get
+    /// 1001. `None`: no limit.
+    pub max_lifetime: Option<Duration>,
+    /// Keepalive: a side silent this long gets a ping of the gateway's. `None`: no pings.
+    pub ping_interval: Option<Duration>,
+    /// How long a pinged side may stay silent before it is taken for dead.
+    pub ping_timeout: Duration,
+}
+
+impl RelayConfig {
+    /// These settings with an API's endpoint settings over them: each one the API sets wins.
+    /// Read once per connection, at the upgrade.
+    pub fn for_api(self, api: &EndpointSettings) -> RelayConfig {
+        RelayConfig {
+            max_frame: api.max_frame_size.unwrap_or(self.max_frame),
+            max_message: api.max_message_size.unwrap_or(self.max_message),
+            idle_timeout: api.idle_timeout.unwrap_or(self.idle_timeout),
+            close_timeout: api.close_timeout.unwrap_or(self.close_timeout),
+            max_lifetime: api.max_lifetime.or(self.max_lifetime),
+            ping_interval: api.ping_interval.or(self.ping_interval),
+            ping_timeout: api.ping_timeout.unwrap_or(self.ping_timeout),
+            ..self
+        }
+    }
 }
 
 impl EndReason {
@@ -66,6 +97,9 @@ impl EndReason {
             EndReason::TokenExpired => "token_expired",
             EndReason::CloseTimeout => "close_timeout",
             EndReason::LimitExceeded => "limit_exceeded",
+            EndReason::Lifetime => "lifetime",
+            EndReason::ClientPingTimeout => "client_ping_timeout",
+            EndReason::UpstreamPingTimeout => "upstream_ping_timeout",
         }
     }
 }
@@ -89,6 +123,38 @@ pub enum EndReason {
     CloseTimeout,
     /// A message or byte limit whose plan says `close` was exceeded (by either side).
     LimitExceeded,
+    /// The connection reached its maximum lifetime.
+    Lifetime,
+    /// The client stayed silent after a keepalive ping for the ping timeout.
+    ClientPingTimeout,
+    /// The upstream stayed silent after a keepalive ping for the ping timeout.
+    UpstreamPingTimeout,
+}
+
+/// A moment that ends the connection, with the reason that gives its close.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    why: EndReason,
+}
+
+impl Deadline {
+    /// The close code and reason both sides get.
+    fn close(self) -> (u16, &'static str) {
+        match self.why {
+            // 4001 is the code WSO2 users expect for an expired token.
+            EndReason::TokenExpired => (4001, "token expired"),
+            _ => (1001, "connection lifetime reached"),
+        }
+    }
+
+    /// The earlier of two deadlines (either may be absent).
+    fn earliest(a: Option<Deadline>, b: Option<Deadline>) -> Option<Deadline> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if b.at < a.at { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// What the relay meters a connection with: the limits it runs under, and the counters their
@@ -136,7 +202,8 @@ pub struct Sockets<'a, C, U> {
 }
 
 /// Relays until both sides have closed, one side vanished, or a limit ended the connection.
-/// `live` carries signals in (stop, new limits) and counts out.
+/// `live` carries signals in (stop, new limits) and counts out. `token_expires` (4001) and the
+/// config's maximum lifetime (1001) are deadlines of the connection's one timer.
 pub fn relay<C, U>(
     sockets: Sockets<'_, C, U>,
     config: RelayConfig,
@@ -151,7 +218,14 @@ where
     let mask = std::collections::hash_map::RandomState::new().hash_one(Instant::now()).to_le_bytes();
     let (to_upstream_budget, to_client_budget) = metering.budgets();
     let now = Instant::now();
-    let next_tick = now + idle_tick(config.idle_timeout);
+    let lifetime =
+        config.max_lifetime.and_then(|d| now.checked_add(d)).map(|at| Deadline { at, why: EndReason::Lifetime });
+    let expiry = token_expires.map(|at| Deadline { at, why: EndReason::TokenExpired });
+    let deadline = Deadline::earliest(expiry, lifetime);
+    let keepalive = config.ping_interval.map(|interval| Keepalive::new(interval, config.ping_timeout, now));
+    let mut timing = Box::new(Timing { config, next_tick: now, deadline, keepalive });
+    timing.next_tick = now + timing.quiet_tick(false);
+    let first = deadline.map_or(timing.next_tick, |d| d.at.min(timing.next_tick));
     Relay {
         client: sockets.client,
         upstream: sockets.upstream,
@@ -162,12 +236,10 @@ where
             to_upstream_budget,
         ),
         to_client: Pump::new(scanner(Sender::Upstream, &config), None, sockets.upstream_early, to_client_budget),
-        timer: Box::pin(tokio::time::sleep_until(next_tick)),
-        next_tick,
+        timer: Box::pin(tokio::time::sleep_until(first)),
+        timing,
         live,
-        expiry: token_expires.map(|at| Box::pin(tokio::time::sleep_until(at))),
         phase: Phase::Open { seen_bytes: 0, last_active: now, metering: false },
-        config,
         client_close: None,
         upstream_close: None,
         end: None,
@@ -188,10 +260,32 @@ const LAST_CALL: Duration = Duration::from_secs(1);
 /// idle check).
 pub const METER_TICK: Duration = Duration::from_secs(1);
 
-/// The idle timer ticks four times per timeout, so an idle connection is closed between 1 and
-/// 1.25 timeouts after its last frame without touching the timer on every frame.
-fn idle_tick(idle_timeout: Duration) -> Duration {
-    (idle_timeout / 4).max(Duration::from_millis(10))
+/// What the connection's timer works with, read at its ticks only: boxed, so that an open
+/// connection's task stays small.
+struct Timing {
+    config: RelayConfig,
+    /// When the next tick is due while open (idle check, keepalive, publishing counts).
+    next_tick: Instant,
+    /// The earliest moment that ends the connection (token expiry, maximum lifetime).
+    deadline: Option<Deadline>,
+    keepalive: Option<Keepalive>,
+}
+
+impl Timing {
+    /// The time between ticks while no traffic flows: a quarter of the idle timeout, so an idle
+    /// connection is closed between 1 and 1.25 timeouts after its last frame without touching
+    /// the timer on every frame; likewise a quarter of the ping interval, and of the ping
+    /// timeout while a ping waits for its answer (`pinging`).
+    fn quiet_tick(&self, pinging: bool) -> Duration {
+        let mut tick = self.config.idle_timeout / 4;
+        if let Some(keepalive) = &self.keepalive {
+            tick = tick.min(keepalive.interval / 4);
+            if pinging {
+                tick = tick.min(keepalive.timeout / 4);
+            }
+        }
+        tick.max(Duration::from_millis(10))
+    }
 }
 
 enum Phase {
@@ -209,17 +303,13 @@ struct Relay<C, U> {
     upstream: U,
     to_upstream: Pump,
     to_client: Pump,
-    /// One timer per connection: the earliest of the next tick and a paused pump's resume time
-    /// while open, the close deadline while closing.
+    /// One timer per connection: the earliest of the next tick, a paused pump's resume time
+    /// and the connection's deadline while open, the close deadline while closing.
     timer: Pin<Box<Sleep>>,
-    /// When the next tick is due while open (idle check, publishing counts).
-    next_tick: Instant,
+    timing: Box<Timing>,
     /// Signals from outside (stop, new limits) and published counts.
     live: Arc<Live>,
-    /// When the access token expires, if that closes the connection.
-    expiry: Option<Pin<Box<Sleep>>>,
     phase: Phase,
-    config: RelayConfig,
     client_close: Option<u16>,
     upstream_close: Option<u16>,
     /// The first reason the connection started to end.
@@ -327,8 +417,8 @@ where
         {
             *metering = true;
             let soon = Instant::now() + METER_TICK;
-            if soon < self.next_tick {
-                self.next_tick = soon;
+            if soon < self.timing.next_tick {
+                self.timing.next_tick = soon;
                 if soon < self.timer.deadline() {
                     self.timer.as_mut().reset(soon);
                 }
@@ -358,7 +448,33 @@ where
         self.start_closing(EndReason::ClientGone);
     }
 
-    /// Both sides get a close from the gateway (idle timeout, shutdown).
+    /// `side` did not answer a keepalive ping in time: the other side gets 1001, the silent
+    /// side a close it may take or not (the gateway does not wait for it to be written, nor for
+    /// its answer: a dead peer gives neither) and then the end of its TCP connection, once the
+    /// other side has answered. To the silent side's application, were it alive after all,
+    /// this is a close without a handshake: 1006 in browsers' terms.
+    fn unresponsive(&mut self, side: Side) {
+        let (from_silent, to_silent, why, reason) = match side {
+            Side::Client => (
+                &mut self.to_upstream,
+                &mut self.to_client,
+                EndReason::ClientPingTimeout,
+                "client did not answer keepalive ping",
+            ),
+            Side::Upstream => (
+                &mut self.to_client,
+                &mut self.to_upstream,
+                EndReason::UpstreamPingTimeout,
+                "upstream did not answer keepalive ping",
+            ),
+        };
+        from_silent.stop_reading();
+        from_silent.close_dst(1001, reason);
+        to_silent.close_dead_dst(1001, "no answer to keepalive ping");
+        self.start_closing(why);
+    }
+
+    /// Both sides get a close from the gateway (idle timeout, shutdown, deadlines).
     fn close_both(&mut self, code: u16, reason: &str, why: EndReason) {
         self.to_client.close_dst(code, reason);
         self.to_upstream.close_dst(code, reason);
@@ -369,7 +485,7 @@ where
         self.end.get_or_insert(why);
         if let Phase::Open { .. } = self.phase {
             self.phase = Phase::Closing;
-            self.timer.as_mut().reset(Instant::now() + self.config.close_timeout);
+            self.timer.as_mut().reset(Instant::now() + self.timing.config.close_timeout);
             // Limits no longer hold anything back: the close handshake must get through.
             self.to_upstream.lift_limits();
             self.to_client.lift_limits();
@@ -381,39 +497,55 @@ where
         let now = Instant::now();
         match &mut self.phase {
             Phase::Open { seen_bytes, last_active, metering } => {
+                if let Some(deadline) = self.timing.deadline
+                    && now >= deadline.at
+                {
+                    self.timing.deadline = None;
+                    let (code, reason) = deadline.close();
+                    self.close_both(code, reason, deadline.why);
+                    return false;
+                }
                 for pump in [&mut self.to_upstream, &mut self.to_client] {
                     if pump.resume_at().is_some_and(|at| at <= now) {
                         pump.resume();
                     }
                 }
-                if now >= self.next_tick {
+                if now >= self.timing.next_tick {
                     // Each tick opens a new window of control frames (a second while traffic
                     // flows), so the budget costs no clock read per frame.
                     for pump in [&mut self.to_upstream, &mut self.to_client] {
-                        pump.scanner.refill_control(self.config.max_control_frames);
+                        pump.scanner.refill_control(self.timing.config.max_control_frames);
                     }
+                    if let Some(keepalive) = &mut self.timing.keepalive
+                        && let Some(side) = keepalive.check(now, &mut self.to_upstream, &mut self.to_client)
+                    {
+                        self.unresponsive(side);
+                        return false;
+                    }
+                    let pinging = self.to_upstream.scanner.pong_owed() || self.to_client.scanner.pong_owed();
                     let total = self.to_upstream.scanner.bytes + self.to_client.scanner.bytes;
-                    let idle = idle_tick(self.config.idle_timeout);
+                    let idle = self.timing.quiet_tick(pinging);
                     if total != *seen_bytes {
                         *seen_bytes = total;
                         *last_active = now;
-                        self.next_tick = now + METER_TICK.min(idle);
+                        self.timing.next_tick = now + METER_TICK.min(idle);
                         self.live.publish(
                             self.to_upstream.scanner.messages,
                             self.to_upstream.scanner.bytes,
                             self.to_client.scanner.messages,
                             self.to_client.scanner.bytes,
                         );
-                    } else if now.duration_since(*last_active) >= self.config.idle_timeout {
+                    } else if now.duration_since(*last_active) >= self.timing.config.idle_timeout {
                         self.close_both(1001, "idle timeout", EndReason::Idle);
                         return false;
                     } else {
                         *metering = false;
-                        self.next_tick = now + idle;
+                        self.timing.next_tick = now + idle;
                     }
                 }
-                let resume = [self.to_upstream.resume_at(), self.to_client.resume_at()].into_iter().flatten().min();
-                let next = resume.map_or(self.next_tick, |at| at.min(self.next_tick));
+                let deadline = self.timing.deadline.map(|d| d.at);
+                let resume = [self.to_upstream.resume_at(), self.to_client.resume_at(), deadline];
+                let next = resume.into_iter().flatten().fold(self.timing.next_tick, Instant::min);
                 self.timer.as_mut().reset(next);
                 false
             }
@@ -484,15 +616,6 @@ where
                 continue;
             }
             this.note_traffic();
-            if let Some(expiry) = &mut this.expiry
-                && matches!(this.phase, Phase::Open { .. })
-                && expiry.as_mut().poll(cx).is_ready()
-            {
-                // 4001 is the code WSO2 users expect for an expired token.
-                this.expiry = None;
-                this.close_both(4001, "token expired", EndReason::TokenExpired);
-                continue;
-            }
             if this.timer.as_mut().poll(cx).is_ready() {
                 if this.on_timer() {
                     return Poll::Ready(this.report());

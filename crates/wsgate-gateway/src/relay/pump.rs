@@ -7,7 +7,9 @@
 //!
 //! The one exception to "the same bytes": when `src` vanishes in the middle of a frame and the
 //! gateway owes `dst` a close, the cut frame is completed with padding (bytes that unmask to
-//! zeros) so that the close can follow it at once; see ARCHITECTURE.md's invariants.
+//! zeros) so that the close can follow it at once; see ARCHITECTURE.md's invariants. Besides,
+//! whole frames of the gateway's own go in at frame boundaries (its closes and keepalive pings
+//! towards `dst`), and a whole pong answering the gateway's ping to `src` is taken out.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -16,7 +18,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use tokio::time::Instant;
 
-use super::frame::{MAX_CLOSE_FRAME, Scan, Scanner, Violation, write_close, write_empty_close};
+use super::frame::{
+    MAX_CLOSE_FRAME, MAX_PING_FRAME, Scan, Scanner, Violation, write_close, write_empty_close, write_ping,
+};
 use super::pool::{self, Buffer};
 use crate::policy::budget::Budget;
 
@@ -45,6 +49,15 @@ struct Injected {
     written: usize,
 }
 
+/// A keepalive ping the gateway owes `dst`, written at the next frame boundary. Only its
+/// number is kept; the frame is rebuilt on the stack when written (rarely: once per interval).
+#[derive(Debug, Clone, Copy)]
+struct PingOut {
+    counter: u32,
+    /// Bytes of the frame written so far (a write may take part of it).
+    written: u8,
+}
+
 #[derive(Debug)]
 pub struct Pump {
     pub scanner: Scanner,
@@ -54,6 +67,8 @@ pub struct Pump {
     filled: usize,
     /// Boxed because it exists only while closing; idle connections stay small.
     inject: Option<Box<Injected>>,
+    /// A keepalive ping for `dst`, written at the next frame boundary.
+    ping: Option<PingOut>,
     /// A close the gateway owes `dst`, sent in place of `src`'s own close frame when that
     /// arrives, so that whatever `src` sent before it (replies to earlier frames) still
     /// reaches `dst` first.
@@ -74,6 +89,12 @@ pub struct Pump {
     forwarding: bool,
     /// `[ready..filled]` may contain whole frames not scanned yet (after a stop at a boundary).
     rescan: bool,
+    /// Bytes came from `src` since the relay last asked ([`Pump::take_heard`]): keepalive's
+    /// sign of life, set once per read, never per frame.
+    heard: bool,
+    /// `dst` is presumed dead (it did not answer a keepalive ping): whatever it does not take
+    /// at once is given up instead of waited for.
+    abandon: bool,
     done: bool,
 }
 
@@ -87,6 +108,7 @@ impl Pump {
             ready: 0,
             filled: 0,
             inject: None,
+            ping: None,
             owed_close: None,
             mask,
             budget,
@@ -95,6 +117,8 @@ impl Pump {
             src_closed: false,
             forwarding: true,
             rescan: false,
+            heard: false,
+            abandon: false,
             done: false,
         };
         if !initial.is_empty() {
@@ -157,6 +181,35 @@ impl Pump {
         }
     }
 
+    /// Queues keepalive ping number `counter` for `dst`, written at the next frame boundary.
+    /// Returns false (and queues nothing) when the direction is closing or a ping still waits.
+    pub fn queue_ping(&mut self, counter: u32) -> bool {
+        if !self.forwarding || self.inject.is_some() || self.ping.is_some() || self.done {
+            return false;
+        }
+        self.ping = Some(PingOut { counter, written: 0 });
+        true
+    }
+
+    /// Whether a queued ping still waits for `src` to finish a frame in flight: everything
+    /// accepted so far reached `dst`, so the wait is not `dst`'s doing.
+    pub fn ping_waits_for_src(&self) -> bool {
+        self.ping.is_some_and(|ping| ping.written == 0) && self.sent >= self.ready
+    }
+
+    /// Whether bytes came from `src` since the last call, or `src` is held back by this pump
+    /// (its budget, or `dst` not taking what was read): either way `src` is not silent.
+    pub fn take_heard(&mut self) -> bool {
+        std::mem::take(&mut self.heard) || self.paused || self.sent < self.ready
+    }
+
+    /// Queues a close for `dst`, which is presumed dead: it gets what it takes at once, and
+    /// nothing is waited for (the dead peer would never take it, nor answer).
+    pub fn close_dead_dst(&mut self, code: u16, reason: &str) {
+        self.close_dst(code, reason);
+        self.abandon = true;
+    }
+
     /// Owes `dst` a close, sent when `src` closes (see `owed_close`) or when
     /// [`Pump::pay_owed_close`] is called.
     pub fn close_dst_after_src(&mut self, code: u16, reason: &str) {
@@ -185,6 +238,7 @@ impl Pump {
     pub fn stop_forwarding(&mut self) {
         self.forwarding = false;
         self.inject = None;
+        self.ping = None;
         self.sent = self.ready;
     }
 
@@ -233,6 +287,17 @@ impl Pump {
     /// Writes accepted bytes, then a pending gateway frame if at a boundary. `Ready(None)` once
     /// all is written.
     fn poll_write_out<D: AsyncWrite + Unpin>(&mut self, cx: &mut Context<'_>, dst: &mut D) -> Poll<Option<PumpEvent>> {
+        match self.poll_write_all(cx, dst) {
+            Poll::Pending if self.abandon => {
+                // A dead peer's full socket: give up on what it did not take.
+                self.stop_forwarding();
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+
+    fn poll_write_all<D: AsyncWrite + Unpin>(&mut self, cx: &mut Context<'_>, dst: &mut D) -> Poll<Option<PumpEvent>> {
         while self.sent < self.ready {
             let Some(buf) = &self.buf else { break };
             match Pin::new(&mut *dst).poll_write(cx, &buf[self.sent..self.ready]) {
@@ -247,6 +312,12 @@ impl Pump {
             if let Some(event) = std::task::ready!(self.poll_write_padding(cx, dst)) {
                 return Poll::Ready(Some(event));
             }
+        }
+        if self.ping.is_some()
+            && self.scanner.at_boundary()
+            && let Some(event) = std::task::ready!(self.poll_write_ping(cx, dst))
+        {
+            return Poll::Ready(Some(event));
         }
         if let Some(injected) = &mut self.inject
             && self.scanner.at_boundary()
@@ -265,6 +336,23 @@ impl Pump {
             return Poll::Ready(None);
         }
         Poll::Pending
+    }
+
+    /// Writes the queued keepalive ping, whole. `Ready(Some(_))` if `dst` failed.
+    fn poll_write_ping<D: AsyncWrite + Unpin>(&mut self, cx: &mut Context<'_>, dst: &mut D) -> Poll<Option<PumpEvent>> {
+        let Some(ping) = &mut self.ping else { return Poll::Ready(None) };
+        let mut frame = [0; MAX_PING_FRAME];
+        let len = write_ping(&mut frame, ping.counter, self.mask);
+        while usize::from(ping.written) < len {
+            match Pin::new(&mut *dst).poll_write(cx, &frame[usize::from(ping.written)..len]) {
+                // `written` never exceeds the frame (at most MAX_PING_FRAME bytes).
+                Poll::Ready(Ok(n)) if n > 0 => ping.written += n as u8,
+                Poll::Ready(_) => return Poll::Ready(Some(self.dst_gone())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.ping = None;
+        Poll::Ready(None)
     }
 
     /// Writes padding until the cut frame is complete. `Ready(Some(_))` if `dst` failed.
@@ -306,6 +394,7 @@ impl Pump {
                 Poll::Pending
             }
             Poll::Ready(Ok(())) if !read_buf.filled().is_empty() => {
+                self.heard = true;
                 self.filled += read_buf.filled().len();
                 Poll::Ready(self.scan())
             }
@@ -315,8 +404,9 @@ impl Pump {
 
     /// Accepts what the scanner allows from `[ready..filled]`.
     fn scan(&mut self) -> Option<PumpEvent> {
-        let buf = self.buf.as_ref()?;
-        let stop_at_boundary = self.inject.is_some();
+        let buf = self.buf.as_mut()?;
+        // A frame of the gateway's waits for a boundary: stop at the first one.
+        let stop_at_boundary = self.inject.is_some() || self.ping.is_some();
         let scan = self.scanner.scan(&buf[self.ready..self.filled], stop_at_boundary, self.budget.as_deref_mut());
         let event = match scan {
             Scan::Continue { consumed } => {
@@ -350,6 +440,16 @@ impl Pump {
                 self.ready += consumed;
                 self.paused = true;
                 Some(PumpEvent::Paused)
+            }
+            Scan::OwnPong { start, consumed } => {
+                // The answer to the gateway's ping: cut it out of the buffer (a move of the
+                // rest of one read, once per keepalive interval) and scan on after it.
+                self.ready += start;
+                let len = consumed - start;
+                buf.copy_within(self.ready + len..self.filled, self.ready);
+                self.filled -= len;
+                self.rescan = true;
+                None
             }
         };
         if !self.forwarding {

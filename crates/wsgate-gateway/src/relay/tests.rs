@@ -15,6 +15,9 @@ const LIMITS: RelayConfig = RelayConfig {
     max_control_frames: 100,
     idle_timeout: Duration::from_secs(60),
     close_timeout: Duration::from_secs(2),
+    max_lifetime: None,
+    ping_interval: None,
+    ping_timeout: Duration::from_secs(10),
 };
 
 /// A frame with a short payload, masked with a fixed key when `masked`.
@@ -55,9 +58,13 @@ fn start(limits: RelayConfig) -> Sides {
     Sides { client, upstream, relay, live }
 }
 
+/// Longer than any timer of the relay under test: tests on a paused clock wait for them (time
+/// jumps to the next timer), the others fail after it when a frame never comes.
+const WAIT: Duration = Duration::from_secs(60);
+
 async fn read_exact(stream: &mut DuplexStream, len: usize) -> Vec<u8> {
     let mut buf = vec![0; len];
-    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf)).await.expect("in time").expect("read");
+    tokio::time::timeout(WAIT, stream.read_exact(&mut buf)).await.expect("in time").expect("read");
     buf
 }
 
@@ -280,4 +287,195 @@ async fn a_ping_flood_is_closed_with_1008_and_pings_within_the_budget_pass() {
     s.upstream.write_all(&close(1008, false)).await.expect("write");
     assert_eq!(read_close_code(&mut s.client).await, 1008);
     assert_eq!(s.relay.await.expect("relay").end, EndReason::ClientViolation);
+}
+
+fn start_expiring(limits: RelayConfig, token_expires: Option<Instant>) -> Sides {
+    let (client, gateway_client) = duplex(1 << 16);
+    let (upstream, gateway_upstream) = duplex(1 << 16);
+    let live = Live::new();
+    let sockets =
+        Sockets { client: gateway_client, upstream: gateway_upstream, client_early: &[], upstream_early: &[] };
+    let metering = Metering { limits: Arc::default(), counters: Arc::new(wsgate_counters::LocalCounters::new()) };
+    let relay = tokio::spawn(relay(sockets, limits, live.clone(), metering, token_expires));
+    Sides { client, upstream, relay, live }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_maximum_lifetime_closes_both_sides_with_1001() {
+    let mut s = start(RelayConfig { max_lifetime: Some(Duration::from_secs(30)), ..LIMITS });
+    let started = Instant::now();
+    // Traffic does not extend a lifetime.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let hello = frame(0x1, true, true, b"hi");
+        s.client.write_all(&hello).await.expect("write");
+        assert_eq!(read_exact(&mut s.upstream, hello.len()).await, hello);
+    }
+    assert_eq!(read_close_payload(&mut s.client).await, b"\x03\xe9connection lifetime reached");
+    assert_eq!(started.elapsed(), Duration::from_secs(30), "at the deadline, not at a tick near it");
+    assert_eq!(read_close_code(&mut s.upstream).await, 1001);
+    s.upstream.write_all(&close(1001, false)).await.expect("write");
+    s.client.write_all(&close(1001, true)).await.expect("write");
+    let report = s.relay.await.expect("relay");
+    assert_eq!((report.end, report.closed_by), (EndReason::Lifetime, ClosedBy::Gateway));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_earliest_deadline_gives_the_close_token_expiry_or_lifetime() {
+    let lifetime = RelayConfig { max_lifetime: Some(Duration::from_secs(30)), ..LIMITS };
+    let mut s = start_expiring(lifetime, Some(Instant::now() + Duration::from_secs(10)));
+    assert_eq!(read_close_code(&mut s.client).await, 4001);
+    assert_eq!(read_close_code(&mut s.upstream).await, 4001);
+    let mut s = start_expiring(lifetime, Some(Instant::now() + Duration::from_secs(40)));
+    assert_eq!(read_close_code(&mut s.client).await, 1001);
+    assert_eq!(read_close_code(&mut s.upstream).await, 1001);
+    s.upstream.write_all(&close(1001, false)).await.expect("write");
+    s.client.write_all(&close(1001, true)).await.expect("write");
+    assert_eq!(s.relay.await.expect("relay").end, EndReason::Lifetime);
+}
+
+const KEEPALIVE: RelayConfig =
+    RelayConfig { ping_interval: Some(Duration::from_secs(10)), ping_timeout: Duration::from_secs(5), ..LIMITS };
+
+/// Reads the next frame, which must be a keepalive ping, and returns its payload unmasked
+/// (checking that it is masked exactly when `masked`).
+async fn read_ping(stream: &mut DuplexStream, masked: bool) -> Vec<u8> {
+    let head = read_exact(stream, 2).await;
+    assert_eq!((head[0], head[1] & 0x80 != 0), (0x89, masked), "expected a ping, got {head:?}");
+    let len = usize::from(head[1] & 0x7F);
+    let rest = read_exact(stream, len + if masked { 4 } else { 0 }).await;
+    let payload: Vec<u8> = match masked {
+        true => rest[4..].iter().enumerate().map(|(i, b)| b ^ rest[i % 4]).collect(),
+        false => rest,
+    };
+    assert!(payload.starts_with(frame::PING_PREFIX), "{payload:?}");
+    payload
+}
+
+/// Nothing is waiting to be read on `stream` (checked by a read that must not complete).
+async fn nothing_to_read(stream: &mut DuplexStream) {
+    let mut byte = [0];
+    let read = tokio::time::timeout(Duration::from_millis(1), stream.read(&mut byte)).await;
+    assert!(read.is_err(), "unexpected bytes: {read:?} {byte:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn quiet_sides_are_pinged_and_their_pongs_stay_with_the_gateway() {
+    let mut s = start(KEEPALIVE);
+    let started = Instant::now();
+    let to_upstream = read_ping(&mut s.upstream, true).await;
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(10) && waited <= Duration::from_millis(12_500), "{waited:?}");
+    let to_client = read_ping(&mut s.client, false).await;
+    // Each side answers, with data around the pong; the other side gets the data only.
+    let mut from_upstream = frame(0x1, true, false, b"a");
+    from_upstream.extend(frame(0xA, true, false, &to_upstream));
+    from_upstream.extend(frame(0x1, true, false, b"b"));
+    s.upstream.write_all(&from_upstream).await.expect("write");
+    let mut from_client = frame(0xA, true, true, &to_client);
+    from_client.extend(frame(0x2, true, true, b"c"));
+    s.client.write_all(&from_client).await.expect("write");
+    let mut expected = frame(0x1, true, false, b"a");
+    expected.extend(frame(0x1, true, false, b"b"));
+    assert_eq!(read_exact(&mut s.client, expected.len()).await, expected);
+    let data = frame(0x2, true, true, b"c");
+    assert_eq!(read_exact(&mut s.upstream, data.len()).await, data);
+    // The peers' own pings and pongs pass unchanged both ways, even with the gateway's payload.
+    let own = frame(0x9, true, true, &to_client);
+    s.client.write_all(&own).await.expect("write");
+    assert_eq!(read_exact(&mut s.upstream, own.len()).await, own);
+    let answer = frame(0xA, true, false, &to_client);
+    s.upstream.write_all(&answer).await.expect("write");
+    assert_eq!(read_exact(&mut s.client, answer.len()).await, answer);
+    // Quiet again: more pings, with new numbers, each answered; nothing else arrives.
+    for _ in 0..3 {
+        let ping = read_ping(&mut s.upstream, true).await;
+        assert_ne!(ping, to_upstream);
+        s.upstream.write_all(&frame(0xA, true, false, &ping)).await.expect("write");
+        let ping = read_ping(&mut s.client, false).await;
+        s.client.write_all(&frame(0xA, true, true, &ping)).await.expect("write");
+    }
+    nothing_to_read(&mut s.client).await;
+    nothing_to_read(&mut s.upstream).await;
+    s.client.write_all(&close(1000, true)).await.expect("write");
+    assert_eq!(read_close_code(&mut s.upstream).await, 1000);
+    s.upstream.write_all(&close(1000, false)).await.expect("write");
+    assert_eq!(read_close_code(&mut s.client).await, 1000);
+    let report = s.relay.await.expect("relay");
+    assert_eq!(report.end, EndReason::Closed);
+    // The gateway's pings and their pongs are not the peers' traffic: each side's bytes are its
+    // data, its own ping or pong and its close.
+    let closes = (close(1000, true).len() + close(1000, false).len()) as u64;
+    let relayed = data.len() + own.len() + answer.len() + expected.len();
+    assert_eq!(report.client_bytes + report.upstream_bytes, relayed as u64 + closes);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upstream_that_never_answers_a_ping_is_closed_and_the_client_gets_1001() {
+    let mut s = start(KEEPALIVE);
+    let started = Instant::now();
+    // The client talks; the upstream reads (its kernel would) but never says a word.
+    let hello = frame(0x1, true, true, b"anyone?");
+    s.client.write_all(&hello).await.expect("write");
+    assert_eq!(read_exact(&mut s.upstream, hello.len()).await, hello);
+    let _ping = read_ping(&mut s.upstream, true).await;
+    // The client is quiet too, but answers its ping.
+    let ping = read_ping(&mut s.client, false).await;
+    s.client.write_all(&frame(0xA, true, true, &ping)).await.expect("write");
+    assert_eq!(
+        read_close_payload(&mut s.client).await,
+        b"\x03\xe9upstream did not answer keepalive ping",
+        "the client hears why"
+    );
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(15) && waited <= Duration::from_millis(18_750), "{waited:?}");
+    assert_eq!(read_close_code(&mut s.upstream).await, 1001, "the silent side gets a close it may take");
+    // The client's answer ends the connection; the upstream's is never waited for.
+    s.client.write_all(&close(1001, true)).await.expect("write");
+    let report = s.relay.await.expect("relay");
+    assert_eq!((report.end, report.closed_by), (EndReason::UpstreamPingTimeout, ClosedBy::Gateway));
+    assert_eq!(started.elapsed(), waited, "no close timeout was waited out");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_answers_a_ping_is_closed_and_the_upstream_gets_1001() {
+    let mut s = start(KEEPALIVE);
+    let _ping = read_ping(&mut s.client, false).await;
+    let ping = read_ping(&mut s.upstream, true).await;
+    s.upstream.write_all(&frame(0xA, true, false, &ping)).await.expect("write");
+    assert_eq!(read_close_payload(&mut s.upstream).await, b"\x03\xe9client did not answer keepalive ping");
+    assert_eq!(read_close_code(&mut s.client).await, 1001);
+    s.upstream.write_all(&close(1001, false)).await.expect("write");
+    assert_eq!(s.relay.await.expect("relay").end, EndReason::ClientPingTimeout);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_side_that_talks_is_not_pinged_and_a_client_that_never_reads_is_closed() {
+    // The upstream streams every 2 s; the client never reads nor writes. The upstream is never
+    // pinged; the client's ping waits behind frames it does not take, and it is found dead.
+    let (client, gateway_client) = duplex(256);
+    let (mut upstream, gateway_upstream) = duplex(1 << 16);
+    let sockets =
+        Sockets { client: gateway_client, upstream: gateway_upstream, client_early: &[], upstream_early: &[] };
+    let metering = Metering { limits: Arc::default(), counters: Arc::new(wsgate_counters::LocalCounters::new()) };
+    let relay = tokio::spawn(relay(sockets, KEEPALIVE, Live::new(), metering, None));
+    let started = Instant::now();
+    let chunk = frame(0x2, true, false, &[7; 100]);
+    let mut received = Vec::new();
+    let report = loop {
+        if relay.is_finished() {
+            break relay.await.expect("relay");
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(1), upstream.write_all(&chunk)).await;
+        // Whatever the gateway sent the upstream, until it ended the connection.
+        let mut buf = [0; 256];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(1), upstream.read(&mut buf)).await {
+            received.extend_from_slice(&buf[..n]);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(started.elapsed() < Duration::from_secs(60), "still open");
+    };
+    assert_eq!(report.end, EndReason::ClientPingTimeout);
+    assert!(received.first() == Some(&0x88), "no ping reached the talking upstream, only the close: {received:?}");
+    drop(client);
 }

@@ -5,7 +5,7 @@
 //! Reading order: `harness` (how a test sets up its world), then the tests in
 //! the order of a connection's life: `echo`, `routing`, `upstream_handshake`,
 //! `bad_handshakes`, `smuggling`, `bad_frames`, `close_codes`,
-//! `hostile_peers`, `timeouts`, `tls`, `upstream_tls`, then the tests against tools and the
+//! `hostile_peers`, `timeouts`, `keepalive`, `tls`, `upstream_tls`, then the tests against tools and the
 //! binary: `wscat`, `deflate`, `demo`, `startup`, `shutdown`, the portals in a real browser
 //! (`portal`), and the Autobahn conformance run in `autobahn` (three echo
 //! upstreams, one of them `fixtures/echo_peers.py`).
@@ -29,6 +29,7 @@ mod deflate;
 mod demo;
 mod echo;
 mod hostile_peers;
+mod keepalive;
 mod observability;
 mod plans;
 mod portal;

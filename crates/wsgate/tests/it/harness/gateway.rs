@@ -131,6 +131,20 @@ impl GatewayBuilder {
         self.set(key, toml_value.to_string())
     }
 
+    /// Not set unless asked for: no limit.
+    pub fn max_lifetime(self, duration: &str) -> Self {
+        self.set("max_lifetime", format!("{duration:?}"))
+    }
+
+    /// Not set unless asked for: no keepalive pings.
+    pub fn ping_interval(self, duration: &str) -> Self {
+        self.set("ping_interval", format!("{duration:?}"))
+    }
+
+    pub fn ping_timeout(self, duration: &str) -> Self {
+        self.set("ping_timeout", format!("{duration:?}"))
+    }
+
     fn set(mut self, key: &'static str, toml_value: String) -> Self {
         self.settings.insert(key, toml_value);
         self
