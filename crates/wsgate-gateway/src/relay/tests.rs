@@ -479,3 +479,26 @@ async fn a_side_that_talks_is_not_pinged_and_a_client_that_never_reads_is_closed
     assert!(received.first() == Some(&0x88), "no ping reached the talking upstream, only the close: {received:?}");
     drop(client);
 }
+
+#[test]
+fn an_apis_endpoint_settings_override_the_gateways_one_by_one() {
+    let gateway = RelayConfig { max_lifetime: Some(Duration::from_secs(3600)), ..LIMITS };
+    assert_eq!(format!("{:?}", gateway.for_api(&EndpointSettings::default())), format!("{gateway:?}"));
+    let api = EndpointSettings {
+        idle_timeout: Some(Duration::from_secs(5)),
+        close_timeout: Some(Duration::from_secs(1)),
+        max_frame_size: Some(100),
+        max_message_size: Some(200),
+        max_lifetime: Some(Duration::from_secs(60)),
+        ping_interval: Some(Duration::from_secs(20)),
+        ping_timeout: Some(Duration::from_secs(3)),
+        connect_timeout: Some(Duration::from_secs(9)),
+        ..EndpointSettings::default()
+    };
+    let config = gateway.for_api(&api);
+    assert_eq!((config.idle_timeout, config.close_timeout), (Duration::from_secs(5), Duration::from_secs(1)));
+    assert_eq!((config.max_frame, config.max_message), (100, 200));
+    assert_eq!(config.max_lifetime, Some(Duration::from_secs(60)));
+    assert_eq!((config.ping_interval, config.ping_timeout), (Some(Duration::from_secs(20)), Duration::from_secs(3)));
+    assert_eq!(config.max_control_frames, LIMITS.max_control_frames, "not an endpoint setting");
+}
