@@ -222,8 +222,15 @@ where
         config.max_lifetime.and_then(|d| now.checked_add(d)).map(|at| Deadline { at, why: EndReason::Lifetime });
     let expiry = token_expires.map(|at| Deadline { at, why: EndReason::TokenExpired });
     let deadline = Deadline::earliest(expiry, lifetime);
-    let keepalive = config.ping_interval.map(|interval| Keepalive::new(interval, config.ping_timeout, now));
-    let mut timing = Box::new(Timing { config, next_tick: now, deadline, keepalive });
+    let keepalive = config.ping_interval.map(|interval| Box::new(Keepalive::new(interval, config.ping_timeout, now)));
+    let mut timing = Box::new(Timing {
+        idle_timeout: config.idle_timeout,
+        close_timeout: config.close_timeout,
+        max_control_frames: config.max_control_frames,
+        next_tick: now,
+        deadline,
+        keepalive,
+    });
     timing.next_tick = now + timing.quiet_tick(false);
     let first = deadline.map_or(timing.next_tick, |d| d.at.min(timing.next_tick));
     Relay {
@@ -261,14 +268,18 @@ const LAST_CALL: Duration = Duration::from_secs(1);
 pub const METER_TICK: Duration = Duration::from_secs(1);
 
 /// What the connection's timer works with, read at its ticks only: boxed, so that an open
-/// connection's task stays small.
+/// connection's task stays small, and only what the ticks read (every open connection has one;
+/// keepalive's state is allocated only when it is on).
 struct Timing {
-    config: RelayConfig,
+    idle_timeout: Duration,
+    close_timeout: Duration,
+    /// Pings and pongs each direction may send per tick (0: no limit).
+    max_control_frames: u32,
     /// When the next tick is due while open (idle check, keepalive, publishing counts).
     next_tick: Instant,
     /// The earliest moment that ends the connection (token expiry, maximum lifetime).
     deadline: Option<Deadline>,
-    keepalive: Option<Keepalive>,
+    keepalive: Option<Box<Keepalive>>,
 }
 
 impl Timing {
@@ -277,7 +288,7 @@ impl Timing {
     /// the timer on every frame; likewise a quarter of the ping interval, and of the ping
     /// timeout while a ping waits for its answer (`pinging`).
     fn quiet_tick(&self, pinging: bool) -> Duration {
-        let mut tick = self.config.idle_timeout / 4;
+        let mut tick = self.idle_timeout / 4;
         if let Some(keepalive) = &self.keepalive {
             tick = tick.min(keepalive.interval / 4);
             if pinging {
@@ -485,7 +496,7 @@ where
         self.end.get_or_insert(why);
         if let Phase::Open { .. } = self.phase {
             self.phase = Phase::Closing;
-            self.timer.as_mut().reset(Instant::now() + self.timing.config.close_timeout);
+            self.timer.as_mut().reset(Instant::now() + self.timing.close_timeout);
             // Limits no longer hold anything back: the close handshake must get through.
             self.to_upstream.lift_limits();
             self.to_client.lift_limits();
@@ -514,7 +525,7 @@ where
                     // Each tick opens a new window of control frames (a second while traffic
                     // flows), so the budget costs no clock read per frame.
                     for pump in [&mut self.to_upstream, &mut self.to_client] {
-                        pump.scanner.refill_control(self.timing.config.max_control_frames);
+                        pump.scanner.refill_control(self.timing.max_control_frames);
                     }
                     if let Some(keepalive) = &mut self.timing.keepalive
                         && let Some(side) = keepalive.check(now, &mut self.to_upstream, &mut self.to_client)
@@ -535,7 +546,7 @@ where
                             self.to_client.scanner.messages,
                             self.to_client.scanner.bytes,
                         );
-                    } else if now.duration_since(*last_active) >= self.timing.config.idle_timeout {
+                    } else if now.duration_since(*last_active) >= self.timing.idle_timeout {
                         self.close_both(1001, "idle timeout", EndReason::Idle);
                         return false;
                     } else {
