@@ -297,6 +297,20 @@ pub struct EndpointStatus {
     pub last_failure: Option<String>,
 }
 
+impl EndpointStatus {
+    /// An endpoint no gateway reported: configured, state unknown.
+    pub fn unreported(url: &str) -> EndpointStatus {
+        EndpointStatus {
+            url: url.to_string(),
+            state: EndpointCondition::Unknown,
+            active_connections: 0,
+            consecutive_failures: 0,
+            retry_in_ms: None,
+            last_failure: None,
+        }
+    }
+}
+
 /// Whether new connections may go to an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -309,6 +323,9 @@ pub enum EndpointCondition {
     HalfOpen,
     /// The active probe fails: skipped until it passes again.
     Down,
+    /// Not reported: the control plane knows the endpoint from the API, but no gateway beside it
+    /// routes the API (never said by a gateway).
+    Unknown,
 }
 
 impl EndpointCondition {
@@ -318,6 +335,7 @@ impl EndpointCondition {
             EndpointCondition::Suspended => "suspended",
             EndpointCondition::HalfOpen => "half_open",
             EndpointCondition::Down => "down",
+            EndpointCondition::Unknown => "unknown",
         }
     }
 }

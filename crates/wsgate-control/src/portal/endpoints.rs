@@ -440,8 +440,10 @@ fn state_table(view: &EndpointsView) -> String {
     let rows: String = view
         .endpoints
         .iter()
-        .map(|e| {
-            let state = match (e.state, e.retry_in_ms) {
+        .map(|view| {
+            let e = &view.status;
+            let raw = e.state.as_str();
+            let state = match (raw, e.retry_in_ms) {
                 ("suspended", Some(ms)) => format!("suspended, retry in {} s", ms.div_ceil(1000)),
                 ("half_open", _) => "half-open (next connection is a trial)".into(),
                 (state, _) => state.to_string(),
@@ -449,9 +451,9 @@ fn state_table(view: &EndpointsView) -> String {
             format!(
                 r#"<tr data-endpoint="{url}" data-state="{raw}"><th scope="row"><code>{url}</code></th><td><span class="badge badge-{raw}">{state}</span></td><td>{weight}</td><td>{active}</td><td>{failures}</td><td>{last}</td></tr>"#,
                 url = esc(&e.url),
-                raw = esc(e.state),
+                raw = esc(raw),
                 state = esc(&state),
-                weight = e.weight.map(|w| w.to_string()).unwrap_or_else(|| "–".into()),
+                weight = view.weight.map(|w| w.to_string()).unwrap_or_else(|| "–".into()),
                 active = e.active_connections,
                 failures = e.consecutive_failures,
                 last = e.last_failure.as_deref().map(esc).unwrap_or_else(|| r#"<span class="hint">none</span>"#.into()),

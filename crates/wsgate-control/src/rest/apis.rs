@@ -432,23 +432,14 @@ pub struct EndpointsView {
     pub endpoints: Vec<EndpointView>,
 }
 
-/// One endpoint as this node sees it.
+/// One endpoint as this node sees it (`state` `unknown` when not reported), with its weight.
 #[derive(Debug, Clone, Serialize)]
 pub struct EndpointView {
-    pub url: String,
-    /// `up`, `suspended` (breaker open), `half_open` (the next connection is a trial), `down`
-    /// (the active probe fails) or `unknown` (not reported).
-    pub state: &'static str,
+    #[serde(flatten)]
+    pub status: EndpointStatus,
     /// Its load-balancing weight, when it is one of the API's configured endpoints.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
-    pub active_connections: u64,
-    pub consecutive_failures: u32,
-    /// While suspended: milliseconds until a trial connection may go through.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_in_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_failure: Option<String>,
 }
 
 pub async fn endpoints(
@@ -476,33 +467,12 @@ pub async fn endpoint_state(state: &AppState, caller: &Caller, id: &str) -> Resu
 fn view(api: &ApiRecord, reported: &[EndpointStatus]) -> EndpointsView {
     let weight =
         |url: &str| api.endpoints.iter().position(|e| e == url).map(|index| api.endpoint_settings.weight(index));
-    let endpoints: Vec<EndpointView> = if reported.is_empty() {
-        api.endpoints
-            .iter()
-            .map(|url| EndpointView {
-                url: url.clone(),
-                state: "unknown",
-                weight: weight(url),
-                active_connections: 0,
-                consecutive_failures: 0,
-                retry_in_ms: None,
-                last_failure: None,
-            })
-            .collect()
+    let statuses: Vec<EndpointStatus> = if reported.is_empty() {
+        api.endpoints.iter().map(|url| EndpointStatus::unreported(url)).collect()
     } else {
-        reported
-            .iter()
-            .map(|status| EndpointView {
-                weight: weight(&status.url),
-                url: status.url.clone(),
-                state: status.state.as_str(),
-                active_connections: status.active_connections,
-                consecutive_failures: status.consecutive_failures,
-                retry_in_ms: status.retry_in_ms,
-                last_failure: status.last_failure.clone(),
-            })
-            .collect()
+        reported.to_vec()
     };
+    let endpoints = statuses.into_iter().map(|status| EndpointView { weight: weight(&status.url), status }).collect();
     EndpointsView { api_id: api.id.clone(), reported: !reported.is_empty(), endpoints }
 }
 
@@ -541,7 +511,8 @@ mod tests {
     fn unreported_endpoints_are_listed_as_configured_with_state_unknown() {
         let view = view(&api(), &[]);
         assert!(!view.reported);
-        let states: Vec<_> = view.endpoints.iter().map(|e| (e.url.as_str(), e.state, e.weight)).collect();
+        let states: Vec<_> =
+            view.endpoints.iter().map(|e| (e.status.url.as_str(), e.status.state.as_str(), e.weight)).collect();
         assert_eq!(states, [("ws://a:1", "unknown", Some(3)), ("ws://b:2", "unknown", Some(1))]);
     }
 
