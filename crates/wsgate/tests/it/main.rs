@@ -6,12 +6,13 @@
 //! the order of a connection's life: `echo`, `routing`, `upstream_handshake`,
 //! `bad_handshakes`, `smuggling`, `bad_frames`, `close_codes`,
 //! `hostile_peers`, `timeouts`, `keepalive`, `tls`, `upstream_tls`, then the tests against tools and the
-//! binary: `wscat`, `deflate`, `demo`, `startup`, `shutdown`, the portals in a real browser
+//! binary: `wscat`, `deflate`, `demo`, `startup`, `shutdown`, a cluster of real nodes behind
+//! HAProxy (`cluster`), the portals in a real browser
 //! (`portal`), and the Autobahn conformance run in `autobahn` (three echo
 //! upstreams, one of them `fixtures/echo_peers.py`).
 //!
 //! External tools are found through `WSGATE_WSCAT`, `WSGATE_PYTHON`,
-//! `WSGATE_CHROMIUM` and `WSGATE_E2E_NODE_MODULES` (set by `scripts/test`); a
+//! `WSGATE_CHROMIUM`, `WSGATE_E2E_NODE_MODULES` and `WSGATE_HAPROXY` (set by `scripts/test`); a
 //! test whose tool is missing fails and says so.
 
 // A test that cannot go on should stop at once with the reason; `expect` is
@@ -24,6 +25,7 @@ mod bad_frames;
 mod bad_handshakes;
 mod cli;
 mod close_codes;
+mod cluster;
 mod control;
 mod deflate;
 mod demo;

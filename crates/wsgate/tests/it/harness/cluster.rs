@@ -1,36 +1,61 @@
 //! Several `wsgate serve` nodes, real processes, sharing one PostgreSQL schema and one Redis, as
-//! a team that outgrew one machine runs them. Each node binds `127.0.0.1:0`; they share a data
-//! directory (so one generated certificate) and an issuer.
+//! a team that outgrew one machine runs them. Each node's ports (ws, control, metrics) are picked
+//! once, free, before it starts, so a node restarted is found where it was (a load balancer's
+//! server line stays true). They share a data directory (so one generated certificate) and an
+//! issuer.
 //!
 //! ```text
 //! let cluster = cluster(3).redis(&own_redis.url()).start().await;
 //! let admin = cluster.admin(0).await;          // signed in through node 0's control plane
 //! cluster.nodes[1].ws                          // where node 1's gateway listens
 //! cluster.nodes[2].kill();                     // SIGKILL, as a crash would
+//! cluster.nodes[0].terminate(); .restart()     // SIGTERM and wait for the exit; start again
 //! ```
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
 use super::process::TempDir;
 use super::services::{PgSchema, shared_redis_url, unique};
-use super::within;
+use super::{STEP, within};
 use crate::control::harness::{ADMIN_PASSWORD, Http, Session};
+
+/// How long a node may take to exit after SIGTERM: its `shutdown_delay` and `shutdown_timeout`
+/// (a few seconds in these tests) and the analytics writer's last flush.
+const EXIT_LIMIT: Duration = Duration::from_secs(30);
 
 pub struct ClusterBuilder {
     nodes: usize,
     redis_url: String,
     redis_failure: &'static str,
     lease_ttl: &'static str,
+    /// Extra `key = value` lines, each for a section (`gateway`, `control`, ...).
+    settings: Vec<(String, String)>,
+    /// Nodes whose store connections go to another address (a proxy in front of PostgreSQL).
+    store_via: Vec<(usize, SocketAddr)>,
 }
 
 /// `nodes` nodes on a new schema of the machine's PostgreSQL and its Redis.
 pub fn cluster(nodes: usize) -> ClusterBuilder {
-    ClusterBuilder { nodes, redis_url: shared_redis_url(), redis_failure: "open", lease_ttl: "3s" }
+    ClusterBuilder {
+        nodes,
+        redis_url: shared_redis_url(),
+        redis_failure: "open",
+        lease_ttl: "3s",
+        settings: Vec::new(),
+        store_via: Vec::new(),
+    }
+}
+
+/// A port nobody listens on now. The node binds it a moment later; another test taking it in
+/// between would make that node fail to start, loudly.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port()
 }
 
 impl ClusterBuilder {
@@ -46,34 +71,65 @@ impl ClusterBuilder {
         self
     }
 
+    /// One more line of config for every node, in `section`: `.setting("gateway",
+    /// "shutdown_delay = \"2s\"")`.
+    pub fn setting(mut self, section: &str, line: &str) -> Self {
+        self.settings.push((section.to_string(), line.to_string()));
+        self
+    }
+
+    /// Node `node` reaches PostgreSQL at `addr` (a proxy the test can cut) instead of directly.
+    pub fn store_via(mut self, node: usize, addr: SocketAddr) -> Self {
+        self.store_via.push((node, addr));
+        self
+    }
+
     pub async fn start(self) -> Cluster {
         let schema = PgSchema::create().await;
         let dir = TempDir::new("cluster");
-        let config = format!(
-            "[gateway]\nws_listen = \"127.0.0.1:0\"\nwss_listen = \"off\"\nshutdown_timeout = \"2s\"\n\
-             [control]\nlisten = \"127.0.0.1:0\"\nissuer = \"https://wsgate-cluster.test\"\n\
-             [store]\nurl = {:?}\n\
-             [cluster]\nredis_url = {:?}\nredis_prefix = {:?}\nredis_failure = {:?}\nlease_ttl = {:?}\n",
-            schema.url,
-            self.redis_url,
-            unique("wsgate-it"),
-            self.redis_failure,
-            self.lease_ttl,
-        );
-        let config_path = dir.write("wsgate.toml", &config);
+        let prefix = unique("wsgate-it");
         let mut nodes = Vec::new();
         // One after the other: the first creates the schema and the admin, the others find them.
-        for _ in 0..self.nodes {
-            nodes.push(Node::start(&config_path, dir.path()).await);
+        for i in 0..self.nodes {
+            let ports = Ports::pick();
+            let store_url = match self.store_via.iter().find(|(node, _)| *node == i) {
+                Some((_, addr)) => schema.url_via(*addr),
+                None => schema.url.clone(),
+            };
+            let config = dir.write(&format!("node{i}.toml"), &self.config(&ports, &store_url, &prefix));
+            nodes.push(Node::start(config, dir.path().to_path_buf(), ports).await);
         }
         let cert = dir.path().join("tls").join("cert.pem");
         Cluster { nodes, cert, _schema: schema, _dir: dir }
+    }
+
+    fn config(&self, ports: &Ports, store_url: &str, prefix: &str) -> String {
+        let mut sections = vec![
+            ("gateway", format!("ws_listen = \"{}\"\nwss_listen = \"off\"\nshutdown_timeout = \"2s\"\n", ports.ws)),
+            ("control", format!("listen = \"{}\"\nissuer = \"https://wsgate-cluster.test\"\n", ports.control)),
+            ("store", format!("url = {store_url:?}\n")),
+            (
+                "cluster",
+                format!(
+                    "redis_url = {:?}\nredis_prefix = {prefix:?}\nredis_failure = {:?}\nlease_ttl = {:?}\n",
+                    self.redis_url, self.redis_failure, self.lease_ttl
+                ),
+            ),
+            ("observability", format!("metrics_listen = \"{}\"\n", ports.metrics)),
+        ];
+        for (section, line) in &self.settings {
+            match sections.iter_mut().find(|(name, _)| name == section) {
+                Some((_, text)) => text.push_str(&format!("{line}\n")),
+                None => sections.push((section.as_str(), format!("{line}\n"))),
+            }
+        }
+        sections.iter().map(|(name, text)| format!("[{name}]\n{text}")).collect()
     }
 }
 
 pub struct Cluster {
     pub nodes: Vec<Node>,
-    cert: std::path::PathBuf,
+    cert: PathBuf,
     _schema: PgSchema,
     _dir: TempDir,
 }
@@ -89,21 +145,58 @@ impl Cluster {
     }
 }
 
+/// A node's addresses, fixed for its life and its restarts.
+#[derive(Clone, Copy)]
+struct Ports {
+    ws: SocketAddr,
+    control: SocketAddr,
+    metrics: SocketAddr,
+}
+
+impl Ports {
+    fn pick() -> Ports {
+        let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        Ports { ws: at(free_port()), control: at(free_port()), metrics: at(free_port()) }
+    }
+}
+
 /// One `wsgate serve` process; killed when dropped.
 pub struct Node {
-    child: Child,
+    child: Option<Child>,
     pub ws: SocketAddr,
     pub control: SocketAddr,
-    _stdout: BufReader<ChildStdout>,
+    /// `observability.metrics_listen`: `/readyz` for load balancers.
+    pub metrics: SocketAddr,
+    config: PathBuf,
+    data_dir: PathBuf,
+    /// Kept open, so a node never writes to a closed pipe.
+    stdout: Option<BufReader<ChildStdout>>,
 }
 
 impl Node {
-    async fn start(config: &std::path::Path, data_dir: &std::path::Path) -> Node {
+    async fn start(config: PathBuf, data_dir: PathBuf, ports: Ports) -> Node {
+        let mut node = Node {
+            child: None,
+            ws: ports.ws,
+            control: ports.control,
+            metrics: ports.metrics,
+            config,
+            data_dir,
+            stdout: None,
+        };
+        node.restart().await;
+        node
+    }
+
+    /// Starts the node (again) with its config, on its ports, and waits until it prints its
+    /// listening lines, which it does once its snapshot is loaded.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart a node only after terminate() or kill()");
         let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
             .args(["serve", "--config"])
-            .arg(config)
+            .arg(&self.config)
             .arg("--data-dir")
-            .arg(data_dir)
+            .arg(&self.data_dir)
             .env("WSGATE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -113,29 +206,61 @@ impl Node {
             .spawn()
             .expect("the wsgate binary starts");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        let (mut ws, mut control) = (None, None);
+        let wanted = [
+            format!("wsgate: ws listening on {}", self.ws),
+            format!("wsgate: control listening on {}", self.control),
+            format!("wsgate: metrics listening on {}", self.metrics),
+        ];
         within(Duration::from_secs(30), "a node prints its listening lines", async {
+            let mut seen = 0;
             let mut line = String::new();
-            while ws.is_none() || control.is_none() {
+            while seen < wanted.len() {
                 line.clear();
                 let n = stdout.read_line(&mut line).await.expect("stdout is readable");
-                assert!(n > 0, "a node exited before it listened");
-                let line = line.trim();
-                if let Some(addr) = line.strip_prefix("wsgate: ws listening on ") {
-                    ws = addr.parse().ok();
-                }
-                if let Some(addr) = line.strip_prefix("wsgate: control listening on ") {
-                    control = addr.parse().ok();
+                assert!(n > 0, "a node exited before it listened ({})", self.config.display());
+                if wanted.iter().any(|w| w == line.trim()) {
+                    seen += 1;
                 }
             }
         })
         .await;
-        Node { child, ws: ws.expect("ws address"), control: control.expect("control address"), _stdout: stdout }
+        self.child = Some(child);
+        self.stdout = Some(stdout);
     }
 
     /// SIGKILL: the node dies as in a crash, releasing nothing.
     pub async fn kill(&mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
     }
+
+    /// SIGTERM, as a rolling restart sends it, then waits until the process has exited (after
+    /// its shutdown delay and drain); asserts it exited successfully.
+    pub async fn terminate(&mut self) {
+        let mut child = self.child.take().expect("the node is running");
+        super::process::terminate(&child);
+        let status = within(EXIT_LIMIT, "a node exits after SIGTERM", child.wait()).await.expect("wait");
+        assert!(status.success(), "a node exits cleanly after SIGTERM: {status}");
+    }
+
+    /// The status of `GET /readyz` on the metrics listener, `None` when nothing answers.
+    pub async fn readyz(&self) -> Option<u16> {
+        plain_get_status(self.metrics, "/readyz").await
+    }
+}
+
+/// One plain-HTTP GET; the answer's status, `None` when the connection fails.
+pub async fn plain_get_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.ok()?;
+        let text = String::from_utf8_lossy(&answer);
+        text.split(' ').nth(1)?.parse().ok()
+    };
+    within(STEP, &format!("GET {path} on {addr} answers"), exchange).await
 }

@@ -7,7 +7,8 @@
 //! well-behaved tokio-tungstenite client), `raw` (bytes a well-behaved client
 //! would never send), `process` (the real binary and the external tools),
 //! `services` (a PostgreSQL schema and a Redis of the test's own), `cluster`
-//! (several `wsgate serve` nodes sharing them).
+//! (several `wsgate serve` nodes sharing them), `haproxy` (the shipped balancer
+//! configuration in front of them) and `tcp_proxy` (a cable to PostgreSQL a test can cut).
 //!
 //! Every network wait goes through [`within`], so a hang fails the test with
 //! the name of the step that hung instead of blocking the run.
@@ -15,10 +16,12 @@
 pub mod client;
 pub mod cluster;
 pub mod gateway;
+pub mod haproxy;
 pub mod process;
 pub mod raw;
 pub mod scripted;
 pub mod services;
+pub mod tcp_proxy;
 
 use std::future::Future;
 use std::time::Duration;

@@ -51,6 +51,30 @@ impl PgSchema {
         let url = format!("{base}{separator}options=-csearch_path%3D{name}&application_name={name}");
         PgSchema { base, name, url }
     }
+
+    /// The store URL for a node that reaches PostgreSQL through `addr` (a proxy in front of it).
+    pub fn url_via(&self, addr: std::net::SocketAddr) -> String {
+        let (before, host_port) = split_authority(&self.url);
+        let after = &self.url[before.len() + host_port.len()..];
+        format!("{before}{addr}{after}")
+    }
+}
+
+/// The address of the machine's PostgreSQL (`WSGATE_PG_URL`), for a proxy in front of it.
+pub fn pg_server() -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    let url = pg_url();
+    let (_, host_port) = split_authority(&url);
+    let with_port = if host_port.contains(':') { host_port.to_string() } else { format!("{host_port}:5432") };
+    with_port.to_socket_addrs().ok().and_then(|mut addrs| addrs.next()).expect("WSGATE_PG_URL names a host")
+}
+
+/// `postgres://user@host:port/db?...` → (`postgres://user@`, `host:port`).
+fn split_authority(url: &str) -> (&str, &str) {
+    let start = url.find("://").map(|i| i + 3).expect("the PostgreSQL URL has a scheme");
+    let end = url[start..].find(['/', '?']).map_or(url.len(), |i| start + i);
+    let host_start = url[start..end].rfind('@').map_or(start, |i| start + i + 1);
+    (&url[..host_start], &url[host_start..end])
 }
 
 impl Drop for PgSchema {

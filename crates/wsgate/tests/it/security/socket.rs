@@ -42,6 +42,11 @@ pub struct Socket {
 }
 
 impl Socket {
+    /// True when the gateway's side of the connection is gone (EOF or reset) within `STEP`.
+    pub async fn is_hung_up(&mut self) -> bool {
+        self.raw.is_hung_up().await
+    }
+
     /// Sends `text` and asserts the echo comes back.
     pub async fn echoes(&mut self, text: &str) {
         self.raw.send_frame(frame(opcode::TEXT, text)).await;
