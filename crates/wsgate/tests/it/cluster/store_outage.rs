@@ -98,3 +98,28 @@ async fn readyz_stays_200_while_postgresql_is_unreachable() {
     }
     upgraded(node.ws, &path).await.echoes("admitted from the snapshot").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_that_stops_answering_costs_a_control_plane_call_at_most_the_store_timeout() {
+    let echo = echo_upstream().await;
+    let cable = TcpProxy::start(pg_server()).await;
+    let cluster = cluster(1).store_via(0, cable.addr).start().await;
+    let node = &cluster.nodes[0];
+    let admin = cluster.admin(0).await;
+    let path = keyless_api(&admin, "/silent", &echo.url()).await;
+    until_routed(node.ws, &path, Instant::now(), Duration::from_secs(5)).await;
+    let mut live = upgraded(node.ws, &path).await;
+
+    // Nothing refused, nothing closed: PostgreSQL just stops answering, as behind a partition.
+    cable.stall();
+    let asked = Instant::now();
+    let reply = admin.get("/api/v1/apis").await;
+    let took = asked.elapsed();
+    let body = reply.refused(503, "store_unavailable", None);
+    let message = body["message"].as_str().expect("message");
+    eprintln!("store outage: a silent PostgreSQL: the control plane answered 503 in {took:?}: {message}");
+    assert!(took < ANSWER_LIMIT, "the control plane answered after {took:?}");
+    assert!(message.contains("did not answer within"), "{message}");
+    live.echoes("while PostgreSQL is silent").await;
+    upgraded(node.ws, &path).await.echoes("a newcomer while PostgreSQL is silent").await;
+}
