@@ -4,8 +4,9 @@
 //! - `propagation`: a change through one node reaches the others within a second (measured);
 //!   a revocation through one node closes sockets on the others within a second.
 //! - `sigkill`: a node that dies takes only its own clients with it.
-//! - `store_outage`: PostgreSQL cut off from a node, then back: traffic goes on, the control
-//!   plane says 503, and the node catches up with what changed meanwhile.
+//! - `store_outage`: PostgreSQL cut off from a node (refusing, or silent), then back: traffic
+//!   goes on, the control plane says 503 within the store's timeout, `/readyz` stays 200, and
+//!   the node catches up with what changed meanwhile.
 //! - `rolling_restart`: every node restarted in turn behind HAProxy while clients reconnect:
 //!   nobody refused, every close a 1001.
 
