@@ -1,6 +1,7 @@
 //! What the gateway tells operators: `/metrics` (parsed by prometheus_client's own parser,
 //! `fixtures/parse_metrics.py`) counts exactly a known traffic pattern, including a connection
-//! still open; `/readyz` turns 503 as soon as SIGTERM starts the drain; the access log has no
+//! still open; `/readyz` turns 503 as soon as SIGTERM starts the drain, and stays 200 (saying
+//! so) when PostgreSQL goes away after the first snapshot; the access log has no
 //! escape codes in a file, parses as JSON when asked, and never carries a token; session
 //! records add up to the traffic, with interim ones while a connection lives.
 
@@ -217,6 +218,78 @@ async fn readyz_turns_503_as_soon_as_sigterm_starts_the_drain_and_json_logs_pars
             serde_json::from_str(line).unwrap_or_else(|err| panic!("a JSON line ({err}): {line}"));
         assert!(event["fields"].is_object(), "{line}");
     }
+}
+
+/// A TCP proxy to `target` that the test can cut: every connection through it ends and new ones
+/// are refused, as when the network to PostgreSQL goes away.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("the proxy binds");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            // Dropped with this task when cut: every connection's task is aborted with it.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let target = target.clone();
+                connections.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Proxy { addr, task }
+    }
+
+    fn cut(&self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn readyz_stays_200_and_says_so_when_the_store_goes_away_after_the_first_snapshot() {
+    let echo = echo_upstream().await;
+    let schema = crate::harness::services::PgSchema::create().await;
+    // postgres://user@HOST:PORT/db?… → the same through the proxy.
+    let (scheme, rest) = schema.url.split_once("://").expect("a URL");
+    let (authority, path) = rest.split_once('/').expect("a database");
+    let (user, host) = authority.rsplit_once('@').map_or(("", authority), |(u, h)| (u, h));
+    let proxy = Proxy::start(host.to_string()).await;
+    let user = if user.is_empty() { String::new() } else { format!("{user}@") };
+    let store_url = format!("{scheme}://{user}{}/{path}", proxy.addr);
+    let dir = TempDir::new("readyz-store");
+    let toml = gateway().api(api("/echo", "1.0", &echo.url())).toml()
+        + &format!("\n[store]\nurl = {store_url:?}\n[observability]\nmetrics_listen = \"127.0.0.1:0\"\n");
+    let config = dir.write("wsgate.toml", &toml);
+    let node = serve_node(&config, dir.path(), &dir.path().join("stderr.log"), &[]).await;
+    assert_eq!(http_get(&node.metrics, "/readyz").await, (200, "ready\n".to_string()));
+
+    proxy.cut();
+    // The store is checked every 5 s.
+    let (status, body) = within(STEP * 3, "readyz reports the store unreachable", async {
+        loop {
+            let (status, body) = http_get(&node.metrics, "/readyz").await;
+            if body.contains("store unreachable") || status != 200 {
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!((status, body.as_str()), (200, "ready (store unreachable: serving the last snapshot)\n"));
+    // And it is true: a new client is admitted from the last snapshot.
+    let mut client = Client::connect(&format!("ws://{}/echo/1.0", node.ws)).await;
+    client.echoes(Message::text("no store needed")).await;
+    client.close_with(1000).await;
+    client.finish().await;
+    let mut child = node.child;
+    terminate(&child);
+    within(STEP * 2, "wsgate exits", child.wait()).await.expect("exit status");
 }
 
 /// Collects records, as the analytics writer would queue them.
