@@ -1,7 +1,7 @@
 //! What operators and load balancers ask of a node, without signing in: `/metrics` (Prometheus
 //! text), `/healthz` (the process answers) and `/readyz` (it should get new clients: listeners
-//! bound, snapshot loaded, store reachable, and not draining — 503 from the moment the
-//! shutdown token is cancelled). Served on the control listener and, when
+//! bound, snapshot loaded, and not draining — 503 from the moment the draining token is
+//! cancelled; the store must be reachable only until the first snapshot is loaded). Served on the control listener and, when
 //! `observability.metrics_listen` is set, on a plain-HTTP listener of its own. Each answer
 //! reads a few atomics (or renders the recorder's metrics): cheap enough to poll every second.
 
@@ -27,36 +27,45 @@ pub struct Health {
     pub listening: AtomicBool,
     pub snapshot_loaded: AtomicBool,
     pub store_reachable: AtomicBool,
-    /// Cancelled when the node starts to drain.
-    shutdown: CancellationToken,
+    /// Cancelled when the node announces its drain (SIGTERM), before its listeners close.
+    draining: CancellationToken,
 }
 
 impl Health {
-    pub fn new(shutdown: CancellationToken) -> Arc<Health> {
+    pub fn new(draining: CancellationToken) -> Arc<Health> {
         Arc::new(Health {
             listening: AtomicBool::new(false),
             snapshot_loaded: AtomicBool::new(false),
             store_reachable: AtomicBool::new(false),
-            shutdown,
+            draining,
         })
     }
 
-    /// What keeps the node from being ready, in words; empty when it is ready.
+    /// What keeps the node from being ready, in words; empty when it is ready. Once its APIs
+    /// are loaded, an unreachable store does not: the node admits handshakes from its last
+    /// snapshot, and nodes sharing a store lose it together, so a balancer that took unready
+    /// nodes out would take out every one.
     pub fn not_ready(&self) -> Vec<&'static str> {
         let mut missing = Vec::new();
-        if self.shutdown.is_cancelled() {
+        if self.draining.is_cancelled() {
             missing.push("draining");
         }
-        for (flag, what) in [
-            (&self.listening, "listeners not bound"),
-            (&self.snapshot_loaded, "APIs not loaded"),
-            (&self.store_reachable, "store unreachable"),
+        let loaded = self.snapshot_loaded.load(Ordering::Relaxed);
+        for (ready, what) in [
+            (self.listening.load(Ordering::Relaxed), "listeners not bound"),
+            (loaded, "APIs not loaded"),
+            (loaded || self.store_reachable.load(Ordering::Relaxed), "store unreachable"),
         ] {
-            if !flag.load(Ordering::Relaxed) {
+            if !ready {
                 missing.push(what);
             }
         }
         missing
+    }
+
+    /// What a ready node serves without, in words, if anything: the store.
+    pub fn degraded(&self) -> Option<&'static str> {
+        (!self.store_reachable.load(Ordering::Relaxed)).then_some("store unreachable: serving the last snapshot")
     }
 }
 
@@ -93,7 +102,11 @@ async fn healthz() -> &'static str {
 async fn readyz(State(ops): State<Ops>) -> Response {
     let missing = ops.health.not_ready();
     if missing.is_empty() {
-        (StatusCode::OK, "ready\n").into_response()
+        let body = match ops.health.degraded() {
+            Some(without) => format!("ready ({without})\n"),
+            None => "ready\n".to_string(),
+        };
+        (StatusCode::OK, body).into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", missing.join(", "))).into_response()
     }
@@ -133,18 +146,30 @@ mod tests {
 
     #[tokio::test]
     async fn readiness_needs_every_part_and_ends_with_the_drain() {
-        let shutdown = CancellationToken::new();
-        let health = Health::new(shutdown.clone());
+        let draining = CancellationToken::new();
+        let health = Health::new(draining.clone());
         let router = router(Ops { metrics: None, health: health.clone() });
         assert_eq!(status_of(&router, "/healthz").await.0, StatusCode::OK);
         let (status, body) = status_of(&router, "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("store unreachable"), "{body}");
-        for flag in [&health.listening, &health.snapshot_loaded, &health.store_reachable] {
-            flag.store(true, Ordering::Relaxed);
-        }
-        assert_eq!(status_of(&router, "/readyz").await.0, StatusCode::OK);
-        shutdown.cancel();
+        health.listening.store(true, Ordering::Relaxed);
+        let (status, body) = status_of(&router, "/readyz").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready: APIs not loaded, store unreachable\n"),
+            "no snapshot to serve from yet"
+        );
+        health.snapshot_loaded.store(true, Ordering::Relaxed);
+        let (status, body) = status_of(&router, "/readyz").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "ready (store unreachable: serving the last snapshot)\n"),
+            "a store outage after the first snapshot leaves the node ready"
+        );
+        health.store_reachable.store(true, Ordering::Relaxed);
+        assert_eq!(status_of(&router, "/readyz").await, (StatusCode::OK, "ready\n".to_string()));
+        draining.cancel();
         let (status, body) = status_of(&router, "/readyz").await;
         assert_eq!((status, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "not ready: draining\n"));
         assert_eq!(status_of(&router, "/healthz").await.0, StatusCode::OK, "alive while draining");

@@ -96,9 +96,21 @@ pub struct GatewaySettings {
     /// After a close frame is sent, how long the other side may take to answer it.
     #[serde(with = "duration::serde_text")]
     pub close_timeout: Duration,
-    /// On SIGTERM, how long live connections get to finish their close handshakes.
+    /// On SIGTERM or SIGINT, how long the node goes on accepting new connections after
+    /// `/readyz` turned 503, so that a load balancer notices before the listeners close (set it
+    /// to the balancer's health-check interval times its fall count). A second signal ends the
+    /// wait early. `"0s"`: the listeners close at once.
+    #[serde(with = "duration::serde_text")]
+    pub shutdown_delay: Duration,
+    /// Once the listeners closed, how long live connections get to finish their close
+    /// handshakes (after 1001 to both sides).
     #[serde(with = "duration::serde_text")]
     pub shutdown_timeout: Duration,
+    /// After a config reload (SIGHUP, `serve --watch-config`) removed a file API, how long its
+    /// live connections may go on before both sides get 1001; new handshakes to it get 404 at
+    /// once. An API put back within the grace keeps its connections.
+    #[serde(with = "duration::serde_text")]
+    pub reload_grace: Duration,
     /// The longest any connection may live, then both sides get 1001; absent: no limit. An
     /// API's `endpoint_settings.max_lifetime` overrides it.
     #[serde(with = "duration::serde_opt_text")]
@@ -137,7 +149,9 @@ impl Default for GatewaySettings {
             upstream_handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             close_timeout: Duration::from_secs(5),
+            shutdown_delay: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(10),
+            reload_grace: Duration::from_secs(30),
             max_lifetime: None,
             ping_interval: None,
             ping_timeout: Duration::from_secs(10),
@@ -476,7 +490,7 @@ pub enum AuthMode {
 }
 
 /// One WebSocket API as declared in the file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSpec {
     pub name: String,
@@ -685,6 +699,38 @@ impl ApiSpec {
     }
 }
 
+/// The settings outside `[[apis]]` whose values differ between two versions of a config file,
+/// as dotted keys (`gateway.ws_listen`, `store.url`, `identity_providers`), sorted: what a
+/// reload cannot apply without a restart. Values are compared as written, so a key added with
+/// its default value counts as changed. Text that is not TOML has no keys to compare; parse
+/// both with [`Config::from_toml`] first.
+pub fn changed_settings(old: &str, new: &str) -> Vec<String> {
+    fn flatten(prefix: &str, table: &toml::Table, into: &mut std::collections::BTreeMap<String, toml::Value>) {
+        for (key, value) in table {
+            if prefix.is_empty() && key == "apis" {
+                continue;
+            }
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            match value {
+                toml::Value::Table(inner) => flatten(&path, inner, into),
+                _ => {
+                    into.insert(path, value.clone());
+                }
+            }
+        }
+    }
+    let settings = |text: &str| {
+        let mut flat = std::collections::BTreeMap::new();
+        if let Ok(table) = toml::from_str::<toml::Table>(text) {
+            flatten("", &table, &mut flat);
+        }
+        flat
+    };
+    let (old, new) = (settings(old), settings(new));
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter().filter(|key| old.get(*key) != new.get(*key)).cloned().collect()
+}
+
 /// A context is `/segment[/segment…]` with URL-safe segments and no trailing slash.
 fn validate_context(context: &str) -> Result<(), String> {
     if context.is_empty() {
@@ -819,6 +865,35 @@ mod tests {
             error_of(&format!("{ECHO}\n[control]\nendpoint_allowlist = [\"10.0.0.0/99\"]"))
                 .starts_with("control.endpoint_allowlist[0]:")
         );
+    }
+
+    #[test]
+    fn changed_settings_name_every_key_but_the_apis() {
+        let old = format!("{ECHO}\n[store]\nurl = \"postgres://a/db\"\n");
+        assert_eq!(changed_settings(&old, &old), Vec::<String>::new());
+        let apis_only = old.replace("ws://127.0.0.1:7070", "ws://127.0.0.1:7071").replace("/echowebsocket", "/other");
+        assert_eq!(changed_settings(&old, &apis_only), Vec::<String>::new(), "APIs reload without a restart");
+        let new = old
+            .replace("127.0.0.1:0", "127.0.0.1:9")
+            .replace("postgres://a/db", "postgres://b/db")
+            .replace("idle_timeout = \"2s\"", "");
+        let new = format!("{new}\n[[identity_providers]]\nissuer = \"x\"\njwks_url = \"https://x\"\n");
+        assert_eq!(
+            changed_settings(&old, &new),
+            ["gateway.idle_timeout", "gateway.ws_listen", "identity_providers", "store.url"]
+        );
+    }
+
+    #[test]
+    fn shutdown_delay_and_reload_grace_have_defaults() {
+        let config = Config::from_toml(ECHO).expect("valid");
+        assert_eq!(config.gateway.shutdown_delay, Duration::ZERO);
+        assert_eq!(config.gateway.reload_grace, Duration::from_secs(30));
+        let set =
+            Config::from_toml(&ECHO.replace("[gateway]", "[gateway]\nshutdown_delay = \"15s\"\nreload_grace = \"0s\""))
+                .expect("valid");
+        assert_eq!((set.gateway.shutdown_delay, set.gateway.reload_grace), (Duration::from_secs(15), Duration::ZERO));
+        assert!(error_of(&ECHO.replace("[gateway]", "[gateway]\nshutdown_delay = \"15\"")).contains("shutdown_delay"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! - `tls`: decrypt connections of the wss listener.
 //! - [`handshake`]: read and check the client's upgrade request.
 //! - [`route`]: find the API by context and version, in the current [`snapshot`] (kept current
-//!   by `follow`).
+//!   by `follow`, from the store's change feed and config reloads).
 //! - [`auth`]: check the access token and the caller's subscription; [`idp`]: keys of external
 //!   identity providers.
 //! - [`policy`]: the limits a connection runs under, its admission (connection caps and rates)
@@ -21,6 +21,7 @@
 //! - `fuzzing`: the fuzz targets' entry points (hidden; see `fuzz/README.md`).
 //!
 //! [`Gateway`] binds the listener and runs the accept loop; shutdown is an argument.
+//! [`FileApis`] reloads the config file's APIs while it runs.
 
 pub mod conn;
 pub mod handshake;
@@ -53,6 +54,7 @@ use wsgate_core::config::{Config, ConfigError, GatewaySettings};
 use wsgate_tls::TlsError;
 use wsgate_tls::server::{CertificateFiles, ReloadingCertificate};
 
+pub use follow::FileApiChanges;
 use registry::Registry;
 use relay::RelayConfig;
 use route::{RouteTable, UpstreamTlsError};
@@ -80,8 +82,11 @@ pub enum GatewayError {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub settings: GatewaySettings,
-    /// APIs by context and version; swapped whole when the store changes.
+    /// APIs by context and version; swapped whole when the store or the config file changes.
     pub snapshot: SnapshotHandle,
+    /// What the snapshot is built from (file APIs, the store's last contents); every swap goes
+    /// through it.
+    pub sources: Arc<follow::Sources>,
     /// External identity providers and their cached keys.
     pub providers: idp::Providers,
     /// Every live connection, swept after each snapshot swap and drained on shutdown.
@@ -195,6 +200,14 @@ impl Gateway {
             }
             _ => None,
         };
+        let snapshot = SnapshotHandle::new(Snapshot { routes, ..Snapshot::default() });
+        let registry = Arc::new(Registry::new(counters.clone()));
+        let sweep = registry.clone();
+        let sources = follow::Sources::new(
+            config.apis.clone(),
+            snapshot.clone(),
+            vec![Box::new(move |snapshot| sweep.sweep(snapshot))],
+        );
         let shared = Shared {
             relay_limits: RelayConfig {
                 extensions: false,
@@ -211,8 +224,9 @@ impl Gateway {
                 connect: settings.connect_timeout,
                 handshake: settings.upstream_handshake_timeout,
             },
-            snapshot: SnapshotHandle::new(Snapshot { routes, ..Snapshot::default() }),
-            registry: Arc::new(Registry::new(counters.clone())),
+            snapshot,
+            sources: Arc::new(sources),
+            registry,
             counters,
             next_connection: AtomicU64::new(1),
             providers,
@@ -280,6 +294,16 @@ impl Gateway {
         self.shared.endpoints.clone()
     }
 
+    /// A handle that reloads the config file's APIs while the gateway runs.
+    pub fn file_apis(&self) -> FileApis {
+        FileApis(self.shared.clone())
+    }
+
+    /// Serves `apis` as the config file's APIs from now on: see [`FileApis::reload`].
+    pub fn reload_file_apis(&self, apis: Vec<wsgate_core::config::ApiSpec>) -> Result<FileApiChanges, GatewayError> {
+        self.file_apis().reload(apis)
+    }
+
     /// SHA-256 fingerprint of the certificate the wss listener presents now.
     pub fn certificate_fingerprint(&self) -> Option<String> {
         self.wss.as_ref().map(|w| w.certificate.fingerprint())
@@ -298,15 +322,7 @@ impl Gateway {
         issuer: Option<String>,
         shutdown: CancellationToken,
     ) -> Result<(), wsgate_store::StoreError> {
-        let registry = self.shared.registry.clone();
-        let follow = follow::Follow {
-            store,
-            file_apis,
-            issuer,
-            handle: self.shared.snapshot.clone(),
-            after_swap: vec![Box::new(move |snapshot| registry.sweep(snapshot))],
-        };
-        follow::follow(follow, shutdown).await
+        follow::follow(self.shared.sources.clone(), store, file_apis, issuer, shutdown).await
     }
 
     /// Accepts connections until `shutdown` is cancelled, then lets live connections close
@@ -361,8 +377,72 @@ impl Gateway {
         drop(self.wss);
         self.shared.registry.stop_all(1001, "gateway shutting down");
         tracker.close();
-        if tokio::time::timeout(self.shared.settings.shutdown_timeout, tracker.wait()).await.is_err() {
-            tracing::warn!(live = tracker.len(), "shutdown deadline passed with connections still open");
+        let timeout = self.shared.settings.shutdown_timeout;
+        tracing::info!(
+            live = self.shared.registry.len(),
+            shutdown_timeout = %wsgate_core::duration::format(timeout),
+            "listeners closed; live connections told to go away (1001)"
+        );
+        match tokio::time::timeout(timeout, tracker.wait()).await {
+            Ok(()) => tracing::info!("drained: every connection closed"),
+            Err(_) => tracing::warn!(live = tracker.len(), "shutdown deadline passed with connections still open"),
+        }
+    }
+}
+
+/// Reloads the config file's APIs of a running gateway (the binary's SIGHUP handler and file
+/// watcher hold one); cheap to clone.
+#[derive(Clone)]
+pub struct FileApis(Arc<Shared>);
+
+impl std::fmt::Debug for FileApis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileApis").finish_non_exhaustive()
+    }
+}
+
+impl FileApis {
+    /// Serves `apis` as the config file's APIs from now on, over the store's contents as last
+    /// loaded: one snapshot swap, so every handshake sees either the old APIs or the new ones.
+    /// Added and changed APIs take new handshakes at once, and live connections of a changed
+    /// API go on under its new limits; a removed API answers 404 at once, and its live
+    /// connections get 1001 after `gateway.reload_grace` unless it is back by then. APIs that
+    /// do not validate, or whose TLS files do not load, change nothing: the error names the
+    /// key or the API.
+    pub fn reload(&self, apis: Vec<wsgate_core::config::ApiSpec>) -> Result<FileApiChanges, GatewayError> {
+        Config { apis: apis.clone(), ..Config::default() }.validate()?;
+        // The same check as at start, so a broken ca_file is an error here rather than an API
+        // silently left out of routing.
+        RouteTable::new(&apis)?;
+        let shared = &self.0;
+        let changes = shared.sources.swap(|inputs| {
+            let changes = FileApiChanges::between(&inputs.file_apis, &apis);
+            inputs.file_apis = apis;
+            changes
+        });
+        if !changes.removed.is_empty() {
+            let (registry, snapshots, grace) =
+                (shared.registry.clone(), shared.snapshot.clone(), shared.settings.reload_grace);
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                let stopped = registry.stop_removed_file_apis(&snapshots.current());
+                if stopped > 0 {
+                    tracing::info!(
+                        connections = stopped,
+                        "reload grace over: connections of removed APIs told to go away (1001)"
+                    );
+                }
+            });
+        }
+        Ok(changes)
+    }
+
+    /// Counts one reload of the config file, `applied` or refused, in
+    /// `wsgate_config_reloads_total`.
+    pub fn count(&self, applied: bool) {
+        if let Some(metrics) = self.0.observe.metrics.get() {
+            let result = if applied { "applied" } else { "refused" };
+            metrics.counter("wsgate_config_reloads_total", &[("result", result)]).increment(1);
         }
     }
 }

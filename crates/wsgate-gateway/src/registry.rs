@@ -2,9 +2,10 @@
 //! against. After every snapshot swap the registry sweeps them all: revoking a token, blocking
 //! or removing a subscription, deleting an application, or blocking or retiring an API closes
 //! exactly the connections it concerns (close 1008 with the reason); a connection whose limits
-//! changed (its plan, its application's, its API's) is told to follow the new ones. On shutdown
-//! every connection is told to go away (1001), and connections that register later are told at
-//! once.
+//! changed (its plan, its application's, its API's) is told to follow the new ones. A config-file
+//! API removed by a reload keeps its connections through the reload's grace, then they are told
+//! to go away (1001). On shutdown every connection is told to go away (1001), and connections
+//! that register later are told at once.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -120,6 +121,19 @@ impl Registry {
         }
     }
 
+    /// Tells the connections of config-file APIs that `snapshot` no longer routes to go away
+    /// (1001); returns how many.
+    pub fn stop_removed_file_apis(&self, snapshot: &Snapshot) -> usize {
+        let apis = snapshot.routes.by_key();
+        let state = self.lock();
+        let mut stopped = 0;
+        for entry in state.live.values().filter(|e| e.api_key.starts_with("file:") && !apis.contains_key(&e.api_key)) {
+            entry.live.stop(1001, "API removed from the config file");
+            stopped += 1;
+        }
+        stopped
+    }
+
     /// Stops every live connection that `snapshot` no longer allows, and tells those whose
     /// limits changed to follow the new ones.
     pub fn sweep(&self, snapshot: &Snapshot) {
@@ -128,7 +142,8 @@ impl Registry {
         for entry in state.live.values_mut() {
             let api = match apis.get(&entry.api_key) {
                 Some(api) => api,
-                // Config-file APIs change only with the file; store APIs vanish when retired.
+                // A file API removed by a reload keeps its connections through the reload's grace
+                // (`stop_removed_file_apis`); store APIs vanish when retired.
                 None if entry.api_key.starts_with("file:") => continue,
                 None => {
                     entry.live.stop(1008, "API retired or deleted");

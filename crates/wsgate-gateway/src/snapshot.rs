@@ -18,7 +18,7 @@ use crate::route::{Api, ApiLimits, Managed, RouteTable};
 /// Everything a handshake looks up.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// How many snapshots were built from the store before this one (0 for the first).
+    /// How many snapshots were swapped in before this one (0: the one the gateway started with).
     pub generation: u64,
     pub routes: RouteTable,
     pub access: Access,

@@ -21,9 +21,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway and its control plane. APIs may also be declared in the config file.
     Serve {
-        /// TOML config file (see config/wsgate.example.toml).
+        /// TOML config file (see config/wsgate.example.toml). SIGHUP re-reads it: its [[apis]]
+        /// apply to new handshakes at once.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Also re-read the config file whenever its content changes (checked every second).
+        #[arg(long, requires = "config")]
+        watch_config: bool,
         #[command(flatten)]
         common: ServerArgs,
     },
@@ -413,7 +417,7 @@ pub enum AppCommand {
 }
 
 /// Flags of the commands that run a server.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct ServerArgs {
     /// Directory for the store and generated certificates [default: $WSGATE_DATA_DIR, else
     /// ~/.local/share/wsgate].

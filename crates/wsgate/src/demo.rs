@@ -36,7 +36,7 @@ pub async fn demo(args: ServerArgs) -> anyhow::Result<()> {
     let Some(control) = running.control.as_ref().and_then(|c| c.addr()) else {
         bail!("the demo needs the control plane: leave out --control-listen off");
     };
-    server::stop_on_signal(shutdown.clone())?;
+    server::stop_on_signal(running.draining.clone(), shutdown.clone(), config.gateway.shutdown_delay)?;
     let echo_task = tokio::spawn(echo.run(shutdown.clone()));
     let control_task = running.control.map(|c| tokio::spawn(c.run(shutdown.clone())));
     let server_url = format!("https://localhost:{}", control.port());

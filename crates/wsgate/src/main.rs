@@ -1,13 +1,14 @@
 //! `wsgate`: the command line. Wiring only: parse arguments, run the command, turn errors into
 //! one line on stderr and a non-zero exit.
 //!
-//! Modules: `cli` (arguments), `server` (serve, echo), `demo`, `client` (commands that talk to
-//! a control plane).
+//! Modules: `cli` (arguments), `server` (serve, echo), `reload` (SIGHUP and the config
+//! file watch), `demo`, `client` (commands that talk to a control plane).
 
 mod cli;
 mod client;
 mod demo;
 mod observability;
+mod reload;
 mod server;
 
 use std::process::ExitCode;
@@ -32,7 +33,9 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { config, common } => runtime()?.block_on(server::serve(config, common)),
+        Command::Serve { config, watch_config, common } => {
+            runtime()?.block_on(server::serve(config, watch_config, common))
+        }
         Command::Demo { common } => runtime()?.block_on(demo::demo(common)),
         Command::Echo { listen, tls_cert, tls_key } => runtime()?.block_on(server::echo(listen, tls_cert.zip(tls_key))),
         // Client commands are a few blocking requests: no async runtime needed.

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -29,19 +30,32 @@ pub struct Running {
     /// The session analytics writer (`[analytics] enabled`), stopped after the gateway drained
     /// so the last connections' records are stored.
     pub analytics: Option<(Arc<wsgate_analytics::AnalyticsWriter>, wsgate_analytics::WriterHandle)>,
+    /// Cancelled when the node announces its drain (`/readyz` answers 503), before `shutdown`
+    /// closes the listeners; a child of `shutdown`.
+    pub draining: CancellationToken,
 }
 
 /// `wsgate serve`.
-pub async fn serve(config_path: Option<PathBuf>, args: ServerArgs) -> anyhow::Result<()> {
-    let mut config = match &config_path {
-        Some(path) => load_config(path)?,
-        None => Config::default(),
+pub async fn serve(config_path: Option<PathBuf>, watch_config: bool, args: ServerArgs) -> anyhow::Result<()> {
+    let (mut config, text) = match &config_path {
+        Some(path) => {
+            let text = read_config(path)?;
+            (parse_config(path, &text)?, Some(text))
+        }
+        None => (Config::default(), None),
     };
     apply_args(&mut config, &args)?;
     let shutdown = CancellationToken::new();
     let admin_password = std::env::var("WSGATE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
     let running = start(&config, admin_password.as_deref(), shutdown.clone()).await?;
-    stop_on_signal(shutdown.clone())?;
+    stop_on_signal(running.draining.clone(), shutdown.clone(), config.gateway.shutdown_delay)?;
+    let reload = config_path.zip(text).map(|(path, started)| crate::reload::Reload {
+        path,
+        args,
+        started,
+        apis: running.gateway.file_apis(),
+    });
+    crate::reload::on_hangup(reload, watch_config, shutdown.clone())?;
     print_listeners(&running);
     run(running, shutdown).await;
     Ok(())
@@ -94,7 +108,8 @@ pub async fn start(
         control.as_ref().and_then(ControlPlane::addr).map(|addr| format!("https://localhost:{}", addr.port()))
     });
     let mut gateway = Gateway::on(config, listeners).await?;
-    let health = Health::new(shutdown.clone());
+    let draining = shutdown.child_token();
+    let health = Health::new(draining.clone());
     health.listening.store(true, Ordering::Relaxed);
     let metrics = match config.observability.metrics {
         true => Some(observability::install(&mut gateway, config)?),
@@ -124,7 +139,7 @@ pub async fn start(
         .await
         .context("cannot load APIs from the store")?;
     health.snapshot_loaded.store(true, Ordering::Relaxed);
-    Ok(Running { gateway, control, data_dir, metrics_listener, ops, analytics })
+    Ok(Running { gateway, control, data_dir, metrics_listener, ops, analytics, draining })
 }
 
 /// Runs until `shutdown`, then drains. The control plane and the metrics listener keep
@@ -147,8 +162,15 @@ pub async fn run(running: Running, shutdown: CancellationToken) {
 }
 
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Config::from_toml(&text).with_context(|| format!("config {}", path.display()))
+    parse_config(path, &read_config(path)?)
+}
+
+fn read_config(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn parse_config(path: &Path, text: &str) -> anyhow::Result<Config> {
+    Config::from_toml(text).with_context(|| format!("config {}", path.display()))
 }
 
 pub fn apply_args(config: &mut Config, args: &ServerArgs) -> anyhow::Result<()> {
@@ -198,15 +220,18 @@ pub async fn echo(listen: std::net::SocketAddr, tls: Option<(PathBuf, PathBuf)>)
         echo = echo.with_tls(tokio_rustls::TlsAcceptor::from(config));
     }
     let shutdown = CancellationToken::new();
-    stop_on_signal(shutdown.clone())?;
+    stop_on_signal(shutdown.clone(), shutdown.clone(), Duration::ZERO)?;
     println!("wsgate: echo listening on {}", echo.local_addr());
     echo.run(shutdown).await;
     Ok(())
 }
 
-/// Cancels `shutdown` on SIGTERM or Ctrl-C. The handlers are installed before this returns, so
-/// a signal sent as soon as the "listening" line appears already drains instead of killing.
-pub fn stop_on_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
+/// On SIGTERM or Ctrl-C: cancels `draining` at once (`/readyz` answers 503), goes on serving
+/// for `delay` so that load balancers notice, then cancels `shutdown` (the listeners close and
+/// live connections get 1001). A second signal ends the delay early. The handlers are installed
+/// before this returns, so a signal sent as soon as the "listening" line appears already drains
+/// instead of killing.
+pub fn stop_on_signal(draining: CancellationToken, shutdown: CancellationToken, delay: Duration) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -217,13 +242,26 @@ pub fn stop_on_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
                 _ = term.recv() => {}
                 _ = interrupt.recv() => {}
             }
-            tracing::info!("shutting down: draining live connections");
+            draining.cancel();
+            tracing::info!(
+                shutdown_delay = %wsgate_core::duration::format(delay),
+                "shutting down: /readyz answers 503; new connections are accepted until the shutdown delay ends (a second signal ends it)"
+            );
+            if !delay.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    _ = term.recv() => tracing::info!("second signal: the rest of the shutdown delay is skipped"),
+                    _ = interrupt.recv() => tracing::info!("second signal: the rest of the shutdown delay is skipped"),
+                }
+            }
             shutdown.cancel();
         });
     }
     #[cfg(not(unix))]
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
+        draining.cancel();
+        tokio::time::sleep(delay).await;
         shutdown.cancel();
     });
     Ok(())

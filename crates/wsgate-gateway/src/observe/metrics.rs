@@ -78,6 +78,12 @@ const SERIES: &[(&str, Kind, Unit, &str)] = &[
         Unit::Count,
         "Budgets spent, by plan, limit and action: pause (a direction waits) or close.",
     ),
+    (
+        "wsgate_config_reloads_total",
+        Kind::Counter,
+        Unit::Count,
+        "Config file reloads by result: applied, or refused (the file did not parse or validate).",
+    ),
 ];
 
 #[derive(Clone, Copy)]

@@ -6,8 +6,8 @@
 //! the order of a connection's life: `echo`, `routing`, `upstream_handshake`,
 //! `bad_handshakes`, `smuggling`, `bad_frames`, `close_codes`,
 //! `hostile_peers`, `timeouts`, `keepalive`, `tls`, `upstream_tls`, then the tests against tools and the
-//! binary: `wscat`, `deflate`, `demo`, `startup`, `shutdown`, a cluster of real nodes behind
-//! HAProxy (`cluster`), the portals in a real browser
+//! binary: `wscat`, `deflate`, `demo`, `startup`, `shutdown`, `reload`, a cluster of real nodes
+//! behind HAProxy (`cluster`), the portals in a real browser
 //! (`portal`), and the Autobahn conformance run in `autobahn` (three echo
 //! upstreams, one of them `fixtures/echo_peers.py`).
 //!
@@ -35,6 +35,7 @@ mod keepalive;
 mod observability;
 mod plans;
 mod portal;
+mod reload;
 mod routing;
 mod security;
 mod shutdown;

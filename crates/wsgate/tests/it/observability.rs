@@ -1,6 +1,7 @@
 //! What the gateway tells operators: `/metrics` (parsed by prometheus_client's own parser,
 //! `fixtures/parse_metrics.py`) counts exactly a known traffic pattern, including a connection
-//! still open; `/readyz` turns 503 as soon as SIGTERM starts the drain; the access log has no
+//! still open; `/readyz` turns 503 as soon as SIGTERM starts the drain, and stays 200 (saying
+//! so) when PostgreSQL goes away after the first snapshot; the access log has no
 //! escape codes in a file, parses as JSON when asked, and never carries a token; session
 //! records add up to the traffic, with interim ones while a connection lives.
 
@@ -9,81 +10,23 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use wsgate_core::config::Config;
 use wsgate_core::session::{ClosedBy, SessionRecord, SessionSink};
 use wsgate_gateway::Gateway;
 
-use crate::harness::process::{TempDir, terminate, tool};
+use crate::harness::process::{TempDir, http_get, serve_node, terminate, tool};
 use crate::harness::{Client, STEP, Script, api, echo_upstream, gateway, raw, upstream, within};
-
-/// A `wsgate serve` with its metrics listener; stderr goes to `log`.
-struct Node {
-    child: Child,
-    ws: String,
-    metrics: String,
-}
-
-async fn serve_node(config: &Path, dir: &Path, log: &Path) -> Node {
-    let stderr = std::fs::File::create(log).expect("the log file is created");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .arg("--data-dir")
-        .arg(dir)
-        .env("RUST_LOG", "info")
-        .env_remove("WSGATE_LOG_FORMAT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(stderr))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the wsgate binary starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
-    let (mut ws, mut metrics) = (None, None);
-    within(STEP * 2, "wsgate prints its ws and metrics listening lines", async {
-        while ws.is_none() || metrics.is_none() {
-            let line = stdout.next_line().await.expect("stdout is readable").expect("wsgate is still running");
-            if let Some(addr) = line.strip_prefix("wsgate: ws listening on ") {
-                ws = Some(addr.to_string());
-            }
-            if let Some(addr) = line.strip_prefix("wsgate: metrics listening on ") {
-                metrics = Some(addr.to_string());
-            }
-        }
-    })
-    .await;
-    // Keep reading stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
-    Node { child, ws: ws.unwrap_or_default(), metrics: metrics.unwrap_or_default() }
-}
-
-/// `GET path` over plain HTTP: status and body.
-async fn get(addr: &str, path: &str) -> (u16, String) {
-    within(STEP, &format!("GET {path}"), async {
-        let mut tcp = TcpStream::connect(addr).await.expect("the metrics listener accepts");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        tcp.write_all(request.as_bytes()).await.expect("the request is written");
-        let mut answer = String::new();
-        tcp.read_to_string(&mut answer).await.expect("the answer is read");
-        let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, body)
-    })
-    .await
-}
 
 /// Every sample of a scrape, as prometheus_client parsed it.
 struct Scrape(Vec<(String, serde_json::Map<String, serde_json::Value>, f64)>);
 
 impl Scrape {
     async fn of(addr: &str) -> Scrape {
-        let (status, text) = get(addr, "/metrics").await;
+        let (status, text) = http_get(addr, "/metrics").await;
         assert_eq!(status, 200, "/metrics answers: {text}");
         let python = tool("WSGATE_PYTHON", "python3");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/parse_metrics.py");
@@ -137,7 +80,7 @@ async fn metrics_count_a_known_traffic_pattern_and_a_live_connection() {
             + "\n[observability]\nmetrics_listen = \"127.0.0.1:0\"\n";
     let config = dir.write("wsgate.toml", &toml);
     let log = dir.path().join("stderr.log");
-    let node = serve_node(&config, dir.path(), &log).await;
+    let node = serve_node(&config, dir.path(), &log, &[]).await;
     let url = |path: &str| format!("ws://{}{path}", node.ws);
 
     // 3 connections × 4 messages each way, closed by the client; with credentials that must
@@ -242,9 +185,9 @@ async fn readyz_turns_503_as_soon_as_sigterm_starts_the_drain_and_json_logs_pars
         + "\n[observability]\nmetrics_listen = \"127.0.0.1:0\"\nlog_format = \"json\"\n";
     let config = dir.write("wsgate.toml", &toml);
     let log = dir.path().join("stderr.log");
-    let node = serve_node(&config, dir.path(), &log).await;
-    assert_eq!(get(&node.metrics, "/healthz").await.0, 200);
-    let (status, body) = get(&node.metrics, "/readyz").await;
+    let node = serve_node(&config, dir.path(), &log, &[]).await;
+    assert_eq!(http_get(&node.metrics, "/healthz").await.0, 200);
+    let (status, body) = http_get(&node.metrics, "/readyz").await;
     assert_eq!(status, 200, "ready once started: {body}");
 
     // A handshake in progress keeps the drain going for a while.
@@ -255,7 +198,7 @@ async fn readyz_turns_503_as_soon_as_sigterm_starts_the_drain_and_json_logs_pars
     terminate(&node.child);
     let (status, body) = within(STEP, "readyz says 503", async {
         loop {
-            let (status, body) = get(&node.metrics, "/readyz").await;
+            let (status, body) = http_get(&node.metrics, "/readyz").await;
             if status != 200 {
                 return (status, body);
             }
@@ -265,7 +208,7 @@ async fn readyz_turns_503_as_soon_as_sigterm_starts_the_drain_and_json_logs_pars
     .await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("draining"), "{body}");
-    assert_eq!(get(&node.metrics, "/healthz").await.0, 200, "still alive while draining");
+    assert_eq!(http_get(&node.metrics, "/healthz").await.0, 200, "still alive while draining");
     drop(pending);
     let mut child = node.child;
     within(STEP * 2, "wsgate exits", child.wait()).await.expect("exit status");
@@ -275,6 +218,78 @@ async fn readyz_turns_503_as_soon_as_sigterm_starts_the_drain_and_json_logs_pars
             serde_json::from_str(line).unwrap_or_else(|err| panic!("a JSON line ({err}): {line}"));
         assert!(event["fields"].is_object(), "{line}");
     }
+}
+
+/// A TCP proxy to `target` that the test can cut: every connection through it ends and new ones
+/// are refused, as when the network to PostgreSQL goes away.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("the proxy binds");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            // Dropped with this task when cut: every connection's task is aborted with it.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let target = target.clone();
+                connections.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Proxy { addr, task }
+    }
+
+    fn cut(&self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn readyz_stays_200_and_says_so_when_the_store_goes_away_after_the_first_snapshot() {
+    let echo = echo_upstream().await;
+    let schema = crate::harness::services::PgSchema::create().await;
+    // postgres://user@HOST:PORT/db?… → the same through the proxy.
+    let (scheme, rest) = schema.url.split_once("://").expect("a URL");
+    let (authority, path) = rest.split_once('/').expect("a database");
+    let (user, host) = authority.rsplit_once('@').map_or(("", authority), |(u, h)| (u, h));
+    let proxy = Proxy::start(host.to_string()).await;
+    let user = if user.is_empty() { String::new() } else { format!("{user}@") };
+    let store_url = format!("{scheme}://{user}{}/{path}", proxy.addr);
+    let dir = TempDir::new("readyz-store");
+    let toml = gateway().api(api("/echo", "1.0", &echo.url())).toml()
+        + &format!("\n[store]\nurl = {store_url:?}\n[observability]\nmetrics_listen = \"127.0.0.1:0\"\n");
+    let config = dir.write("wsgate.toml", &toml);
+    let node = serve_node(&config, dir.path(), &dir.path().join("stderr.log"), &[]).await;
+    assert_eq!(http_get(&node.metrics, "/readyz").await, (200, "ready\n".to_string()));
+
+    proxy.cut();
+    // The store is checked every 5 s.
+    let (status, body) = within(STEP * 3, "readyz reports the store unreachable", async {
+        loop {
+            let (status, body) = http_get(&node.metrics, "/readyz").await;
+            if body.contains("store unreachable") || status != 200 {
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!((status, body.as_str()), (200, "ready (store unreachable: serving the last snapshot)\n"));
+    // And it is true: a new client is admitted from the last snapshot.
+    let mut client = Client::connect(&format!("ws://{}/echo/1.0", node.ws)).await;
+    client.echoes(Message::text("no store needed")).await;
+    client.close_with(1000).await;
+    client.finish().await;
+    let mut child = node.child;
+    terminate(&child);
+    within(STEP * 2, "wsgate exits", child.wait()).await.expect("exit status");
 }
 
 /// Collects records, as the analytics writer would queue them.

@@ -1,13 +1,15 @@
 //! The real binary: SIGTERM drains live connections with close 1001 and exits
-//! 0; a bad config exits non-zero with one line naming the key.
+//! 0, after `shutdown_delay` during which `/readyz` says 503 and new clients are
+//! still served (a second SIGTERM skips it); a bad config exits non-zero with one
+//! line naming the key.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::process::{TempDir, serve, terminate};
-use crate::harness::{Client, Script, api, check_rows, gateway, upstream, within};
+use crate::harness::process::{Node, TempDir, http_get, serve, serve_node, terminate};
+use crate::harness::{Client, STEP, Script, api, check_rows, gateway, upstream, within};
 
 #[tokio::test]
 async fn sigterm_closes_live_connections_with_1001_on_both_sides_and_exits_0() {
@@ -45,6 +47,93 @@ async fn sigterm_right_after_the_listening_line_exits_0() {
     let status = within(Duration::from_secs(3), "wsgate exits promptly", served.child.wait())
         .await
         .expect("wsgate's exit status");
+    assert!(status.success(), "wsgate exits 0, got {status:?}");
+}
+
+/// `/readyz` on the node's metrics listener, polled until it is not 200.
+async fn readyz_once_unready(node: &Node) -> (u16, String) {
+    within(STEP, "readyz stops answering 200", async {
+        loop {
+            let (status, body) = http_get(&node.metrics, "/readyz").await;
+            if status != 200 {
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
+
+/// A node with a metrics listener, `shutdown_delay` set, and one echo API at `/echo/1.0`.
+async fn delayed_node(dir: &TempDir, echo_url: &str, delay: &str) -> (Node, std::path::PathBuf) {
+    let toml = gateway()
+        .shutdown_timeout("3s")
+        .setting("shutdown_delay", &format!("{delay:?}"))
+        .api(api("/echo", "1.0", echo_url))
+        .toml()
+        + "\n[observability]\nmetrics_listen = \"127.0.0.1:0\"\n";
+    let config = dir.write("wsgate.toml", &toml);
+    let log = dir.path().join("stderr.log");
+    (serve_node(&config, dir.path(), &log, &[]).await, log)
+}
+
+#[tokio::test]
+async fn sigterm_turns_readyz_503_at_once_serves_new_clients_through_the_delay_then_drains_with_1001() {
+    let recorder = upstream(Script::Echo).await;
+    let dir = TempDir::new("shutdown-delay");
+    let delay = Duration::from_secs(2);
+    let (node, log) = delayed_node(&dir, &recorder.url(), "2s").await;
+    let url = format!("ws://{}/echo/1.0", node.ws);
+    assert_eq!(http_get(&node.metrics, "/readyz").await.0, 200, "ready before the signal");
+    let mut before = Client::connect(&url).await;
+    before.echoes(Message::text("before the signal")).await;
+
+    terminate(&node.child);
+    let signalled = Instant::now();
+    let (status, body) = readyz_once_unready(&node).await;
+    assert_eq!((status, body.as_str()), (503, "not ready: draining\n"));
+    assert!(signalled.elapsed() < Duration::from_millis(500), "503 at once, not after {:?}", signalled.elapsed());
+
+    // The balancer has not noticed yet: a new client is still upgraded and relayed.
+    let mut during = Client::connect(&url).await;
+    during.echoes(Message::text("during the delay")).await;
+    before.echoes(Message::text("still relayed")).await;
+    assert!(signalled.elapsed() < delay, "the new client was served within the delay");
+
+    for client in [&mut before, &mut during] {
+        assert_eq!(client.expect_close_code().await, Some(1001), "told the gateway is going away");
+        client.finish().await;
+    }
+    let closed = signalled.elapsed();
+    assert!(closed >= delay, "live connections closed only after the delay, at {closed:?}");
+    assert!(closed < delay + Duration::from_secs(2), "and soon after it, at {closed:?}");
+    assert!(Client::try_connect_with(&url, &[]).await.is_err(), "the listeners are closed once the delay is over");
+    let mut child = node.child;
+    let status = within(STEP, "wsgate exits after the drain", child.wait()).await.expect("exit status");
+    assert!(status.success(), "wsgate exits 0, got {status:?}");
+    let log = std::fs::read_to_string(&log).expect("the log is readable");
+    for phase in ["shutting down: /readyz answers 503", "listeners closed", "drained: every connection closed"] {
+        assert_eq!(log.lines().filter(|l| l.contains(phase)).count(), 1, "one line for `{phase}`:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn a_second_sigterm_skips_the_rest_of_the_shutdown_delay() {
+    let recorder = upstream(Script::Echo).await;
+    let dir = TempDir::new("shutdown-delay-skip");
+    let (node, _log) = delayed_node(&dir, &recorder.url(), "60s").await;
+    let mut client = Client::connect(&format!("ws://{}/echo/1.0", node.ws)).await;
+    client.echoes(Message::text("before the signals")).await;
+
+    terminate(&node.child);
+    assert_eq!(readyz_once_unready(&node).await.0, 503);
+    client.echoes(Message::text("in the delay")).await;
+    terminate(&node.child);
+
+    assert_eq!(client.expect_close_code().await, Some(1001), "closed without waiting out 60s");
+    client.finish().await;
+    let mut child = node.child;
+    let status = within(STEP, "wsgate exits long before 60s", child.wait()).await.expect("exit status");
     assert!(status.success(), "wsgate exits 0, got {status:?}");
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
 use super::{STEP, within};
@@ -29,6 +29,15 @@ impl TempDir {
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.path.join(name);
         std::fs::write(&path, contents).expect("the temp file is written");
+        path
+    }
+
+    /// Replaces `name` with `contents` at once (written beside it, then renamed over it), as
+    /// editors and GitOps tools do: a reader sees the old file or the new one, never half.
+    pub fn replace(&self, name: &str, contents: &str) -> PathBuf {
+        let next = self.write(&format!("{name}.next"), contents);
+        let path = self.path.join(name);
+        std::fs::rename(&next, &path).expect("the temp file is renamed");
         path
     }
 
@@ -124,11 +133,84 @@ async fn spawn_serve(config: &Path, data_dir: &Path, json_log: bool) -> Served {
     Served { child, ws_addr, _stdout: stdout }
 }
 
+/// A `wsgate serve` whose log (text, `RUST_LOG=info`) goes to a file, with the addresses it
+/// printed.
+pub struct Node {
+    pub child: Child,
+    pub ws: String,
+    /// Empty unless the config sets `metrics_listen`.
+    pub metrics: String,
+}
+
+/// Spawns `wsgate serve --config CONFIG --data-dir DIR ARGS…` with its stderr in `log`, and
+/// waits for its ws listening line and, when the config sets `metrics_listen`, its metrics one.
+pub async fn serve_node(config: &Path, dir: &Path, log: &Path, args: &[&str]) -> Node {
+    let wants_metrics = std::fs::read_to_string(config).expect("the config is readable").contains("metrics_listen");
+    let stderr = std::fs::File::create(log).expect("the log file is created");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env_remove("WSGATE_LOG_FORMAT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the wsgate binary starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+    let (mut ws, mut metrics) = (None, None);
+    within(STEP * 2, "wsgate prints its ws and metrics listening lines", async {
+        while ws.is_none() || (wants_metrics && metrics.is_none()) {
+            let line = stdout.next_line().await.expect("stdout is readable").expect("wsgate is still running");
+            if let Some(addr) = line.strip_prefix("wsgate: ws listening on ") {
+                ws = Some(addr.to_string());
+            }
+            if let Some(addr) = line.strip_prefix("wsgate: metrics listening on ") {
+                metrics = Some(addr.to_string());
+            }
+        }
+    })
+    .await;
+    // Keep reading stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    Node { child, ws: ws.unwrap_or_default(), metrics: metrics.unwrap_or_default() }
+}
+
+/// `GET path` over plain HTTP: status and body.
+pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    within(STEP, &format!("GET {path}"), async {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("the listener accepts");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.expect("the request is written");
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.expect("the answer is read");
+        let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    })
+    .await
+}
+
 /// Sends SIGTERM to a child we spawned.
 pub fn terminate(child: &Child) {
+    signal(child, "TERM");
+}
+
+/// Sends SIGHUP to a child we spawned: `wsgate serve` re-reads its config file.
+pub fn hang_up(child: &Child) {
+    signal(child, "HUP");
+}
+
+fn signal(child: &Child, name: &str) {
     let pid = child.id().expect("the child is still running");
-    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs");
-    assert!(status.success(), "kill -TERM {pid} succeeds");
+    let status =
+        std::process::Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).status().expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid} succeeds");
 }
 
 /// An external tool: the path in `env_var` if set, else `name` found on PATH.
