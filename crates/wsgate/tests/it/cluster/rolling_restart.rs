@@ -121,7 +121,8 @@ async fn a_rolling_restart_behind_haproxy_refuses_nobody_and_closes_everyone_wit
 
     for i in 0..cluster.nodes.len() {
         let node = &mut cluster.nodes[i];
-        node.terminate().await;
+        let status = node.terminate().await;
+        assert!(status.success(), "node {i} exits cleanly after SIGTERM: {status}");
         node.restart().await;
         haproxy.until(&format!("node{i}"), "UP", Duration::from_secs(10)).await;
     }
