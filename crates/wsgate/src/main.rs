@@ -1,12 +1,13 @@
 //! `wsgate`: the command line. Wiring only: parse arguments, run the command, turn errors into
 //! one line on stderr and a non-zero exit.
 //!
-//! Modules: `cli` (arguments), `server` (serve, echo), `demo`, `client` (commands that talk to
-//! a control plane).
+//! Modules: `cli` (arguments), `server` (serve, echo), `duties` (the cluster's one-writer
+//! jobs), `demo`, `client` (commands that talk to a control plane).
 
 mod cli;
 mod client;
 mod demo;
+mod duties;
 mod observability;
 mod server;
 
