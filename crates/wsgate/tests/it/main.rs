@@ -24,6 +24,7 @@ mod bad_frames;
 mod bad_handshakes;
 mod cli;
 mod close_codes;
+mod cluster_state;
 mod control;
 mod deflate;
 mod demo;

@@ -26,11 +26,23 @@ pub struct ClusterBuilder {
     redis_url: String,
     redis_failure: &'static str,
     lease_ttl: &'static str,
+    /// `control.issuer`; `None`: the store fixes the first node's default.
+    issuer: Option<&'static str>,
+    duties_lease: &'static str,
+    signing_key_rotation: &'static str,
 }
 
 /// `nodes` nodes on a new schema of the machine's PostgreSQL and its Redis.
 pub fn cluster(nodes: usize) -> ClusterBuilder {
-    ClusterBuilder { nodes, redis_url: shared_redis_url(), redis_failure: "open", lease_ttl: "3s" }
+    ClusterBuilder {
+        nodes,
+        redis_url: shared_redis_url(),
+        redis_failure: "open",
+        lease_ttl: "3s",
+        issuer: Some("https://wsgate-cluster.test"),
+        duties_lease: "30s",
+        signing_key_rotation: "24h",
+    }
 }
 
 impl ClusterBuilder {
@@ -46,19 +58,41 @@ impl ClusterBuilder {
         self
     }
 
+    /// No `control.issuer`, as the README's cluster starts: the store fixes the first node's.
+    pub fn without_issuer(mut self) -> Self {
+        self.issuer = None;
+        self
+    }
+
+    /// `[cluster] duties_lease`.
+    pub fn duties_lease(mut self, lease: &'static str) -> Self {
+        self.duties_lease = lease;
+        self
+    }
+
+    /// `[control] signing_key_rotation`.
+    pub fn signing_key_rotation(mut self, rotation: &'static str) -> Self {
+        self.signing_key_rotation = rotation;
+        self
+    }
+
     pub async fn start(self) -> Cluster {
         let schema = PgSchema::create().await;
         let dir = TempDir::new("cluster");
+        let issuer = self.issuer.map(|issuer| format!("issuer = {issuer:?}\n")).unwrap_or_default();
         let config = format!(
             "[gateway]\nws_listen = \"127.0.0.1:0\"\nwss_listen = \"off\"\nshutdown_timeout = \"2s\"\n\
-             [control]\nlisten = \"127.0.0.1:0\"\nissuer = \"https://wsgate-cluster.test\"\n\
+             [control]\nlisten = \"127.0.0.1:0\"\n{issuer}signing_key_rotation = {:?}\n\
              [store]\nurl = {:?}\n\
-             [cluster]\nredis_url = {:?}\nredis_prefix = {:?}\nredis_failure = {:?}\nlease_ttl = {:?}\n",
+             [cluster]\nredis_url = {:?}\nredis_prefix = {:?}\nredis_failure = {:?}\nlease_ttl = {:?}\n\
+             duties_lease = {:?}\n",
+            self.signing_key_rotation,
             schema.url,
             self.redis_url,
             unique("wsgate-it"),
             self.redis_failure,
             self.lease_ttl,
+            self.duties_lease,
         );
         let config_path = dir.write("wsgate.toml", &config);
         let mut nodes = Vec::new();
@@ -67,14 +101,14 @@ impl ClusterBuilder {
             nodes.push(Node::start(&config_path, dir.path()).await);
         }
         let cert = dir.path().join("tls").join("cert.pem");
-        Cluster { nodes, cert, _schema: schema, _dir: dir }
+        Cluster { nodes, cert, schema, _dir: dir }
     }
 }
 
 pub struct Cluster {
     pub nodes: Vec<Node>,
     cert: std::path::PathBuf,
-    _schema: PgSchema,
+    schema: PgSchema,
     _dir: TempDir,
 }
 
@@ -86,6 +120,11 @@ impl Cluster {
 
     pub fn http(&self, i: usize) -> Http {
         Http::trusting(&self.cert, format!("https://127.0.0.1:{}", self.nodes[i].control.port()))
+    }
+
+    /// The nodes' PostgreSQL schema, for reading what they stored.
+    pub fn schema(&self) -> &PgSchema {
+        &self.schema
     }
 }
 
@@ -131,6 +170,19 @@ impl Node {
         })
         .await;
         Node { child, ws: ws.expect("ws address"), control: control.expect("control address"), _stdout: stdout }
+    }
+
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or_default()
+    }
+
+    /// SIGTERM: the node shuts down cleanly; returns once it has exited.
+    pub async fn terminate(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+        }
+        let _ = within(Duration::from_secs(10), "a terminated node exits", self.child.wait()).await;
     }
 
     /// SIGKILL: the node dies as in a crash, releasing nothing.
