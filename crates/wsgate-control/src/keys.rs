@@ -20,10 +20,10 @@ use std::sync::Arc;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::{self, error::TryRecvError};
 use wsgate_core::config::ControlSettings;
 use wsgate_core::model::{SigningKey, UnixTime};
 use wsgate_store::{Change, KeyRotation, Store};
-use tokio::sync::broadcast::{self, error::TryRecvError};
 
 use crate::crypto::{self, base64url, from_base64url};
 use crate::hashing::Hasher;
@@ -311,14 +311,14 @@ impl KeyManager {
                 Some(key) => Some(key.kid.clone()),
                 None => return Ok(None),
             },
-            None => match keys.iter().find(|k| k.algorithm == ALGORITHM && signs_until(k, inner.rotation) > now) {
-                Some(key) => Some(key.kid.clone()),
-                None => None,
-            },
+            // Nothing signs: a rotation by time makes the key (below).
+            None => keys
+                .iter()
+                .find(|k| k.algorithm == ALGORITHM && signs_until(k, inner.rotation) > now)
+                .map(|key| key.kid.clone()),
         };
         let key = match away_from {
             Some(kid) => rotate(&*inner.store, inner.token_ttl, inner.rotation, &inner.sealer, Some(&kid), now).await?,
-            // Nothing signs: a rotation by time makes the key.
             None => ensure_signing_key(&*inner.store, inner.token_ttl, inner.rotation, &inner.sealer).await?,
         };
         // This node signs with it from the next token on; others follow the change feed.
@@ -331,7 +331,13 @@ impl KeyManager {
     /// rotation (the listing for admins; private material stays in the store).
     pub async fn list(&self) -> Result<Vec<(SigningKey, UnixTime)>, ControlError> {
         let keys = self.inner.store.list_signing_keys().await?;
-        Ok(keys.into_iter().map(|key| { let until = signs_until(&key, self.inner.rotation); (key, until) }).collect())
+        Ok(keys
+            .into_iter()
+            .map(|key| {
+                let until = signs_until(&key, self.inner.rotation);
+                (key, until)
+            })
+            .collect())
     }
 }
 

@@ -115,7 +115,11 @@ pub const ISSUER_SETTING: &str = "issuer";
 /// through any node is accepted by every node's gateway. A node whose `control.issuer` names
 /// another one refuses to start ([`ControlError::IssuerMismatch`]) rather than issue tokens
 /// the others refuse.
-pub async fn fixed_issuer(store: &dyn Store, settings: &ControlSettings, proposed: &str) -> Result<String, ControlError> {
+pub async fn fixed_issuer(
+    store: &dyn Store,
+    settings: &ControlSettings,
+    proposed: &str,
+) -> Result<String, ControlError> {
     let stored = store.fix_setting(ISSUER_SETTING, proposed).await?;
     match &settings.issuer {
         Some(configured) if *configured != stored => {

@@ -107,7 +107,9 @@ impl Duties {
         if holding {
             match self.store.release_lease(LEASE, &self.holder).await {
                 Ok(()) => tracing::info!(holder = %self.holder, "released the cluster's duties"),
-                Err(error) => tracing::warn!(%error, "cannot release the cluster's duties; they pass on when the lease expires"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot release the cluster's duties; they pass on when the lease expires")
+                }
             }
         }
     }

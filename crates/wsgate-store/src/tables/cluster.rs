@@ -22,7 +22,13 @@ pub(super) async fn setting(db: &impl Backend, key: &str) -> Result<Option<Strin
 /// locks the conflicting row and evaluates the `WHERE` on its latest version, SQLite has one
 /// writer. The row comes back only when the insert or the update happened, i.e. when we hold
 /// the lease.
-pub(super) async fn acquire_lease(db: &impl Backend, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+pub(super) async fn acquire_lease(
+    db: &impl Backend,
+    name: &str,
+    holder: &str,
+    now_ms: i64,
+    ttl_ms: i64,
+) -> Result<bool> {
     const SQL: &str = "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
         WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder \

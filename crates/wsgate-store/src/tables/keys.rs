@@ -37,7 +37,11 @@ const ROTATED_ALREADY: &str = "signing key that still signs";
 /// One exclusive write (nodes take turns): the check, then the end of the current key's
 /// signing and the new key. A caller that waited for another node's rotation checks what that
 /// node committed, finds its check unmet, and stores nothing.
-pub(super) async fn rotate_signing_key(db: &impl Backend, new: &SigningKey, rotation: KeyRotation<'_>) -> Result<SigningKey> {
+pub(super) async fn rotate_signing_key(
+    db: &impl Backend,
+    new: &SigningKey,
+    rotation: KeyRotation<'_>,
+) -> Result<SigningKey> {
     // A key signs at `t` when `t < active_until` and `t - period < created_at`.
     const SIGNS_AT: &str =
         "SELECT kid FROM signing_keys WHERE algorithm = $1 AND active_until > $2 AND created_at > $3";
@@ -64,16 +68,17 @@ pub(super) async fn rotate_signing_key(db: &impl Backend, new: &SigningKey, rota
     statements.push(Statement::new(INSERT, key_params(new)));
     let write = Write { statements, changes: vec![Change::SigningKeys], exclusive: true };
     match db.write(write).await {
-        Ok(()) => tracing::info!(kid = %new.kid, active_until = new.active_until, retire_at = new.retire_at, "new signing key"),
+        Ok(()) => {
+            tracing::info!(kid = %new.kid, active_until = new.active_until, retire_at = new.retire_at, "new signing key")
+        }
         Err(failure) => match failure.explain(|rule| format!("signing key {} breaks {rule:?}", new.kid)) {
             StoreError::NotFound { what: ROTATED_ALREADY } => {}
             StoreError::Conflict(message) if message == ROTATED_ALREADY => {}
             error => return Err(error),
         },
     }
-    let signs_now = |key: &SigningKey| {
-        key.algorithm == new.algorithm && key.active_until > now && key.created_at > since(now)
-    };
+    let signs_now =
+        |key: &SigningKey| key.algorithm == new.algorithm && key.active_until > now && key.created_at > since(now);
     // Newest first: when a key was made ahead of the edge, it is the one to sign with.
     list_signing_keys(db).await?.into_iter().find(signs_now).ok_or(StoreError::NotFound { what: "signing key" })
 }
