@@ -437,7 +437,8 @@ pub struct AnalyticsSettings {
     /// Whether session records are aggregated and stored at all (the per-API and
     /// per-application charts and their REST endpoints stay empty when off).
     pub enabled: bool,
-    /// How long per-minute buckets are kept; older ones are deleted by the writer.
+    /// How long per-minute buckets are kept; older ones are deleted hourly by the node that
+    /// holds the cluster's duties (`cluster.duties_lease`).
     #[serde(with = "duration::serde_text")]
     pub retention: Duration,
     /// How often the writer stores what it aggregated (also on a full `batch`).
