@@ -51,6 +51,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Revoke { token, app, client } => {
             commands::revoke(&ControlClient::connect(&client)?, token.as_deref(), app.as_deref())
         }
+        Command::SigningKey { command, client } => commands::signing_key(&ControlClient::connect(&client)?, command),
     }
 }
 

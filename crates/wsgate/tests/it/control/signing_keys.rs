@@ -59,3 +59,40 @@ async fn only_admins_see_or_rotate_signing_keys() {
     let keys = control.admin().await.get("/api/v1/signing-keys").await.expect(200);
     assert_eq!(keys.as_array().map(Vec::len), Some(1), "nothing was rotated");
 }
+
+#[tokio::test]
+async fn the_cli_lists_and_rotates_signing_keys() {
+    let control = control().start().await;
+    let cli = |args: &'static [&'static str]| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
+            .args(args)
+            .arg("--server")
+            .arg(format!("https://localhost:{}", control.port))
+            .arg("--ca")
+            .arg(&control.certificate.cert)
+            .env("WSGATE_USER", "admin")
+            .env("WSGATE_PASSWORD", super::harness::ADMIN_PASSWORD)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+    };
+    let within = |output| crate::harness::within(std::time::Duration::from_secs(30), "the CLI finishes", output);
+    let listed = within(cli(&["signing-key", "list"])).await.expect("runs");
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert_eq!(listed.lines().count(), 2, "a header and the one key: {listed}");
+    let first = listed.lines().nth(1).and_then(|l| l.split_whitespace().next()).expect("a kid").to_string();
+
+    let rotated = within(cli(&["signing-key", "rotate"])).await.expect("runs");
+    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+    let rotated = String::from_utf8_lossy(&rotated.stdout).into_owned();
+    let second = rotated.lines().nth(1).and_then(|l| l.split_whitespace().next()).expect("a kid").to_string();
+    assert_ne!(second, first, "{rotated}");
+    let keys = control.admin().await.get("/api/v1/signing-keys").await.expect(200);
+    assert_eq!(keys.as_array().map(Vec::len), Some(2));
+
+    let unknown = within(cli(&["signing-key", "rotate", "--kid", "nope"])).await.expect("runs");
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.trim().lines().count() == 1 && stderr.contains("signing key not found"), "{stderr}");
+}
