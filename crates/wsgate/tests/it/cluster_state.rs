@@ -233,3 +233,52 @@ async fn rotation_by_time_on_three_nodes_makes_one_key_per_period() {
         assert!(pair[1] - pair[0] >= 3, "two keys made at one edge: {made:?}");
     }
 }
+
+/// A node without the control plane takes the store's issuer: it accepts the tokens the
+/// control-plane nodes issue without being told whose they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_only_node_accepts_tokens_of_the_stores_issuer() {
+    let echo = echo_upstream().await;
+    let cluster = cluster(1).without_issuer().start().await;
+    let admin = cluster.admin(0).await;
+    let (path, application) = subscribed_api(&admin, &echo).await;
+    let token = token(&admin, &application).await;
+
+    let dir = TempDir::new("gateway-only");
+    let config = format!(
+        "[gateway]\nws_listen = \"127.0.0.1:0\"\nwss_listen = \"off\"\n[control]\nlisten = \"off\"\n[store]\nurl = {:?}\n",
+        cluster.schema().url
+    );
+    let config = dir.write("wsgate.toml", &config);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the wsgate binary starts");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let ws: std::net::SocketAddr = within(Duration::from_secs(30), "the gateway-only node listens", async {
+        use tokio::io::AsyncBufReadExt;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(stdout.read_line(&mut line).await.expect("stdout") > 0, "the node exited before it listened");
+            if let Some(addr) = line.trim().strip_prefix("wsgate: ws listening on ") {
+                return addr.parse().expect("an address");
+            }
+        }
+    })
+    .await;
+    eventually("the gateway-only node accepts the control plane's token", || async {
+        match attempt(ws, &path, &bearer(&token)).await {
+            (_, Some(_)) => Ok(()),
+            (head, None) => Err(head.start_line),
+        }
+    })
+    .await;
+}
