@@ -289,12 +289,12 @@ impl KeyManager {
     /// Makes the next key when the current one stops signing within `margin` seconds, so that
     /// no node meets the edge without a key (then every node would ask for one at once; the
     /// store would still make one, but each would wait for it). Run by the node holding the
-    /// cluster's duties. Returns the key that will sign after the current one, when it made
-    /// or found it.
+    /// cluster's duties at every tick; it only reads while a key will still sign then. Returns
+    /// the key that signs `margin` seconds from now.
     pub async fn pre_rotate(&self, margin: i64) -> Result<SigningKey, ControlError> {
         let inner = &*self.inner;
         let needed_at = now().saturating_add(margin.clamp(0, inner.rotation / 2));
-        rotate(&*inner.store, inner.token_ttl, inner.rotation, &inner.sealer, None, needed_at).await
+        ensure_signing_at(&*inner.store, inner.token_ttl, inner.rotation, &inner.sealer, needed_at).await
     }
 
     /// A forced rotation (`POST /api/v1/signing-keys/rotate`): away from the key `kid`, or
@@ -369,12 +369,23 @@ pub(crate) async fn ensure_signing_key(
     rotation: i64,
     sealer: &Sealer,
 ) -> Result<SigningKey, ControlError> {
-    let now = now();
+    ensure_signing_at(store, token_ttl, rotation, sealer, now()).await
+}
+
+/// The newest stored key that signs at `needed_at`, made when there is none.
+async fn ensure_signing_at(
+    store: &dyn Store,
+    token_ttl: i64,
+    rotation: i64,
+    sealer: &Sealer,
+    needed_at: UnixTime,
+) -> Result<SigningKey, ControlError> {
     let keys = store.list_signing_keys().await?;
-    if let Some(key) = keys.into_iter().find(|k| k.algorithm == ALGORITHM && signs_until(k, rotation) > now) {
+    let signs_then = |k: &SigningKey| k.algorithm == ALGORITHM && signs_until(k, rotation) > needed_at;
+    if let Some(key) = keys.into_iter().find(signs_then) {
         return Ok(key);
     }
-    rotate(store, token_ttl, rotation, sealer, None, now).await
+    rotate(store, token_ttl, rotation, sealer, None, needed_at).await
 }
 
 /// Makes a key and hands it to the store's exclusive rotation, which stores it only if no other
