@@ -6,7 +6,8 @@
 //! the order of a connection's life: `echo`, `routing`, `upstream_handshake`,
 //! `bad_handshakes`, `smuggling`, `bad_frames`, `close_codes`,
 //! `hostile_peers`, `timeouts`, `keepalive`, `tls`, `upstream_tls`, then the tests against tools and the
-//! binary: `wscat`, `deflate`, `demo`, `startup`, `shutdown`, the portals in a real browser
+//! binary: `wscat`, `deflate`, `demo`, `startup`, `shutdown`, `cluster_state` (real nodes on one
+//! PostgreSQL: the issuer, the one-writer duties, key rotation), the portals in a real browser
 //! (`portal`), and the Autobahn conformance run in `autobahn` (three echo
 //! upstreams, one of them `fixtures/echo_peers.py`).
 //!
