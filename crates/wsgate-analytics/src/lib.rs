@@ -6,8 +6,13 @@
 //! stores what it has every `flush_interval` or `batch` records, in one transaction. When the
 //! store fails, the buckets are kept for the next flush, as far as their bound allows, and the
 //! failure is logged once per [`LOG_EVERY`]; so an outage costs bounded memory, not an unbounded
-//! backlog. Another timer deletes buckets older than the retention. [`WriterHandle::shutdown`]
-//! stores what is queued before returning.
+//! backlog. [`WriterHandle::shutdown`] stores what is queued before returning.
+//!
+//! Every node of a cluster runs its own writer: storing is additive (the store adds a batch's
+//! counts to the stored ones, in one transaction), so nodes writing the same minute of the same
+//! API add up instead of overwriting each other, and no node needs to be the only writer.
+//! Deleting old buckets ([`delete_expired`]) is different: it is one job for the whole store,
+//! run by the node that holds the cluster's duties (the binary's `duties`), not by each writer.
 
 mod aggregate;
 
@@ -28,9 +33,6 @@ pub use aggregate::{api_key, minute_of};
 
 /// The longest the writer stays silent about a store that keeps failing.
 pub const LOG_EVERY: Duration = Duration::from_secs(60);
-
-/// How often old buckets are deleted.
-const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// Buckets held in memory at most (a minute of one API and application is one), and
 /// connections followed across their interim records at most.
@@ -93,7 +95,7 @@ pub fn start(store: Arc<dyn Store>, settings: &AnalyticsSettings) -> (Arc<Analyt
     let (queue, records) = mpsc::channel(settings.queue.max(1));
     let stats = Arc::new(WriterStats::default());
     let (stop, stopped) = watch::channel(false);
-    let retention = i64::try_from(settings.retention.as_secs()).unwrap_or(i64::MAX);
+    let retention = seconds(settings.retention);
     let task = Task {
         store,
         records,
@@ -102,7 +104,6 @@ pub fn start(store: Arc<dyn Store>, settings: &AnalyticsSettings) -> (Arc<Analyt
         aggregator: Aggregator::new(MAX_BUCKETS, MAX_LIVE, retention),
         flush_interval: settings.flush_interval,
         batch: settings.batch.max(1),
-        retention,
         last_logged: None,
         unlogged_failures: 0,
     };
@@ -118,8 +119,6 @@ struct Task {
     aggregator: Aggregator,
     flush_interval: Duration,
     batch: usize,
-    /// Seconds.
-    retention: i64,
     last_logged: Option<Instant>,
     unlogged_failures: u64,
 }
@@ -128,8 +127,6 @@ impl Task {
     async fn run(mut self) {
         let mut flush = tokio::time::interval(self.flush_interval);
         flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut retention = tokio::time::interval(RETENTION_EVERY);
-        retention.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 received = self.records.recv() => match received {
@@ -143,7 +140,6 @@ impl Task {
                     None => break,
                 },
                 _ = flush.tick() => self.flush().await,
-                _ = retention.tick() => self.delete_old().await,
                 _ = self.stopped.changed() => break,
             }
         }
@@ -188,13 +184,6 @@ impl Task {
         }
     }
 
-    async fn delete_old(&mut self) {
-        let cutoff = minute_of(now_ms()) - self.retention.saturating_sub(MINUTE);
-        if let Err(error) = self.store.delete_analytics_before(cutoff).await {
-            self.log_failure(&error);
-        }
-    }
-
     /// Logs the first failure, then at most one line per [`LOG_EVERY`] with how many failed.
     fn log_failure(&mut self, error: &wsgate_store::StoreError) {
         self.unlogged_failures += 1;
@@ -214,9 +203,41 @@ impl Task {
     }
 }
 
+/// How often [`delete_expired`] should run: buckets outlive the retention by at most this.
+pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Retention: deletes the buckets older than `retention` (the minute that began `retention`
+/// ago is kept). One job for the whole store, whichever node runs it, as often as
+/// [`RETENTION_EVERY`].
+pub async fn delete_expired(store: &dyn Store, retention: Duration) -> Result<(), wsgate_store::StoreError> {
+    store.delete_analytics_before(retention_cutoff(now_ms(), retention)).await
+}
+
+/// The first minute (Unix seconds) retention keeps at `now_ms`.
+fn retention_cutoff(now_ms: i64, retention: Duration) -> i64 {
+    minute_of(now_ms) - seconds(retention).saturating_sub(MINUTE)
+}
+
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_keeps_the_minute_that_began_retention_ago() {
+        let now_ms = 1_750_000_030_000; // 30 s into a minute
+        let hour = Duration::from_secs(3600);
+        assert_eq!(retention_cutoff(now_ms, hour), minute_of(now_ms) - 3540);
+        assert_eq!(retention_cutoff(now_ms, Duration::from_secs(60)), minute_of(now_ms));
+    }
 }

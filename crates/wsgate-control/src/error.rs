@@ -38,6 +38,13 @@ pub enum ControlError {
     Hashing(#[from] HashError),
     #[error("control.key_encryption_key_file {path}: {problem}")]
     KeyEncryptionKey { path: String, problem: String },
+    /// The configured issuer is not the one the store fixed at its first start: tokens of the
+    /// other nodes would be refused here, and this node's there.
+    #[error(
+        "control.issuer is {configured:?} but this store's issuer is {stored:?} (fixed when the store was first set \
+         up); remove control.issuer or set it to {stored:?}"
+    )]
+    IssuerMismatch { configured: String, stored: String },
 }
 
 /// A refusal of the REST API. Variants are facts; [`ApiError::status`] and [`ApiError::code`]

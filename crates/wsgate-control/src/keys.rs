@@ -6,15 +6,24 @@
 //! key signs for `signing_key_rotation` after its creation, then stays in the JWKS until
 //! `retire_at`, and no token it signs expires after `retire_at`, so a published key always
 //! outlives every token it signed.
+//!
+//! Several nodes share the keys, so a new key is made exactly once: the store's
+//! [`Store::rotate_signing_key`] checks and writes in one exclusive transaction, and a node
+//! that comes second is handed the key the first one made. The node holding the cluster's
+//! duties makes the next key [ahead of the edge](KeyManager::pre_rotate), so the others find
+//! it instead of racing for it; an admin may [force a rotation](KeyManager::rotate_away_from).
+//! Each node caches the key it signs with and drops it when the store's change feed says the
+//! keys changed, so a rotation made through one node is followed by all.
 
 use std::sync::Arc;
 
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::{self, error::TryRecvError};
 use wsgate_core::config::ControlSettings;
 use wsgate_core::model::{SigningKey, UnixTime};
-use wsgate_store::Store;
+use wsgate_store::{Change, KeyRotation, Store};
 
 use crate::crypto::{self, base64url, from_base64url};
 use crate::hashing::Hasher;
@@ -95,12 +104,33 @@ struct Inner {
     token_ttl: i64,
     rotation: i64,
     /// The key now signing, so that issuing a token reads no key from the store. The lock is
-    /// held while a new key is made, so one process makes one key per rotation.
-    current: tokio::sync::Mutex<Option<Arc<ActiveKey>>>,
+    /// held while a new key is made, so one process asks for one key per rotation.
+    current: tokio::sync::Mutex<Cached>,
     /// Hashes the secrets of client credentials made on the way to a token.
     hasher: Hasher,
     /// Encrypts private keys before they are stored (see `sealing`).
     sealer: Sealer,
+}
+
+/// The cached key and the feed that says when it may be stale.
+struct Cached {
+    key: Option<Arc<ActiveKey>>,
+    changes: broadcast::Receiver<Change>,
+}
+
+impl Cached {
+    /// Whether the signing keys changed in the store since the last look (another node rotated
+    /// them). A lagging feed may have lost such a change, so it counts as one.
+    fn keys_changed(&mut self) -> bool {
+        let mut changed = false;
+        loop {
+            match self.changes.try_recv() {
+                Ok(Change::SigningKeys) | Err(TryRecvError::Lagged(_)) => changed = true,
+                Ok(_) => {}
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return changed,
+            }
+        }
+    }
 }
 
 struct ActiveKey {
@@ -127,11 +157,11 @@ impl KeyManager {
     ) -> KeyManager {
         KeyManager {
             inner: Arc::new(Inner {
-                store,
+                store: store.clone(),
                 issuer,
                 token_ttl: secs(settings.token_ttl),
                 rotation: secs(settings.signing_key_rotation),
-                current: tokio::sync::Mutex::new(None),
+                current: tokio::sync::Mutex::new(Cached { key: None, changes: store.changes() }),
                 hasher,
                 sealer,
             }),
@@ -224,28 +254,90 @@ impl KeyManager {
         Ok(Jwks { keys: keys.iter().filter(|k| k.retire_at > now && k.algorithm == ALGORITHM).map(Jwk::of).collect() })
     }
 
-    /// The key to sign with now: the cached one while it may sign, else the newest stored one
-    /// that may (another node may have made it), else a new one.
+    /// The key to sign with now: the cached one while it may sign and the store's keys have
+    /// not changed, else the newest stored one that may (another node may have made it), else
+    /// a new one.
     async fn signing_key(&self) -> Result<Arc<ActiveKey>, ControlError> {
         let mut current = self.inner.current.lock().await;
         let now = now();
-        if let Some(key) = current.as_ref().filter(|key| key.signs_until > now) {
+        let changed = current.keys_changed();
+        if let Some(key) = current.key.as_ref().filter(|key| key.signs_until > now && !changed) {
             return Ok(key.clone());
         }
         let inner = &*self.inner;
         let stored = ensure_signing_key(&*inner.store, inner.token_ttl, inner.rotation, &inner.sealer).await?;
+        let key = Arc::new(self.activate(stored)?);
+        current.key = Some(key.clone());
+        Ok(key)
+    }
+
+    /// Opens a stored key for signing.
+    fn activate(&self, stored: SigningKey) -> Result<ActiveKey, ControlError> {
+        let inner = &*self.inner;
         let unusable = |problem: String| ControlError::UnusableSigningKey { kid: stored.kid.clone(), problem };
         let pkcs8 = inner.sealer.open(&stored.kid, &stored.private_pkcs8).map_err(|err| unusable(err.to_string()))?;
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &SystemRandom::new())
             .map_err(|err| unusable(err.to_string()))?;
-        let key = Arc::new(ActiveKey {
-            signs_until: signs_until(&stored, self.inner.rotation),
+        Ok(ActiveKey {
+            signs_until: signs_until(&stored, inner.rotation),
             retire_at: stored.retire_at,
             kid: stored.kid,
             pair,
-        });
-        *current = Some(key.clone());
-        Ok(key)
+        })
+    }
+
+    /// Makes the next key when the current one stops signing within `margin` seconds, so that
+    /// no node meets the edge without a key (then every node would ask for one at once; the
+    /// store would still make one, but each would wait for it). Run by the node holding the
+    /// cluster's duties at every tick; it only reads while a key will still sign then. Returns
+    /// the key that signs `margin` seconds from now.
+    pub async fn pre_rotate(&self, margin: i64) -> Result<SigningKey, ControlError> {
+        let inner = &*self.inner;
+        let needed_at = now().saturating_add(margin.clamp(0, inner.rotation / 2));
+        ensure_signing_at(&*inner.store, inner.token_ttl, inner.rotation, &inner.sealer, needed_at).await
+    }
+
+    /// A forced rotation (`POST /api/v1/signing-keys/rotate`): away from the key `kid`, or
+    /// from the one signing now when `None`. The old key stops signing and stays in the JWKS
+    /// until it retires, so the tokens it signed keep verifying. Idempotent for the same kid:
+    /// when it no longer signs (another request, on any node, rotated it already), nothing is
+    /// made and the key signing now is returned. `None` when there is no key `kid`.
+    pub async fn rotate_away_from(&self, kid: Option<&str>) -> Result<Option<(SigningKey, UnixTime)>, ControlError> {
+        let inner = &*self.inner;
+        let now = now();
+        let keys = inner.store.list_signing_keys().await?;
+        let away_from = match kid {
+            Some(kid) => match keys.iter().find(|key| key.kid == kid) {
+                Some(key) => Some(key.kid.clone()),
+                None => return Ok(None),
+            },
+            // Nothing signs: a rotation by time makes the key (below).
+            None => keys
+                .iter()
+                .find(|k| k.algorithm == ALGORITHM && signs_until(k, inner.rotation) > now)
+                .map(|key| key.kid.clone()),
+        };
+        let key = match away_from {
+            Some(kid) => rotate(&*inner.store, inner.token_ttl, inner.rotation, &inner.sealer, Some(&kid), now).await?,
+            None => ensure_signing_key(&*inner.store, inner.token_ttl, inner.rotation, &inner.sealer).await?,
+        };
+        // This node signs with it from the next token on; others follow the change feed.
+        self.inner.current.lock().await.key = None;
+        let signs_until = signs_until(&key, inner.rotation);
+        Ok(Some((key, signs_until)))
+    }
+
+    /// Every stored key, newest first, with the time it signs until under the configured
+    /// rotation (the listing for admins; private material stays in the store).
+    pub async fn list(&self) -> Result<Vec<(SigningKey, UnixTime)>, ControlError> {
+        let keys = self.inner.store.list_signing_keys().await?;
+        Ok(keys
+            .into_iter()
+            .map(|key| {
+                let until = signs_until(&key, self.inner.rotation);
+                (key, until)
+            })
+            .collect())
     }
 }
 
@@ -277,11 +369,36 @@ pub(crate) async fn ensure_signing_key(
     rotation: i64,
     sealer: &Sealer,
 ) -> Result<SigningKey, ControlError> {
-    let now = now();
+    ensure_signing_at(store, token_ttl, rotation, sealer, now()).await
+}
+
+/// The newest stored key that signs at `needed_at`, made when there is none.
+async fn ensure_signing_at(
+    store: &dyn Store,
+    token_ttl: i64,
+    rotation: i64,
+    sealer: &Sealer,
+    needed_at: UnixTime,
+) -> Result<SigningKey, ControlError> {
     let keys = store.list_signing_keys().await?;
-    if let Some(key) = keys.into_iter().find(|k| k.algorithm == ALGORITHM && signs_until(k, rotation) > now) {
+    let signs_then = |k: &SigningKey| k.algorithm == ALGORITHM && signs_until(k, rotation) > needed_at;
+    if let Some(key) = keys.into_iter().find(signs_then) {
         return Ok(key);
     }
+    rotate(store, token_ttl, rotation, sealer, None, needed_at).await
+}
+
+/// Makes a key and hands it to the store's exclusive rotation, which stores it only if no other
+/// node got there first (see [`KeyRotation`]); returns the key that signs afterwards.
+async fn rotate(
+    store: &dyn Store,
+    token_ttl: i64,
+    rotation: i64,
+    sealer: &Sealer,
+    away_from: Option<&str>,
+    needed_at: UnixTime,
+) -> Result<SigningKey, ControlError> {
+    let now = now();
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
         .map_err(|_| crypto::CryptoError::RandomUnavailable)?;
@@ -299,9 +416,8 @@ pub(crate) async fn ensure_signing_key(
         active_until,
         retire_at: active_until.saturating_add(token_ttl),
     };
-    store.put_signing_key(&key).await?;
-    tracing::info!(kid = %key.kid, active_until, retire_at = key.retire_at, "new signing key");
-    Ok(key)
+    let rotation = KeyRotation { away_from, now, needed_at, period: rotation };
+    Ok(store.rotate_signing_key(&key, rotation).await?)
 }
 
 /// The `kid`: the key's RFC 7638 JWK thumbprint, so that anyone holding the JWK can recompute

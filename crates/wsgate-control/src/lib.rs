@@ -101,9 +101,32 @@ pub async fn bootstrap(
     Ok(generated.then_some(password))
 }
 
-/// The `iss` of issued tokens: `control.issuer`, else `https://localhost:<port>`.
+/// The `iss` a node proposes for issued tokens: `control.issuer`, else
+/// `https://localhost:<port>`. The one used is [`fixed_issuer`]'s.
 pub fn issuer(settings: &ControlSettings, port: u16) -> String {
     settings.issuer.clone().unwrap_or_else(|| format!("https://localhost:{port}"))
+}
+
+/// The setting under which the store keeps the issuer.
+pub const ISSUER_SETTING: &str = "issuer";
+
+/// The issuer of every node sharing `store`: fixed in the store by the first node that started
+/// on it (its `proposed` issuer, see [`issuer`]) and read by every later one, so a token issued
+/// through any node is accepted by every node's gateway. A node whose `control.issuer` names
+/// another one refuses to start ([`ControlError::IssuerMismatch`]) rather than issue tokens
+/// the others refuse.
+pub async fn fixed_issuer(
+    store: &dyn Store,
+    settings: &ControlSettings,
+    proposed: &str,
+) -> Result<String, ControlError> {
+    let stored = store.fix_setting(ISSUER_SETTING, proposed).await?;
+    match &settings.issuer {
+        Some(configured) if *configured != stored => {
+            Err(ControlError::IssuerMismatch { configured: configured.clone(), stored })
+        }
+        _ => Ok(stored),
+    }
 }
 
 /// Now, in the store's unit: seconds since the Unix epoch.

@@ -9,7 +9,9 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::error::ApiError;
 use crate::oauth2;
-use crate::rest::{analytics, apis, applications, plans, revocations, session, subscriptions, usage, users};
+use crate::rest::{
+    analytics, apis, applications, plans, revocations, session, signing_keys, subscriptions, usage, users,
+};
 use crate::state::AppState;
 
 /// The OpenAPI 3 document of every route below, served at `GET /api/v1/openapi.json`.
@@ -59,6 +61,8 @@ pub const ROUTES: &[Route] = &[
     route(Method::PUT, "/api/v1/applications/{id}/external_clients", |m| on(m, applications::set_external_clients)),
     route(Method::POST, "/api/v1/applications/{id}/revocations", |m| on(m, revocations::revoke_application_tokens)),
     route(Method::POST, "/api/v1/revocations", |m| on(m, revocations::revoke_token)),
+    route(Method::GET, "/api/v1/signing-keys", |m| on(m, signing_keys::list)),
+    route(Method::POST, "/api/v1/signing-keys/rotate", |m| on(m, signing_keys::rotate)),
     route(Method::GET, "/api/v1/subscriptions", |m| on(m, subscriptions::list)),
     route(Method::POST, "/api/v1/subscriptions", |m| on(m, subscriptions::create)),
     route(Method::POST, "/api/v1/subscriptions/{id}/state", |m| on(m, subscriptions::set_state)),

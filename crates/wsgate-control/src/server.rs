@@ -34,7 +34,7 @@ use crate::keys::KeyManager;
 use crate::limits::{self, ClientAddress, DeadlineBody};
 use crate::routes;
 use crate::state::{AppState, Shared};
-use crate::{ControlError, issuer};
+use crate::{ControlError, fixed_issuer, issuer};
 
 /// The control plane, bound and ready to run.
 pub struct ControlPlane {
@@ -59,7 +59,8 @@ impl std::fmt::Debug for ControlPlane {
 
 impl ControlPlane {
     /// Binds `config.control.listen` with the listener certificate. The issuer of tokens is
-    /// `control.issuer`, else `https://localhost:<bound port>`.
+    /// the store's (see [`crate::fixed_issuer`]): at a store's first start, `control.issuer`,
+    /// else `https://localhost:<bound port>`.
     pub async fn bind(
         config: &Config,
         store: Arc<dyn Store>,
@@ -94,7 +95,8 @@ impl ControlPlane {
             Some(listener) => listener.local_addr().map(|a| a.port()).unwrap_or_default(),
             None => 9443,
         };
-        let state = Shared::new(store, config, issuer(&config.control, port)).await?;
+        let issuer = fixed_issuer(&*store, &config.control, &issuer(&config.control, port)).await?;
+        let state = Shared::new(store, config, issuer).await?;
         let _ = state.own_certificate.set(certificate_file);
         Ok(ControlPlane {
             listener,

@@ -241,7 +241,9 @@ pub struct ControlSettings {
     /// JWKS for one `token_ttl` more, so tokens it signed stay valid until they expire.
     #[serde(with = "duration::serde_text")]
     pub signing_key_rotation: Duration,
-    /// `iss` of issued tokens. Default: `https://localhost:<control port>`.
+    /// `iss` of issued tokens, for every node sharing the store: the first node to start on a
+    /// store fixes it there (this value, else `https://localhost:<its control port>`) and every
+    /// later node uses the stored one. A node configured with another value refuses to start.
     pub issuer: Option<String>,
     /// Whether anyone may create a subscriber account in the developer portal.
     pub self_signup: bool,
@@ -342,6 +344,11 @@ pub struct ClusterSettings {
     /// after which a node that died stops holding its subscribers' connection slots.
     #[serde(with = "duration::serde_text")]
     pub lease_ttl: Duration,
+    /// How long the node that runs the cluster's one-writer jobs (signing-key pre-rotation,
+    /// analytics retention) holds them in the store without renewing (it renews every third
+    /// of it): the time after which another node takes over from one that died.
+    #[serde(with = "duration::serde_text")]
+    pub duties_lease: Duration,
 }
 
 impl Default for ClusterSettings {
@@ -351,6 +358,7 @@ impl Default for ClusterSettings {
             redis_prefix: "wsgate".into(),
             redis_failure: FailureMode::Open,
             lease_ttl: Duration::from_secs(15),
+            duties_lease: Duration::from_secs(30),
         }
     }
 }
@@ -443,7 +451,8 @@ pub struct AnalyticsSettings {
     /// Whether session records are aggregated and stored at all (the per-API and
     /// per-application charts and their REST endpoints stay empty when off).
     pub enabled: bool,
-    /// How long per-minute buckets are kept; older ones are deleted by the writer.
+    /// How long per-minute buckets are kept; older ones are deleted hourly by the node that
+    /// holds the cluster's duties (`cluster.duties_lease`).
     #[serde(with = "duration::serde_text")]
     pub retention: Duration,
     /// How often the writer stores what it aggregated (also on a full `batch`).
@@ -582,6 +591,9 @@ impl Config {
         }
         if self.cluster.lease_ttl < Duration::from_secs(2) {
             return Err(invalid("cluster.lease_ttl", "must be at least 2s"));
+        }
+        if self.cluster.duties_lease < Duration::from_secs(3) {
+            return Err(invalid("cluster.duties_lease", "must be at least 3s"));
         }
         if gw.tls_cert.is_some() != gw.tls_key.is_some() {
             return Err(invalid("gateway.tls_key", "tls_cert and tls_key go together: set both or neither"));

@@ -142,6 +142,23 @@ pub struct SubscriptionFilter<'a> {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// When [`Store::rotate_signing_key`] stores its new key. A stored key signs at time `t` when
+/// `t < active_until` and `t < created_at + period` (the configured period caps stored keys).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRotation<'a> {
+    /// A forced rotation away from this key: the new key is stored, and every key signing at
+    /// `now` stops signing then (it stays published until its `retire_at`), only while this
+    /// key still signs. A second request for the same key therefore changes nothing.
+    /// `None`: a rotation by time, storing the new key only when no key signs at `needed_at`.
+    pub away_from: Option<&'a str>,
+    pub now: UnixTime,
+    /// By time: the moment some key must still sign at; later than `now` to make the next key
+    /// before the current one stops signing.
+    pub needed_at: UnixTime,
+    /// The configured signing period (`control.signing_key_rotation`), in seconds.
+    pub period: i64,
+}
+
 /// The operations of a store. Reads return `Ok(None)` (or an empty list) for what does not
 /// exist; writes return [`StoreError::NotFound`] when what they change does not exist.
 /// Callers generate ids and timestamps; the store keeps them as given.
@@ -261,6 +278,28 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         by: analytics::TopBy,
         limit: usize,
     ) -> Result<Vec<analytics::TopEntry>>;
+
+    // --- cluster state: what the nodes sharing this store agree on and do once
+
+    /// Stores `value` under `key` unless the key holds a value already, atomically, and returns
+    /// what the store holds: `value`, or the value an earlier caller (another node) fixed.
+    /// Called at start, e.g. for the token issuer, so that every node uses the first one's.
+    async fn fix_setting(&self, key: &str, value: &str) -> Result<String>;
+    /// The value fixed under `key`, if any. Called at start by nodes that only read it.
+    async fn setting(&self, key: &str) -> Result<Option<String>>;
+    /// Takes the lease `name` for `holder` until `now_ms + ttl_ms` when it is free, expired at
+    /// `now_ms`, or already `holder`'s (a renewal), in one atomic statement; `false` when
+    /// another holder has it. Called every few seconds by each node's one-writer job runner.
+    async fn acquire_lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
+    /// Gives the lease up if `holder` has it (on a clean shutdown), so another node takes it at
+    /// once instead of after its expiry. Not an error when someone else holds it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+    /// Stores `new` as the signing key unless another node rotated first; returns the key that
+    /// signs afterwards (`new` or the other node's). Exclusive writes take turns across nodes,
+    /// so however many nodes call this at the same moment, one key is made. See
+    /// [`KeyRotation`] for when `new` is stored. Called by the key manager when its key stops
+    /// signing, by the one-writer job runner ahead of that, and by an admin's forced rotation.
+    async fn rotate_signing_key(&self, new: &SigningKey, rotation: KeyRotation<'_>) -> Result<SigningKey>;
 
     // --- change feed
 

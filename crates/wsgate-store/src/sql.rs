@@ -172,6 +172,10 @@ impl Statement {
 pub(crate) struct Write {
     pub statements: Vec<Statement>,
     pub changes: Vec<Change>,
+    /// Whether the write must run alone, every node's exclusive writes taking turns, because
+    /// its checks read rows no constraint protects (is there a signing key?). PostgreSQL takes
+    /// an advisory lock for the transaction first; SQLite's transactions already run alone.
+    pub exclusive: bool,
 }
 
 /// Why a backend call failed, before the caller has put words on a broken rule.

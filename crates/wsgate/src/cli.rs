@@ -124,6 +124,26 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// The token signing keys (admins): list them, or rotate away from one now.
+    SigningKey {
+        #[command(subcommand)]
+        command: SigningKeyCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SigningKeyCommand {
+    /// Every key: kid, algorithm, created, signs until, retires at (never private material).
+    List,
+    /// Make a new key sign from now on; the old one stays published until its tokens expire.
+    /// Asking again for the same kid (on any node) makes no second key.
+    Rotate {
+        /// The key to rotate away from [default: the one signing now].
+        #[arg(long)]
+        kid: Option<String>,
+    },
 }
 
 /// The limits of a plan, as flags (`create` and `update`). On `update`, a flag left out keeps

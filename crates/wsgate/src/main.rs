@@ -2,11 +2,13 @@
 //! one line on stderr and a non-zero exit.
 //!
 //! Modules: `cli` (arguments), `server` (serve, echo), `reload` (SIGHUP and the config
-//! file watch), `demo`, `client` (commands that talk to a control plane).
+//! file watch), `duties` (the cluster's one-writer jobs), `demo`, `client` (commands that talk
+//! to a control plane).
 
 mod cli;
 mod client;
 mod demo;
+mod duties;
 mod observability;
 mod reload;
 mod server;
@@ -53,6 +55,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Revoke { token, app, client } => {
             commands::revoke(&ControlClient::connect(&client)?, token.as_deref(), app.as_deref())
         }
+        Command::SigningKey { command, client } => commands::signing_key(&ControlClient::connect(&client)?, command),
     }
 }
 

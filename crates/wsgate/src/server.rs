@@ -16,7 +16,7 @@ use wsgate_gateway::Gateway;
 use wsgate_tls::server::{CertificateFiles, ReloadingCertificate};
 
 use crate::cli::ServerArgs;
-use crate::observability;
+use crate::{duties, observability};
 
 /// Everything `serve` runs, bound and ready.
 pub struct Running {
@@ -33,6 +33,9 @@ pub struct Running {
     /// Cancelled when the node announces its drain (`/readyz` answers 503), before `shutdown`
     /// closes the listeners; a child of `shutdown`.
     pub draining: CancellationToken,
+    /// The one-writer jobs' runner; it stops (and releases the lease) as soon as shutdown
+    /// begins, so another node takes over while this one drains.
+    pub duties: tokio::task::JoinHandle<()>,
 }
 
 /// `wsgate serve`.
@@ -103,10 +106,11 @@ pub async fn start(
         }
         None => None,
     };
-    // Tokens name the control plane as their issuer; the gateway accepts no other.
-    let issuer = config.control.issuer.clone().or_else(|| {
-        control.as_ref().and_then(ControlPlane::addr).map(|addr| format!("https://localhost:{}", addr.port()))
-    });
+    // Tokens name the store's issuer (fixed by the first node); the gateway accepts no other.
+    let issuer = match &control {
+        Some(control) => Some(control.key_manager().issuer().to_string()),
+        None => gateway_only_issuer(store.as_ref(), config).await?,
+    };
     let mut gateway = Gateway::on(config, listeners).await?;
     let draining = shutdown.child_token();
     let health = Health::new(draining.clone());
@@ -135,11 +139,38 @@ pub async fn start(
     }
     observability::watch_health(&gateway, store.clone(), health.clone(), shutdown.clone()).await;
     gateway
-        .follow_store(store.clone(), config.apis.clone(), issuer, shutdown)
+        .follow_store(store.clone(), config.apis.clone(), issuer, shutdown.clone())
         .await
         .context("cannot load APIs from the store")?;
     health.snapshot_loaded.store(true, Ordering::Relaxed);
-    Ok(Running { gateway, control, data_dir, metrics_listener, ops, analytics, draining })
+    let duties = duties::Duties {
+        store: store.clone(),
+        holder: duties::holder_id(),
+        lease: config.cluster.duties_lease,
+        keys: control.as_ref().map(ControlPlane::key_manager),
+        retention: config.analytics.enabled.then_some(config.analytics.retention),
+        gauge: gateway.gauge("wsgate_cluster_duties", &[]),
+    };
+    let duties = duties::start(duties, draining.clone());
+    Ok(Running { gateway, control, data_dir, metrics_listener, ops, analytics, draining, duties })
+}
+
+/// The issuer a node without the control plane accepts: the store's. With `control.issuer`
+/// set, it is checked against (or, on a new store, fixed as) the store's. Read once, at start:
+/// a gateway-only node started on a store no control plane has started on yet accepts no
+/// control-plane token until it is restarted after one has.
+async fn gateway_only_issuer(store: &dyn wsgate_store::Store, config: &Config) -> anyhow::Result<Option<String>> {
+    if let Some(configured) = &config.control.issuer {
+        return Ok(Some(wsgate_control::fixed_issuer(store, &config.control, configured).await?));
+    }
+    let stored = store.setting(wsgate_control::ISSUER_SETTING).await.context("cannot read the store's issuer")?;
+    if stored.is_none() {
+        tracing::warn!(
+            "the store has no token issuer yet (no control plane has started on it): this node accepts no \
+             control-plane token until it is restarted after one has"
+        );
+    }
+    Ok(stored)
 }
 
 /// Runs until `shutdown`, then drains. The control plane and the metrics listener keep
@@ -151,6 +182,8 @@ pub async fn run(running: Running, shutdown: CancellationToken) {
         .metrics_listener
         .map(|listener| tokio::spawn(wsgate_control::ops::serve(listener, running.ops.clone(), drained.clone())));
     running.gateway.run(shutdown).await;
+    // It stopped when shutdown began; this waits for the lease's release.
+    let _ = running.duties.await;
     // The last connections' records are stored before the process ends.
     if let Some((_, writer)) = running.analytics {
         writer.shutdown().await;

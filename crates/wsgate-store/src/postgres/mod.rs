@@ -40,6 +40,9 @@ const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// The key of the advisory lock that serialises migrations between nodes ("wsgate" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7773_6761_7465;
 
+/// The key of the advisory lock that exclusive writes take turns on ("wsgate-x" in ASCII).
+const EXCLUSIVE_LOCK: i64 = 0x7773_6761_7465_2d78;
+
 /// The NOTIFY channel. NOTIFY is database-wide while a store lives in one schema, so the payload
 /// is `<schema>/<change>` and a listener ignores other schemas' payloads.
 const CHANNEL: &str = "wsgate_changes";
@@ -205,6 +208,11 @@ async fn run_write(
     transaction: &Transaction<'_>,
     write: &Write,
 ) -> Result<Result<(), StoreError>, tokio_postgres::Error> {
+    if write.exclusive {
+        // Held until commit or rollback; each later statement reads what the previous holder
+        // committed (READ COMMITTED takes a snapshot per statement).
+        transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&EXCLUSIVE_LOCK]).await?;
+    }
     for statement in &write.statements {
         if let Err(unmet) = run_statement(transaction, statement).await? {
             return Ok(Err(unmet));

@@ -92,7 +92,7 @@ fn api_params(api: &ApiRecord) -> Result<Vec<Param>> {
 /// canonical version are taken, the message names the existing API's version as written, so
 /// "1.0.0 already exists" does not puzzle a user who sees only 1.0 in the list.
 async fn write_api(db: &impl Backend, api: &ApiRecord, statement: Statement) -> Result<()> {
-    let write = Write { statements: vec![statement], changes: vec![Change::Apis] };
+    let write = Write { statements: vec![statement], changes: vec![Change::Apis], exclusive: false };
     let failure = match db.write(write).await {
         Ok(()) => return Ok(()),
         Err(failure) => failure,

@@ -4,7 +4,7 @@
 //!
 //! One file per group of tables: `users` (users, sessions), `apis` (APIs, plans), `apps`
 //! (applications, subscriptions, credentials), `keys` (signing keys, revocations), `analytics`
-//! (session analytics buckets).
+//! (session analytics buckets), `cluster` (settings fixed once, leases).
 //!
 //! Lists come back sorted here rather than by `ORDER BY`, because PostgreSQL sorts text by the
 //! database's collation (often case-insensitive) while SQLite compares bytes; sorting in Rust
@@ -13,6 +13,7 @@
 mod analytics;
 mod apis;
 mod apps;
+mod cluster;
 mod keys;
 mod users;
 
@@ -28,7 +29,7 @@ use wsgate_core::model::{
 use crate::analytics::{AnalyticsFilter, CodeCount, MinuteBucket, SeriesPoint, Span, TopBy, TopEntry};
 use crate::schema::Rule;
 use crate::sql::{Backend, Param, Row, Statement, Write};
-use crate::{Change, Result, Store, StoreError, SubscriptionFilter};
+use crate::{Change, KeyRotation, Result, Store, StoreError, SubscriptionFilter};
 
 pub(crate) use apis::seed_plans;
 
@@ -72,7 +73,7 @@ async fn write<B: Backend>(
     changes: &[Change],
     explain: impl FnOnce(Rule) -> String,
 ) -> Result<()> {
-    let write = Write { statements, changes: changes.to_vec() };
+    let write = Write { statements, changes: changes.to_vec(), exclusive: false };
     db.write(write).await.map_err(|failure| failure.explain(explain))
 }
 
@@ -235,6 +236,22 @@ impl<B: Backend> Store for Tables<B> {
         limit: usize,
     ) -> Result<Vec<TopEntry>> {
         analytics::analytics_top(&self.db, filter, from, to, by, limit).await
+    }
+
+    async fn fix_setting(&self, key: &str, value: &str) -> Result<String> {
+        cluster::fix_setting(&self.db, key, value).await
+    }
+    async fn setting(&self, key: &str) -> Result<Option<String>> {
+        cluster::setting(&self.db, key).await
+    }
+    async fn acquire_lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        cluster::acquire_lease(&self.db, name, holder, now_ms, ttl_ms).await
+    }
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        cluster::release_lease(&self.db, name, holder).await
+    }
+    async fn rotate_signing_key(&self, new: &SigningKey, rotation: KeyRotation<'_>) -> Result<SigningKey> {
+        keys::rotate_signing_key(&self.db, new, rotation).await
     }
 
     fn changes(&self) -> broadcast::Receiver<Change> {

@@ -1,11 +1,12 @@
 //! The suite on PostgreSQL, each case in a schema of its own, and what only a shared database
 //! has: several nodes on one schema, nodes starting together, schemas not hearing each other.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wsgate_core::config::StoreSettings;
 use wsgate_core::model::{Plan, RevokedToken, Role};
-use wsgate_store::{Change, StoreError};
+use wsgate_store::{Change, KeyRotation, Store, StoreError};
 
 use crate::harness::{self, PgSchema};
 use crate::suite::{self, NOW, expect_changes, next_change, user};
@@ -46,7 +47,7 @@ async fn reopening_keeps_data_and_migrates_once() {
         wsgate_store::open_postgres(&schema.url).await.expect("reopen")
     })
     .await;
-    assert_eq!(migration_rows(&schema).await, 5);
+    assert_eq!(migration_rows(&schema).await, 6);
 }
 
 /// Rows in `schema_migrations`; asserts there is one per version (none applied twice).
@@ -68,7 +69,7 @@ async fn nodes_starting_together_migrate_once() {
         let node = node.expect("every node opens");
         assert_eq!(node.list_plans().await.expect("list").len(), Plan::defaults().len(), "seeded once");
     }
-    assert_eq!(migration_rows(&schema).await, 5);
+    assert_eq!(migration_rows(&schema).await, 6);
 }
 
 /// The multi-node feed: a write through one store is heard by another on the same database.
@@ -132,4 +133,72 @@ async fn a_malformed_url_is_refused_without_echoing_the_password() {
         wsgate_store::open_postgres("postgres://wsgate:s3cret@127.0.0.1:notaport/db").await.expect_err("bad url");
     assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
     assert!(!error.to_string().contains("s3cret"), "{error}");
+}
+
+/// Nodes racing for a lease, each with its own connection: exactly one holds it; once it has
+/// expired another takes it.
+#[tokio::test]
+async fn one_of_several_nodes_takes_a_lease_and_another_once_it_expired() {
+    let Some(schema) = PgSchema::create().await else { return };
+    let nodes = open_nodes(&schema, 4).await;
+    let ms = NOW * 1000;
+    for round in 0..5 {
+        let name = format!("duties-{round}");
+        let taken = together(&nodes, |i, node| {
+            let name = name.clone();
+            async move { node.acquire_lease(&name, &format!("node-{i}"), ms, 1000).await.expect("try") }
+        })
+        .await;
+        assert_eq!(taken.iter().filter(|&&t| t).count(), 1, "round {round}: exactly one holder, got {taken:?}");
+        let holder = taken.iter().position(|&t| t).expect("a holder");
+        let other = (holder + 1) % nodes.len();
+        assert!(!nodes[other].acquire_lease(&name, &format!("node-{other}"), ms + 999, 1000).await.expect("try"));
+        assert!(nodes[other].acquire_lease(&name, &format!("node-{other}"), ms + 1000, 1000).await.expect("take"));
+    }
+}
+
+/// The "key rotation forced on all nodes at once produces exactly one new key", at the
+/// store: four nodes rotate away from the same key at the same moment, then by time at the
+/// edge; one key is made each time, and every node is told the same key.
+#[tokio::test]
+async fn nodes_rotating_together_make_one_key() {
+    let Some(schema) = PgSchema::create().await else { return };
+    let nodes = open_nodes(&schema, 4).await;
+    let period = 100;
+    let first = suite::signing_key("k0", NOW, period);
+    let at = move |now: i64, away_from: Option<&'static str>| KeyRotation { away_from, now, needed_at: now, period };
+    nodes[0].rotate_signing_key(&first, at(NOW, None)).await.expect("first key");
+
+    for (round, (now, away_from)) in [(NOW + 10, Some("k0")), (NOW + 110, None)].into_iter().enumerate() {
+        let signing = together(&nodes, |i, node| async move {
+            let key = suite::signing_key(&format!("key-{round}-{i}"), now, period);
+            node.rotate_signing_key(&key, at(now, away_from)).await.expect("rotate").kid
+        })
+        .await;
+        assert!(signing.iter().all(|kid| kid == &signing[0]), "round {round}: one key signs: {signing:?}");
+        let stored = nodes[0].list_signing_keys().await.expect("list");
+        assert_eq!(stored.len(), round + 2, "round {round}: one new key");
+    }
+}
+
+async fn open_nodes(schema: &PgSchema, count: usize) -> Vec<Arc<dyn Store>> {
+    let mut nodes = Vec::new();
+    for _ in 0..count {
+        nodes.push(wsgate_store::open_postgres(&schema.url).await.expect("open a node"));
+    }
+    nodes
+}
+
+/// Runs `call` for every node at once, each on its own task, and collects the results in order.
+async fn together<T, F>(nodes: &[Arc<dyn Store>], call: impl Fn(usize, Arc<dyn Store>) -> F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let tasks: Vec<_> = nodes.iter().enumerate().map(|(i, node)| tokio::spawn(call(i, node.clone()))).collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("the call did not panic"));
+    }
+    results
 }

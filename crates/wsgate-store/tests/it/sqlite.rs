@@ -52,7 +52,7 @@ async fn reopening_keeps_data_and_migrates_once() {
         })
         .expect("count");
     assert_eq!(rows, versions, "one row per migration, however often opened");
-    assert_eq!(rows, 5, "versions 1 to 5");
+    assert_eq!(rows, 6, "versions 1 to 6");
     let mode: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0)).expect("journal mode");
     assert_eq!(mode, "wal");
 }
@@ -123,4 +123,28 @@ async fn a_version_1_store_keeps_its_plans_limits() {
     assert_eq!(gold.messages.map(|r| r.to_string()), Some("20000/min".into()));
     assert_eq!(gold.connections, Some(200));
     assert!(plans[1].limits.is_unlimited());
+}
+
+/// Processes sharing one file race for a lease: exactly one holds it.
+#[tokio::test]
+async fn one_of_several_connections_to_a_file_takes_a_lease() {
+    let dir = TempDir::new("wsgate_sqlite");
+    let path = dir.path().join("wsgate.db");
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        nodes.push(wsgate_store::open_sqlite(&path).await.expect("open"));
+    }
+    let tasks: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let node = node.clone();
+            tokio::spawn(async move { node.acquire_lease("duties", &format!("node-{i}"), 1_000, 1_000).await })
+        })
+        .collect();
+    let mut holders = 0;
+    for task in tasks {
+        holders += usize::from(task.await.expect("no panic").expect("try"));
+    }
+    assert_eq!(holders, 1);
 }

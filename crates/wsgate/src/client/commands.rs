@@ -5,7 +5,7 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 
 use super::{ControlClient, name_version};
-use crate::cli::{ApiCommand, AppCommand, SubscriptionCommand};
+use crate::cli::{ApiCommand, AppCommand, SigningKeyCommand, SubscriptionCommand};
 
 pub fn api(client: &ControlClient, command: ApiCommand) -> anyhow::Result<()> {
     match command {
@@ -226,4 +226,35 @@ fn find_app(client: &ControlClient, name: &str) -> anyhow::Result<Value> {
 
 pub(super) fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
     value[field].as_str().unwrap_or_default()
+}
+
+/// `wsgate signing-key list|rotate`.
+pub fn signing_key(client: &ControlClient, command: SigningKeyCommand) -> anyhow::Result<()> {
+    let line = |key: &Value| {
+        let time = |field: &str| key[field].as_i64().map_or_else(|| "-".to_string(), |t| t.to_string());
+        format!(
+            "{:<44} {:<9} {:<11} {:<11} {}",
+            str_of(key, "kid"),
+            str_of(key, "algorithm"),
+            time("created_at"),
+            time("signs_until"),
+            time("retire_at")
+        )
+    };
+    let keys: Vec<Value> = match command {
+        SigningKeyCommand::List => client.get("/api/v1/signing-keys")?,
+        SigningKeyCommand::Rotate { kid } => {
+            let body = match kid {
+                Some(kid) => json!({ "kid": kid }),
+                None => json!({}),
+            };
+            // The key signing now, whether this request or an earlier one made it.
+            vec![client.post("/api/v1/signing-keys/rotate", body)?]
+        }
+    };
+    println!("{:<44} {:<9} {:<11} {:<11} RETIRES AT", "KID", "ALGORITHM", "CREATED", "SIGNS UNTIL");
+    for key in &keys {
+        println!("{}", line(key));
+    }
+    Ok(())
 }

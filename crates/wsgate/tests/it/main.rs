@@ -6,8 +6,9 @@
 //! the order of a connection's life: `echo`, `routing`, `upstream_handshake`,
 //! `bad_handshakes`, `smuggling`, `bad_frames`, `close_codes`,
 //! `hostile_peers`, `timeouts`, `keepalive`, `tls`, `upstream_tls`, then the tests against tools and the
-//! binary: `wscat`, `deflate`, `demo`, `startup`, `shutdown`, `reload`, a cluster of real nodes
-//! behind HAProxy (`cluster`), the portals in a real browser
+//! binary: `wscat`, `deflate`, `demo`, `startup`, `shutdown`, `reload`, `cluster_state` (real
+//! nodes on one PostgreSQL: the issuer, the one-writer duties, key rotation), a cluster of real
+//! nodes behind HAProxy (`cluster`), the portals in a real browser
 //! (`portal`), and the Autobahn conformance run in `autobahn` (three echo
 //! upstreams, one of them `fixtures/echo_peers.py`).
 //!
@@ -26,6 +27,7 @@ mod bad_handshakes;
 mod cli;
 mod close_codes;
 mod cluster;
+mod cluster_state;
 mod control;
 mod deflate;
 mod demo;

@@ -5,6 +5,7 @@
 mod analytics;
 mod apis;
 mod apps;
+mod cluster;
 mod feed;
 mod keys;
 mod users;
@@ -22,6 +23,7 @@ use wsgate_store::{Change, Store, StoreError};
 pub use analytics::*;
 pub use apis::*;
 pub use apps::*;
+pub use cluster::*;
 pub use feed::*;
 pub use keys::*;
 pub use users::*;
@@ -57,6 +59,9 @@ macro_rules! for_each_case {
             failed_writes_announce_nothing,
             analytics_buckets_add_up_and_aggregate_per_slot,
             analytics_retention_deletes_old_minutes_only,
+            settings_are_fixed_by_the_first_writer,
+            leases_are_held_renewed_released_and_taken_after_expiry,
+            signing_keys_rotate_once_by_time_and_when_forced,
         );
     };
 }

@@ -22,4 +22,5 @@ mod oauth2;
 mod hardening;
 mod permissions;
 mod analytics;
+mod signing_keys;
 mod fuzz;

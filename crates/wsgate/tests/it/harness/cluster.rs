@@ -38,6 +38,10 @@ pub struct ClusterBuilder {
     settings: Vec<(String, String)>,
     /// Nodes whose store connections go to another address (a proxy in front of PostgreSQL).
     store_via: Vec<(usize, SocketAddr)>,
+    /// `control.issuer`; `false`: the store fixes the first node's default.
+    issuer: bool,
+    /// Whether each node's stderr goes to a file of its own ([`Node::log`]) rather than the test's.
+    logs: bool,
 }
 
 /// `nodes` nodes on a new schema of the machine's PostgreSQL and its Redis.
@@ -49,6 +53,8 @@ pub fn cluster(nodes: usize) -> ClusterBuilder {
         lease_ttl: "3s",
         settings: Vec::new(),
         store_via: Vec::new(),
+        issuer: true,
+        logs: false,
     }
 }
 
@@ -84,6 +90,40 @@ impl ClusterBuilder {
         self
     }
 
+    /// Every node reaches PostgreSQL at `addr` (a proxy the test can cut).
+    pub fn store_through(mut self, addr: SocketAddr) -> Self {
+        self.store_via = (0..self.nodes).map(|node| (node, addr)).collect();
+        self
+    }
+
+    /// No `control.issuer`, as the README's cluster starts: the store fixes the first node's.
+    pub fn without_issuer(mut self) -> Self {
+        self.issuer = false;
+        self
+    }
+
+    /// `[cluster] duties_lease`.
+    pub fn duties_lease(self, lease: &str) -> Self {
+        self.setting("cluster", &format!("duties_lease = {lease:?}"))
+    }
+
+    /// `[control] signing_key_rotation`.
+    pub fn signing_key_rotation(self, rotation: &str) -> Self {
+        self.setting("control", &format!("signing_key_rotation = {rotation:?}"))
+    }
+
+    /// `[cluster] heartbeat_interval = interval` and `node_retention = retention` (e.g. "500ms"
+    /// and "5s"), so that the node list changes within a test's patience.
+    pub fn heartbeat(self, interval: &str, retention: &str) -> Self {
+        self.setting("cluster", &format!("heartbeat_interval = {interval:?}\nnode_retention = {retention:?}"))
+    }
+
+    /// Each node's stderr (its log, at `warn` and above) goes to a file read by [`Node::log`].
+    pub fn logs(mut self) -> Self {
+        self.logs = true;
+        self
+    }
+
     pub async fn start(self) -> Cluster {
         let schema = PgSchema::create().await;
         let dir = TempDir::new("cluster");
@@ -97,16 +137,18 @@ impl ClusterBuilder {
                 None => schema.url.clone(),
             };
             let config = dir.write(&format!("node{i}.toml"), &self.config(&ports, &store_url, &prefix));
-            nodes.push(Node::start(config, dir.path().to_path_buf(), ports).await);
+            let log = self.logs.then(|| dir.path().join(format!("node-{i}.log")));
+            nodes.push(Node::start(config, dir.path().to_path_buf(), ports, log).await);
         }
         let cert = dir.path().join("tls").join("cert.pem");
-        Cluster { nodes, cert, _schema: schema, _dir: dir }
+        Cluster { nodes, cert, schema, _dir: dir }
     }
 
     fn config(&self, ports: &Ports, store_url: &str, prefix: &str) -> String {
+        let issuer = if self.issuer { "issuer = \"https://wsgate-cluster.test\"\n" } else { "" };
         let mut sections = vec![
             ("gateway", format!("ws_listen = \"{}\"\nwss_listen = \"off\"\nshutdown_timeout = \"2s\"\n", ports.ws)),
-            ("control", format!("listen = \"{}\"\nissuer = \"https://wsgate-cluster.test\"\n", ports.control)),
+            ("control", format!("listen = \"{}\"\n{issuer}", ports.control)),
             ("store", format!("url = {store_url:?}\n")),
             (
                 "cluster",
@@ -130,7 +172,7 @@ impl ClusterBuilder {
 pub struct Cluster {
     pub nodes: Vec<Node>,
     cert: PathBuf,
-    _schema: PgSchema,
+    schema: PgSchema,
     _dir: TempDir,
 }
 
@@ -142,6 +184,11 @@ impl Cluster {
 
     pub fn http(&self, i: usize) -> Http {
         Http::trusting(&self.cert, format!("https://127.0.0.1:{}", self.nodes[i].control.port()))
+    }
+
+    /// The nodes' PostgreSQL schema, for reading what they stored.
+    pub fn schema(&self) -> &PgSchema {
+        &self.schema
     }
 }
 
@@ -169,12 +216,14 @@ pub struct Node {
     pub metrics: SocketAddr,
     config: PathBuf,
     data_dir: PathBuf,
+    /// Where its stderr goes, when the cluster was built with `logs()`.
+    log: Option<PathBuf>,
     /// Kept open, so a node never writes to a closed pipe.
     stdout: Option<BufReader<ChildStdout>>,
 }
 
 impl Node {
-    async fn start(config: PathBuf, data_dir: PathBuf, ports: Ports) -> Node {
+    async fn start(config: PathBuf, data_dir: PathBuf, ports: Ports, log: Option<PathBuf>) -> Node {
         let mut node = Node {
             child: None,
             ws: ports.ws,
@@ -182,6 +231,7 @@ impl Node {
             metrics: ports.metrics,
             config,
             data_dir,
+            log,
             stdout: None,
         };
         node.restart().await;
@@ -192,16 +242,24 @@ impl Node {
     /// listening lines, which it does once its snapshot is loaded.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "restart a node only after terminate() or kill()");
+        let stderr = match &self.log {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+                Stdio::from(file.expect("the node's log file opens"))
+            }
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
             .args(["serve", "--config"])
             .arg(&self.config)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env("WSGATE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RUST_LOG", "warn")
+            // A node logging to its own file also says how its heartbeat fares.
+            .env("RUST_LOG", if self.log.is_some() { "warn,wsgate::heartbeat=info" } else { "warn" })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("the wsgate binary starts");
@@ -226,6 +284,16 @@ impl Node {
         .await;
         self.child = Some(child);
         self.stdout = Some(stdout);
+    }
+
+    /// What the node logged so far (empty unless the cluster was built with `logs()`).
+    pub fn log(&self) -> String {
+        self.log.as_ref().and_then(|path| std::fs::read_to_string(path).ok()).unwrap_or_default()
+    }
+
+    /// The node's process id (0 once it has exited).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().and_then(Child::id).unwrap_or_default()
     }
 
     /// SIGKILL: the node dies as in a crash, releasing nothing.

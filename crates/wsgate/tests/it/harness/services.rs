@@ -25,7 +25,7 @@ pub fn shared_redis_url() -> String {
     std::env::var("WSGATE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-async fn pg_connect(url: &str) -> tokio_postgres::Client {
+pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio::time::timeout(Duration::from_secs(5), tokio_postgres::connect(url, NoTls))
         .await
         .unwrap_or_else(|_| panic!("PostgreSQL at {url} answers within 5 s (WSGATE_PG_URL)"))
