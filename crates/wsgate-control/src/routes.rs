@@ -9,7 +9,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::error::ApiError;
 use crate::oauth2;
-use crate::rest::{analytics, apis, applications, plans, revocations, session, subscriptions, usage, users};
+use crate::rest::{analytics, apis, applications, nodes, plans, revocations, session, subscriptions, usage, users};
 use crate::state::AppState;
 
 /// The OpenAPI 3 document of every route below, served at `GET /api/v1/openapi.json`.
@@ -66,6 +66,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::PUT, "/api/v1/subscriptions/{id}/plan", |m| on(m, subscriptions::set_plan)),
     route(Method::GET, "/api/v1/subscriptions/{id}/usage", |m| on(m, usage::of_subscription)),
     route(Method::DELETE, "/api/v1/subscriptions/{id}", |m| on(m, subscriptions::delete)),
+    route(Method::GET, "/api/v1/nodes", |m| on(m, nodes::list)),
     route(Method::GET, "/api/v1/openapi.json", |m| on(m, openapi)),
     route(Method::POST, "/oauth2/token", |m| on(m, oauth2::token)),
     route(Method::POST, "/oauth2/revoke", |m| on(m, oauth2::revoke)),

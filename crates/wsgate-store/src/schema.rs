@@ -28,6 +28,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "limits", sql: include_str!("../migrations/0003_limits.sql") },
     Migration { version: 4, name: "analytics", sql: include_str!("../migrations/0004_analytics.sql") },
     Migration { version: 5, name: "endpoint_settings", sql: include_str!("../migrations/0005_endpoint_settings.sql") },
+    Migration { version: 7, name: "nodes", sql: include_str!("../migrations/0007_nodes.sql") },
 ];
 
 /// Created before anything else, inside the migration transaction.

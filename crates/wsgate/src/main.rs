@@ -1,12 +1,13 @@
 //! `wsgate`: the command line. Wiring only: parse arguments, run the command, turn errors into
 //! one line on stderr and a non-zero exit.
 //!
-//! Modules: `cli` (arguments), `server` (serve, echo), `demo`, `client` (commands that talk to
-//! a control plane).
+//! Modules: `cli` (arguments), `server` (serve, echo), `heartbeat` (this node in the store's
+//! node list), `demo`, `client` (commands that talk to a control plane).
 
 mod cli;
 mod client;
 mod demo;
+mod heartbeat;
 mod observability;
 mod server;
 
@@ -47,6 +48,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             commands::token(&ControlClient::connect(&client)?, &app, scope.as_deref())
         }
         Command::Plan { command, client } => plans::plan(&ControlClient::connect(&client)?, command),
+        Command::Nodes { client } => commands::nodes(&ControlClient::connect(&client)?),
         Command::Revoke { token, app, client } => {
             commands::revoke(&ControlClient::connect(&client)?, token.as_deref(), app.as_deref())
         }

@@ -15,6 +15,7 @@ use wsgate_gateway::Gateway;
 use wsgate_tls::server::{CertificateFiles, ReloadingCertificate};
 
 use crate::cli::ServerArgs;
+use crate::heartbeat::{Addresses, Heartbeat};
 use crate::observability;
 
 /// Everything `serve` runs, bound and ready.
@@ -29,6 +30,8 @@ pub struct Running {
     /// The session analytics writer (`[analytics] enabled`), stopped after the gateway drained
     /// so the last connections' records are stored.
     pub analytics: Option<(Arc<wsgate_analytics::AnalyticsWriter>, wsgate_analytics::WriterHandle)>,
+    /// This node in the store's node list; marked stopped after the gateway drained.
+    pub heartbeat: Heartbeat,
 }
 
 /// `wsgate serve`.
@@ -124,7 +127,14 @@ pub async fn start(
         .await
         .context("cannot load APIs from the store")?;
     health.snapshot_loaded.store(true, Ordering::Relaxed);
-    Ok(Running { gateway, control, data_dir, metrics_listener, ops, analytics })
+    // Every node, control plane on or off, is in the node list.
+    let addresses = Addresses {
+        ws: gateway.ws_addr(),
+        wss: gateway.wss_addr(),
+        control: control.as_ref().and_then(ControlPlane::addr),
+    };
+    let heartbeat = Heartbeat::start(store.clone(), &config.cluster, addresses, gateway.registry()).await;
+    Ok(Running { gateway, control, data_dir, metrics_listener, ops, analytics, heartbeat })
 }
 
 /// Runs until `shutdown`, then drains. The control plane and the metrics listener keep
@@ -140,6 +150,7 @@ pub async fn run(running: Running, shutdown: CancellationToken) {
     if let Some((_, writer)) = running.analytics {
         writer.shutdown().await;
     }
+    running.heartbeat.stop().await;
     drained.cancel();
     for task in [control, metrics].into_iter().flatten() {
         let _ = task.await;

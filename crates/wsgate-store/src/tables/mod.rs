@@ -4,7 +4,7 @@
 //!
 //! One file per group of tables: `users` (users, sessions), `apis` (APIs, plans), `apps`
 //! (applications, subscriptions, credentials), `keys` (signing keys, revocations), `analytics`
-//! (session analytics buckets).
+//! (session analytics buckets), `nodes` (the node list's heartbeat records).
 //!
 //! Lists come back sorted here rather than by `ORDER BY`, because PostgreSQL sorts text by the
 //! database's collation (often case-insensitive) while SQLite compares bytes; sorting in Rust
@@ -14,6 +14,7 @@ mod analytics;
 mod apis;
 mod apps;
 mod keys;
+mod nodes;
 mod users;
 
 use async_trait::async_trait;
@@ -24,6 +25,8 @@ use wsgate_core::model::{
     ApiRecord, Application, ClientCredentials, ExternalClient, Plan, RevokedToken, Session, SigningKey, Subscription,
     SubscriptionState, UnixTime, User,
 };
+
+use wsgate_core::node::NodeRecord;
 
 use crate::analytics::{AnalyticsFilter, CodeCount, MinuteBucket, SeriesPoint, Span, TopBy, TopEntry};
 use crate::schema::Rule;
@@ -235,6 +238,16 @@ impl<B: Backend> Store for Tables<B> {
         limit: usize,
     ) -> Result<Vec<TopEntry>> {
         analytics::analytics_top(&self.db, filter, from, to, by, limit).await
+    }
+
+    async fn put_node(&self, node: &NodeRecord) -> Result<()> {
+        nodes::put_node(&self.db, node).await
+    }
+    async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
+        nodes::list_nodes(&self.db).await
+    }
+    async fn delete_nodes_seen_before(&self, ms: i64) -> Result<()> {
+        nodes::delete_nodes_seen_before(&self.db, ms).await
     }
 
     fn changes(&self) -> broadcast::Receiver<Change> {

@@ -6,7 +6,8 @@
 //! the order of a connection's life: `echo`, `routing`, `upstream_handshake`,
 //! `bad_handshakes`, `smuggling`, `bad_frames`, `close_codes`,
 //! `hostile_peers`, `timeouts`, `keepalive`, `tls`, `upstream_tls`, then the tests against tools and the
-//! binary: `wscat`, `deflate`, `demo`, `startup`, `shutdown`, the portals in a real browser
+//! binary: `wscat`, `deflate`, `demo`, `startup`, `shutdown`, `nodes` (the node list of real
+//! nodes on one PostgreSQL), the portals in a real browser
 //! (`portal`), and the Autobahn conformance run in `autobahn` (three echo
 //! upstreams, one of them `fixtures/echo_peers.py`).
 //!
@@ -30,6 +31,7 @@ mod demo;
 mod echo;
 mod hostile_peers;
 mod keepalive;
+mod nodes;
 mod observability;
 mod plans;
 mod portal;

@@ -7,6 +7,7 @@ mod apis;
 mod apps;
 mod feed;
 mod keys;
+mod nodes;
 mod users;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use apis::*;
 pub use apps::*;
 pub use feed::*;
 pub use keys::*;
+pub use nodes::*;
 pub use users::*;
 
 /// Calls `$run!(case, …)` with every case that takes one store, so a case added here runs on
@@ -57,6 +59,7 @@ macro_rules! for_each_case {
             failed_writes_announce_nothing,
             analytics_buckets_add_up_and_aggregate_per_slot,
             analytics_retention_deletes_old_minutes_only,
+            nodes_are_put_replaced_listed_and_retained,
         );
     };
 }

@@ -7,6 +7,7 @@
 //! let admin = cluster.admin(0).await;          // signed in through node 0's control plane
 //! cluster.nodes[1].ws                          // where node 1's gateway listens
 //! cluster.nodes[2].kill();                     // SIGKILL, as a crash would
+//! cluster.nodes[1].terminate();                // SIGTERM: drain and exit
 //! ```
 
 use std::net::SocketAddr;
@@ -26,11 +27,13 @@ pub struct ClusterBuilder {
     redis_url: String,
     redis_failure: &'static str,
     lease_ttl: &'static str,
+    /// `[cluster] heartbeat_interval` and `node_retention`, when a test sets them.
+    heartbeat: Option<(&'static str, &'static str)>,
 }
 
 /// `nodes` nodes on a new schema of the machine's PostgreSQL and its Redis.
 pub fn cluster(nodes: usize) -> ClusterBuilder {
-    ClusterBuilder { nodes, redis_url: shared_redis_url(), redis_failure: "open", lease_ttl: "3s" }
+    ClusterBuilder { nodes, redis_url: shared_redis_url(), redis_failure: "open", lease_ttl: "3s", heartbeat: None }
 }
 
 impl ClusterBuilder {
@@ -46,10 +49,17 @@ impl ClusterBuilder {
         self
     }
 
+    /// `[cluster] heartbeat_interval = interval` and `node_retention = retention` (e.g. "500ms"
+    /// and "5s"), so that the node list changes within a test's patience.
+    pub fn heartbeat(mut self, interval: &'static str, retention: &'static str) -> Self {
+        self.heartbeat = Some((interval, retention));
+        self
+    }
+
     pub async fn start(self) -> Cluster {
         let schema = PgSchema::create().await;
         let dir = TempDir::new("cluster");
-        let config = format!(
+        let mut config = format!(
             "[gateway]\nws_listen = \"127.0.0.1:0\"\nwss_listen = \"off\"\nshutdown_timeout = \"2s\"\n\
              [control]\nlisten = \"127.0.0.1:0\"\nissuer = \"https://wsgate-cluster.test\"\n\
              [store]\nurl = {:?}\n\
@@ -60,6 +70,9 @@ impl ClusterBuilder {
             self.redis_failure,
             self.lease_ttl,
         );
+        if let Some((interval, retention)) = self.heartbeat {
+            config.push_str(&format!("heartbeat_interval = {interval:?}\nnode_retention = {retention:?}\n"));
+        }
         let config_path = dir.write("wsgate.toml", &config);
         let mut nodes = Vec::new();
         // One after the other: the first creates the schema and the admin, the others find them.
@@ -137,5 +150,11 @@ impl Node {
     pub async fn kill(&mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM, then waits (up to 30 s) for the node to drain and exit on its own.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        super::process::terminate(&self.child);
+        within(Duration::from_secs(30), "a node exits after SIGTERM", self.child.wait()).await.expect("its status")
     }
 }
