@@ -26,7 +26,7 @@ await run(async () => {
     await expectText('h1', 'Nodes');
     summary = (await page.locator('.node-summary').textContent()).trim();
     for (const row of await page.locator('tr[data-node]').all()) {
-      const name = (await row.locator('th').textContent()).trim().split(/\s+/)[0];
+      const name = (await row.locator('.node-name').textContent()).trim();
       const cell = async (css) => (await row.locator(css).textContent()).trim();
       nodes[name] = {
         state: await row.getAttribute('data-state'),
@@ -52,7 +52,7 @@ await run(async () => {
   await step('nodes-visitor-signs-in', async () => {
     await page.context().clearCookies();
     await goto(`${control}/publisher/nodes`);
-    check(page.url().includes('/publisher/login?next=%2Fpublisher%2Fnodes'), `sent to sign in: ${page.url()}`);
+    check(page.url().includes('/publisher/login?next=/publisher/nodes'), `sent to sign in: ${page.url()}`);
   });
   return { nodes, summary };
 });

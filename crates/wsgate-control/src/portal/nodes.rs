@@ -92,10 +92,14 @@ fn row(node: &NodeView) -> String {
         None => ago(node.seconds_since_seen),
     };
     format!(
-        r#"<tr data-node="{id}" data-state="{state}"><th scope="row">{name}<br><span class="hint node-id">{id}</span></th><td class="state"><span class="badge badge-{state}">{state}</span></td><td class="connections">{connections}</td><td class="version">{version}</td><td class="addresses">{addresses}</td><td class="started">{started} UTC</td><td class="seen" title="every {interval}">{seen}</td></tr>"#,
+        r#"<tr data-node="{id}" data-state="{state}"><th scope="row"><span class="node-name">{name}</span><br><span class="hint node-id">{id}</span></th><td class="state"><span class="badge badge-{state}">{state}</span></td><td class="connections">{connections}</td><td class="version">{version}</td><td class="addresses">{addresses}</td><td class="started">{started} UTC</td><td class="seen" title="every {interval}">{seen}</td></tr>"#,
         id = esc(&node.id),
         name = esc(&node.name),
-        connections = node.connections,
+        // A node that is not up may hold none of them any more: its count is its last word.
+        connections = match node.state {
+            NodeState::Up => node.connections.to_string(),
+            _ => format!(r#"<span class="hint" title="at its last heartbeat">{}</span>"#, node.connections),
+        },
         version = esc(&node.version),
         addresses = if addresses.is_empty() { "–".into() } else { addresses.join("<br>") },
         started = time(node.started_at),
