@@ -53,7 +53,7 @@ impl Heartbeat {
             registry,
             interval: settings.heartbeat_interval,
             retention: settings.node_retention,
-            failing: false,
+            outage: Outage::default(),
         };
         beat.beat().await;
         let stop = CancellationToken::new();
@@ -75,8 +75,33 @@ struct Beat {
     registry: Arc<Registry>,
     interval: Duration,
     retention: Duration,
-    /// Whether the last beat failed: an outage is logged when it starts and when it ends.
+    outage: Outage,
+}
+
+/// Whether the store is failing the heartbeat: an outage is logged when it starts and when it
+/// ends, not at every beat in between.
+#[derive(Debug, Default)]
+struct Outage {
     failing: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Turn {
+    Started,
+    Ended,
+    Unchanged,
+}
+
+impl Outage {
+    fn note(&mut self, written: bool) -> Turn {
+        let turn = match (self.failing, written) {
+            (false, false) => Turn::Started,
+            (true, true) => Turn::Ended,
+            _ => Turn::Unchanged,
+        };
+        self.failing = !written;
+        turn
+    }
 }
 
 impl Beat {
@@ -107,15 +132,12 @@ impl Beat {
     }
 
     fn report(&mut self, outcome: Result<(), StoreError>) {
-        match outcome {
-            Err(error) if !self.failing => {
-                self.failing = true;
-                tracing::warn!(%error, "heartbeat: cannot write this node's record to the store; trying again at every beat");
-            }
-            Ok(()) if self.failing => {
-                self.failing = false;
-                tracing::info!("heartbeat: this node's record is written again");
-            }
+        match (self.outage.note(outcome.is_ok()), outcome) {
+            (Turn::Started, Err(error)) => tracing::warn!(
+                %error,
+                "heartbeat: cannot write this node's record to the store; trying again at every beat"
+            ),
+            (Turn::Ended, _) => tracing::info!("heartbeat: this node's record is written again"),
             _ => {}
         }
     }
@@ -183,6 +205,14 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outage_is_reported_when_it_starts_and_when_it_ends_only() {
+        let mut outage = Outage::default();
+        let turns: Vec<Turn> = [true, false, false, false, true, true, false].map(|ok| outage.note(ok)).into();
+        use Turn::*;
+        assert_eq!(turns, [Unchanged, Started, Unchanged, Unchanged, Ended, Unchanged, Started]);
+    }
 
     #[test]
     fn each_start_gets_its_own_id_named_after_the_host() {
