@@ -2,12 +2,16 @@
 //! writing its heartbeat every 500 ms. Every node's `GET /api/v1/nodes` lists all three as up
 //! with the addresses they bound; an open WebSocket shows in its node's connections at the next
 //! beat; a SIGKILLed node turns gone within a few beats while the others stay up; a SIGTERMed
-//! one is stopped at once; and after the 6 s retention both leave the list.
+//! one is stopped at once; and after the 6 s retention both leave the list. When the store
+//! cannot be reached, a node logs it once, goes on serving, and is listed again once it is back.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::control::harness::Session;
 use crate::harness::cluster::{Cluster, cluster};
@@ -110,4 +114,109 @@ async fn nodes_are_listed_up_then_gone_or_stopped_then_removed() {
     // Retention (6 s): node 0's heartbeat deletes both records; node 0 stays.
     until(&cluster, &through_0, &["up", "absent", "absent"], Duration::from_secs(15)).await;
     socket.echoes("still relayed").await;
+}
+
+/// A TCP relay to PostgreSQL that the test cuts (every relayed connection dropped, new ones
+/// refused) and restores on the same address: the network between a node and its store failing.
+struct CuttableProxy {
+    addr: SocketAddr,
+    target: String,
+    relay: Option<JoinHandle<()>>,
+}
+
+impl CuttableProxy {
+    async fn to(target: String) -> CuttableProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("the proxy binds");
+        let addr = listener.local_addr().expect("its address");
+        let relay = Some(tokio::spawn(relay(listener, target.clone())));
+        CuttableProxy { addr, target, relay }
+    }
+
+    fn cut(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+        }
+    }
+
+    async fn restore(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.expect("the proxy binds its address again");
+        self.relay = Some(tokio::spawn(relay(listener, self.target.clone())));
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+/// Relays each accepted connection to `target`; dropping the task drops them all.
+async fn relay(listener: TcpListener, target: String) {
+    let mut connections = JoinSet::new();
+    while let Ok((mut client, _)) = listener.accept().await {
+        let target = target.clone();
+        connections.spawn(async move {
+            if let Ok(mut server) = TcpStream::connect(&target).await {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            }
+        });
+    }
+}
+
+/// `host:port` of the machine's PostgreSQL, from `WSGATE_PG_URL` as the harness reads it.
+fn pg_address() -> String {
+    let url = std::env::var("WSGATE_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let authority = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+    let authority = authority.split('/').next().unwrap_or_default();
+    authority.rsplit_once('@').map_or(authority, |(_, host)| host).to_string()
+}
+
+const FAILED: &str = "cannot write this node's record";
+const BACK: &str = "record is written again";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_is_logged_once_and_the_node_serves_on() {
+    let echo = echo_upstream().await;
+    let mut proxy = CuttableProxy::to(pg_address()).await;
+    let cluster = cluster(1).heartbeat("200ms", "1m").store_through(proxy.addr).logs().start().await;
+    let admin = cluster.admin(0).await;
+    let body = json!({"name": "Steady", "context": "/steady", "version": "1", "endpoints": [echo.url()],
+                      "plans": ["Gold"], "auth": "none", "publish": true});
+    admin.post("/api/v1/apis", body).await.expect(201);
+    let node = cluster.nodes[0].ws;
+    let mut before = eventually("the node routes the API", || async {
+        match attempt(node, "/steady/1", &[]).await {
+            (_, Some(socket)) => Ok(socket),
+            (head, None) => Err(head.start_line),
+        }
+    })
+    .await;
+
+    // Ten beats without the store: one line in the log, and serving goes on.
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    before.echoes("during the outage").await;
+    let (head, during) = attempt(node, "/steady/1", &[]).await;
+    assert_eq!(head.status(), 101, "a new handshake is admitted from the last snapshot: {}", head.start_line);
+    let mut during = during.expect("upgraded");
+    during.echoes("opened during the outage").await;
+    let log = cluster.nodes[0].log();
+    assert_eq!(log.matches(FAILED).count(), 1, "one line for the whole outage:\n{log}");
+
+    // The store is back: the next beat writes the record, with both connections.
+    proxy.restore().await;
+    eventually("the node is listed up again", || async {
+        let reply = admin.get("/api/v1/nodes").await;
+        if reply.status != 200 {
+            return Err(format!("{} {}", reply.status, reply.text));
+        }
+        let nodes = reply.json();
+        match (nodes[0]["state"].as_str(), nodes[0]["connections"].as_u64()) {
+            (Some("up"), Some(2)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let log = cluster.nodes[0].log();
+    assert_eq!((log.matches(FAILED).count(), log.matches(BACK).count()), (1, 1), "{log}");
 }

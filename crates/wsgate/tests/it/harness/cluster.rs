@@ -29,11 +29,23 @@ pub struct ClusterBuilder {
     lease_ttl: &'static str,
     /// `[cluster] heartbeat_interval` and `node_retention`, when a test sets them.
     heartbeat: Option<(&'static str, &'static str)>,
+    /// Where nodes reach PostgreSQL instead of its own address (a proxy the test can cut).
+    store_through: Option<SocketAddr>,
+    /// Whether each node's stderr goes to a file of its own ([`Node::log`]) rather than the test's.
+    logs: bool,
 }
 
 /// `nodes` nodes on a new schema of the machine's PostgreSQL and its Redis.
 pub fn cluster(nodes: usize) -> ClusterBuilder {
-    ClusterBuilder { nodes, redis_url: shared_redis_url(), redis_failure: "open", lease_ttl: "3s", heartbeat: None }
+    ClusterBuilder {
+        nodes,
+        redis_url: shared_redis_url(),
+        redis_failure: "open",
+        lease_ttl: "3s",
+        heartbeat: None,
+        store_through: None,
+        logs: false,
+    }
 }
 
 impl ClusterBuilder {
@@ -56,15 +68,31 @@ impl ClusterBuilder {
         self
     }
 
+    /// Nodes reach PostgreSQL through `addr` (which relays to the machine's server).
+    pub fn store_through(mut self, addr: SocketAddr) -> Self {
+        self.store_through = Some(addr);
+        self
+    }
+
+    /// Each node's stderr (its log, at `warn` and above) goes to a file read by [`Node::log`].
+    pub fn logs(mut self) -> Self {
+        self.logs = true;
+        self
+    }
+
     pub async fn start(self) -> Cluster {
         let schema = PgSchema::create().await;
+        let store_url = match self.store_through {
+            Some(addr) => with_address(&schema.url, addr),
+            None => schema.url.clone(),
+        };
         let dir = TempDir::new("cluster");
         let mut config = format!(
             "[gateway]\nws_listen = \"127.0.0.1:0\"\nwss_listen = \"off\"\nshutdown_timeout = \"2s\"\n\
              [control]\nlisten = \"127.0.0.1:0\"\nissuer = \"https://wsgate-cluster.test\"\n\
              [store]\nurl = {:?}\n\
              [cluster]\nredis_url = {:?}\nredis_prefix = {:?}\nredis_failure = {:?}\nlease_ttl = {:?}\n",
-            schema.url,
+            store_url,
             self.redis_url,
             unique("wsgate-it"),
             self.redis_failure,
@@ -76,8 +104,9 @@ impl ClusterBuilder {
         let config_path = dir.write("wsgate.toml", &config);
         let mut nodes = Vec::new();
         // One after the other: the first creates the schema and the admin, the others find them.
-        for _ in 0..self.nodes {
-            nodes.push(Node::start(&config_path, dir.path()).await);
+        for i in 0..self.nodes {
+            let log = self.logs.then(|| dir.path().join(format!("node-{i}.log")));
+            nodes.push(Node::start(&config_path, dir.path(), log).await);
         }
         let cert = dir.path().join("tls").join("cert.pem");
         Cluster { nodes, cert, _schema: schema, _dir: dir }
@@ -105,23 +134,29 @@ impl Cluster {
 /// One `wsgate serve` process; killed when dropped.
 pub struct Node {
     child: Child,
+    log: Option<std::path::PathBuf>,
     pub ws: SocketAddr,
     pub control: SocketAddr,
     _stdout: BufReader<ChildStdout>,
 }
 
 impl Node {
-    async fn start(config: &std::path::Path, data_dir: &std::path::Path) -> Node {
+    async fn start(config: &std::path::Path, data_dir: &std::path::Path, log: Option<std::path::PathBuf>) -> Node {
+        let stderr = match &log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("the node's log file is created")),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
             .args(["serve", "--config"])
             .arg(config)
             .arg("--data-dir")
             .arg(data_dir)
             .env("WSGATE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RUST_LOG", "warn")
+            // A node logging to its own file also says how its heartbeat fares.
+            .env("RUST_LOG", if log.is_some() { "warn,wsgate::heartbeat=info" } else { "warn" })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("the wsgate binary starts");
@@ -143,7 +178,12 @@ impl Node {
             }
         })
         .await;
-        Node { child, ws: ws.expect("ws address"), control: control.expect("control address"), _stdout: stdout }
+        Node { child, log, ws: ws.expect("ws address"), control: control.expect("control address"), _stdout: stdout }
+    }
+
+    /// What the node logged so far (empty unless the cluster was built with `logs()`).
+    pub fn log(&self) -> String {
+        self.log.as_ref().and_then(|path| std::fs::read_to_string(path).ok()).unwrap_or_default()
     }
 
     /// SIGKILL: the node dies as in a crash, releasing nothing.
@@ -157,4 +197,12 @@ impl Node {
         super::process::terminate(&self.child);
         within(Duration::from_secs(30), "a node exits after SIGTERM", self.child.wait()).await.expect("its status")
     }
+}
+
+/// `url` (`postgres://user@host:port/db?…`) with `addr` in place of its host and port.
+fn with_address(url: &str, addr: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let user = authority.rsplit_once('@').map(|(user, _)| format!("{user}@")).unwrap_or_default();
+    format!("{scheme}://{user}{addr}/{path}")
 }
