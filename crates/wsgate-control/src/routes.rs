@@ -10,7 +10,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use crate::error::ApiError;
 use crate::oauth2;
 use crate::rest::{
-    analytics, apis, applications, plans, revocations, session, signing_keys, subscriptions, usage, users,
+    analytics, apis, applications, nodes, plans, revocations, session, signing_keys, subscriptions, usage, users,
 };
 use crate::state::AppState;
 
@@ -70,6 +70,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::PUT, "/api/v1/subscriptions/{id}/plan", |m| on(m, subscriptions::set_plan)),
     route(Method::GET, "/api/v1/subscriptions/{id}/usage", |m| on(m, usage::of_subscription)),
     route(Method::DELETE, "/api/v1/subscriptions/{id}", |m| on(m, subscriptions::delete)),
+    route(Method::GET, "/api/v1/nodes", |m| on(m, nodes::list)),
     route(Method::GET, "/api/v1/openapi.json", |m| on(m, openapi)),
     route(Method::POST, "/oauth2/token", |m| on(m, oauth2::token)),
     route(Method::POST, "/oauth2/revoke", |m| on(m, oauth2::revoke)),

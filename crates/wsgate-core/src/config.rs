@@ -327,7 +327,8 @@ pub struct StoreSettings {
     pub url: Option<String>,
 }
 
-/// What gateway nodes share besides the store: Redis for the counters of limits.
+/// What gateway nodes share besides the store: Redis for the counters of limits; and how each
+/// node reports itself in the store's node list.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterSettings {
@@ -349,6 +350,16 @@ pub struct ClusterSettings {
     /// of it): the time after which another node takes over from one that died.
     #[serde(with = "duration::serde_text")]
     pub duties_lease: Duration,
+    /// What the node list calls this node. Absent: the machine's host name.
+    pub node_name: Option<String>,
+    /// How often the node writes its record (addresses, version, open connections) to the
+    /// store, for the node list. A node silent for three intervals is shown as gone.
+    #[serde(with = "duration::serde_text")]
+    pub heartbeat_interval: Duration,
+    /// How long a node that stopped or is gone stays in the node list before its record is
+    /// deleted.
+    #[serde(with = "duration::serde_text")]
+    pub node_retention: Duration,
 }
 
 impl Default for ClusterSettings {
@@ -359,7 +370,33 @@ impl Default for ClusterSettings {
             redis_failure: FailureMode::Open,
             lease_ttl: Duration::from_secs(15),
             duties_lease: Duration::from_secs(30),
+            node_name: None,
+            heartbeat_interval: Duration::from_secs(5),
+            node_retention: Duration::from_secs(3600),
         }
+    }
+}
+
+impl ClusterSettings {
+    /// The node list's settings: a name one can read, a heartbeat neither too frequent for the
+    /// store nor too rare to notice a dead node, and a retention that outlasts being gone.
+    fn validate_nodes(&self) -> Result<(), ConfigError> {
+        if let Some(name) = &self.node_name
+            && (name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control))
+        {
+            return Err(invalid("cluster.node_name", "must be 1 to 100 characters, none of them control characters"));
+        }
+        if self.heartbeat_interval < Duration::from_millis(100) || self.heartbeat_interval > Duration::from_secs(300) {
+            return Err(invalid("cluster.heartbeat_interval", "must be between 100ms and 5m"));
+        }
+        let gone_after = self.heartbeat_interval * 3;
+        if self.node_retention <= gone_after {
+            return Err(invalid(
+                "cluster.node_retention",
+                format!("must be longer than 3 heartbeat intervals ({})", duration::format(gone_after)),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -595,6 +632,7 @@ impl Config {
         if self.cluster.duties_lease < Duration::from_secs(3) {
             return Err(invalid("cluster.duties_lease", "must be at least 3s"));
         }
+        self.cluster.validate_nodes()?;
         if gw.tls_cert.is_some() != gw.tls_key.is_some() {
             return Err(invalid("gateway.tls_key", "tls_cert and tls_key go together: set both or neither"));
         }
@@ -812,6 +850,28 @@ mod tests {
         assert!(error_of(&ECHO.replace("\"2s\"", "\"2\"")).contains("idle_timeout"));
         assert!(error_of(&ECHO.replace("auth = \"none\"", "")).starts_with("apis[0].auth:"));
         assert!(error_of(&format!("{ECHO}\nbogus = 1")).contains("bogus"));
+    }
+
+    #[test]
+    fn node_list_keys_have_defaults_and_are_checked() {
+        let config = Config::default();
+        assert_eq!(config.cluster.heartbeat_interval, Duration::from_secs(5));
+        assert_eq!(config.cluster.node_retention, Duration::from_secs(3600));
+        let config = Config::from_toml(
+            "[cluster]\nnode_name = \"edge-1\"\nheartbeat_interval = \"500ms\"\nnode_retention = \"2s\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.cluster.node_name.as_deref(), Some("edge-1"));
+        assert_eq!(config.cluster.heartbeat_interval, Duration::from_millis(500));
+        for (text, key) in [
+            ("node_name = \" \"", "cluster.node_name:"),
+            ("heartbeat_interval = \"10ms\"", "cluster.heartbeat_interval:"),
+            ("heartbeat_interval = \"1h\"", "cluster.heartbeat_interval:"),
+            ("node_retention = \"15s\"", "cluster.node_retention: must be longer than 3 heartbeat intervals (15s)"),
+        ] {
+            let error = error_of(&format!("[cluster]\n{text}\n"));
+            assert!(error.starts_with(key), "{text}: {error}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`config`]: the TOML configuration, parsed, validated and then frozen.
 //! - [`model`]: what the control plane manages: APIs, plans, users, applications, keys.
 //! - [`session`]: session analytics records, from the gateway to the analytics writer.
+//! - [`node`]: a node of a cluster as its heartbeat reports it, and whether it is up.
 
 pub mod version;
 pub mod duration;
@@ -19,3 +20,4 @@ pub mod limits;
 pub mod config;
 pub mod model;
 pub mod session;
+pub mod node;

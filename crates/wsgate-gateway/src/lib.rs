@@ -268,6 +268,12 @@ impl Gateway {
         self.shared.counters.clone()
     }
 
+    /// Every live connection; its length is the node's open connections, as the node list
+    /// shows them (read once per heartbeat, never on a connection's path).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.shared.registry.clone()
+    }
+
     /// Records the gateway's metrics through `recorder` (the binary gives a Prometheus one);
     /// `per_application` adds an `application` label to traffic series. Without it, nothing is
     /// recorded. Only the first call counts.

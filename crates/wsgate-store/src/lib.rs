@@ -300,6 +300,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// [`KeyRotation`] for when `new` is stored. Called by the key manager when its key stops
     /// signing, by the one-writer job runner ahead of that, and by an admin's forced rotation.
     async fn rotate_signing_key(&self, new: &SigningKey, rotation: KeyRotation<'_>) -> Result<SigningKey>;
+    // --- the node list: written by each node's heartbeat, read by the control plane
+
+    /// Creates or replaces the node's record (upsert by id). Nothing announces it.
+    async fn put_node(&self, node: &wsgate_core::node::NodeRecord) -> Result<()>;
+    /// Every node's last record, ordered by name then id.
+    async fn list_nodes(&self) -> Result<Vec<wsgate_core::node::NodeRecord>>;
+    /// Retention: deletes the records last written before `ms` (milliseconds since the epoch).
+    async fn delete_nodes_seen_before(&self, ms: i64) -> Result<()>;
 
     // --- change feed
 

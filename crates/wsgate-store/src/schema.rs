@@ -29,6 +29,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "analytics", sql: include_str!("../migrations/0004_analytics.sql") },
     Migration { version: 5, name: "endpoint_settings", sql: include_str!("../migrations/0005_endpoint_settings.sql") },
     Migration { version: 6, name: "cluster_state", sql: include_str!("../migrations/0006_cluster_state.sql") },
+    Migration { version: 7, name: "nodes", sql: include_str!("../migrations/0007_nodes.sql") },
 ];
 
 /// Created before anything else, inside the migration transaction.

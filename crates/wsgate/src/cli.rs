@@ -111,6 +111,12 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// List the cluster's nodes: state (up, gone, stopped), open connections, version, last
+    /// heartbeat (admins).
+    Nodes {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Revoke one access token, or every token an application holds so far; the gateway closes
     /// their live connections.
     #[command(group = clap::ArgGroup::new("what").required(true).args(["token", "app"]))]

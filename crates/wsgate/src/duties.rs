@@ -32,7 +32,7 @@ pub const LEASE: &str = "duties";
 /// What the runner needs: the store, this node's name for the lease, and the jobs' settings.
 pub struct Duties {
     pub store: Arc<dyn Store>,
-    /// Unique among the nodes sharing the store (see [`holder_id`]).
+    /// This node's id among the nodes sharing the store (`heartbeat::node_id`, the node list's).
     pub holder: String,
     /// `cluster.duties_lease`.
     pub lease: Duration,
@@ -43,18 +43,6 @@ pub struct Duties {
     pub retention: Option<Duration>,
     /// `wsgate_cluster_duties`: 1 while this node holds the duties, when metrics are on.
     pub gauge: Option<metrics::Gauge>,
-}
-
-/// A name for this node in the lease: host, process id and a random part, so that two
-/// processes never share one, even on one host or after a restart with the same pid.
-pub fn holder_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|name| name.trim().to_string())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "node".into());
-    let random = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), Instant::now());
-    format!("{host}-{}-{:08x}", std::process::id(), random as u32)
 }
 
 /// Runs the duties until `shutdown`, then releases the lease if this node holds it.

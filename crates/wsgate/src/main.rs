@@ -2,13 +2,14 @@
 //! one line on stderr and a non-zero exit.
 //!
 //! Modules: `cli` (arguments), `server` (serve, echo), `reload` (SIGHUP and the config
-//! file watch), `duties` (the cluster's one-writer jobs), `demo`, `client` (commands that talk
-//! to a control plane).
+//! file watch), `duties` (the cluster's one-writer jobs), `heartbeat` (this node in the
+//! store's node list), `demo`, `client` (commands that talk to a control plane).
 
 mod cli;
 mod client;
 mod demo;
 mod duties;
+mod heartbeat;
 mod observability;
 mod reload;
 mod server;
@@ -52,6 +53,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             commands::token(&ControlClient::connect(&client)?, &app, scope.as_deref())
         }
         Command::Plan { command, client } => plans::plan(&ControlClient::connect(&client)?, command),
+        Command::Nodes { client } => commands::nodes(&ControlClient::connect(&client)?),
         Command::Revoke { token, app, client } => {
             commands::revoke(&ControlClient::connect(&client)?, token.as_deref(), app.as_deref())
         }

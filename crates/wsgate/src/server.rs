@@ -16,6 +16,7 @@ use wsgate_gateway::Gateway;
 use wsgate_tls::server::{CertificateFiles, ReloadingCertificate};
 
 use crate::cli::ServerArgs;
+use crate::heartbeat::{self, Addresses, Heartbeat};
 use crate::{duties, observability};
 
 /// Everything `serve` runs, bound and ready.
@@ -36,6 +37,8 @@ pub struct Running {
     /// The one-writer jobs' runner; it stops (and releases the lease) as soon as shutdown
     /// begins, so another node takes over while this one drains.
     pub duties: tokio::task::JoinHandle<()>,
+    /// This node in the store's node list; marked stopped after the gateway drained.
+    pub heartbeat: Heartbeat,
 }
 
 /// `wsgate serve`.
@@ -143,16 +146,24 @@ pub async fn start(
         .await
         .context("cannot load APIs from the store")?;
     health.snapshot_loaded.store(true, Ordering::Relaxed);
+    let node_id = heartbeat::node_id();
     let duties = duties::Duties {
         store: store.clone(),
-        holder: duties::holder_id(),
+        holder: node_id.clone(),
         lease: config.cluster.duties_lease,
         keys: control.as_ref().map(ControlPlane::key_manager),
         retention: config.analytics.enabled.then_some(config.analytics.retention),
         gauge: gateway.gauge("wsgate_cluster_duties", &[]),
     };
     let duties = duties::start(duties, draining.clone());
-    Ok(Running { gateway, control, data_dir, metrics_listener, ops, analytics, draining, duties })
+    // Every node, control plane on or off, is in the node list.
+    let addresses = Addresses {
+        ws: gateway.ws_addr(),
+        wss: gateway.wss_addr(),
+        control: control.as_ref().and_then(ControlPlane::addr),
+    };
+    let heartbeat = Heartbeat::start(store.clone(), &config.cluster, node_id, addresses, gateway.registry()).await;
+    Ok(Running { gateway, control, data_dir, metrics_listener, ops, analytics, draining, duties, heartbeat })
 }
 
 /// The issuer a node without the control plane accepts: the store's. With `control.issuer`
@@ -188,6 +199,7 @@ pub async fn run(running: Running, shutdown: CancellationToken) {
     if let Some((_, writer)) = running.analytics {
         writer.shutdown().await;
     }
+    running.heartbeat.stop().await;
     drained.cancel();
     for task in [control, metrics].into_iter().flatten() {
         let _ = task.await;

@@ -14,7 +14,7 @@ use crate::clients::IssuedCredentials;
 use crate::error::ApiError;
 use crate::keys::AccessToken;
 use crate::rest::extract::{Body, Query, parse};
-use crate::rest::{apis, applications, plans, subscriptions, usage};
+use crate::rest::{apis, applications, nodes, plans, subscriptions, usage};
 use crate::state::AppState;
 
 /// `value` as the body type of a REST handler.
@@ -206,4 +206,9 @@ pub async fn subscription_usage(
 
 pub async fn api_usage(state: &AppState, caller: &Caller, id: &str) -> Result<usage::ApiUsage, ApiError> {
     Ok(usage::of_api(State(state.clone()), caller.clone(), Path(id.to_string())).await?.0)
+}
+
+/// `GET /api/v1/nodes` (admins only).
+pub async fn list_nodes(state: &AppState, caller: &Caller) -> Result<Vec<nodes::NodeView>, ApiError> {
+    Ok(nodes::list(State(state.clone()), caller.clone()).await?.0)
 }

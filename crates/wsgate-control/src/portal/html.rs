@@ -30,12 +30,16 @@ impl Area {
         }
     }
 
-    fn nav(self) -> &'static [(&'static str, &'static str)] {
+    /// Links as (href, label, for admins only).
+    fn nav(self) -> &'static [(&'static str, &'static str, bool)] {
         match self {
-            Area::Publisher => {
-                &[("/publisher", "APIs"), ("/publisher/plans", "Business plans"), ("/devportal", "Developer Portal")]
-            }
-            Area::Devportal => &[("/devportal", "APIs"), ("/devportal/applications", "Applications")],
+            Area::Publisher => &[
+                ("/publisher", "APIs", false),
+                ("/publisher/plans", "Business plans", false),
+                ("/publisher/nodes", "Nodes", true),
+                ("/devportal", "Developer Portal", false),
+            ],
+            Area::Devportal => &[("/devportal", "APIs", false), ("/devportal/applications", "Applications", false)],
         }
     }
 }
@@ -58,8 +62,8 @@ pub fn esc(text: &str) -> String {
 
 /// Who the page header shows.
 pub enum Viewer<'a> {
-    /// A signed-in user, with the CSRF token of the sign-out form.
-    User { name: &'a str, csrf: &'a str },
+    /// A signed-in user, with the CSRF token of the sign-out form; admins see admin-only links.
+    User { name: &'a str, csrf: &'a str, admin: bool },
     /// A visitor browsing the developer portal without an account (`control.anonymous_browsing`),
     /// offered to sign in and come back to `back`, or to create an account when `signup` is open.
     Visitor { back: &'a str, signup: bool },
@@ -78,17 +82,18 @@ impl Page<'_> {
     pub fn render(self, status: StatusCode) -> Response {
         let Page { area, title, viewer, notice, body } = self;
         let base = area.base();
-        let links = |items: &[(&str, &str)]| -> String {
-            items.iter().map(|(href, label)| format!(r#"<a href="{href}">{label}</a>"#)).collect()
+        let links = |items: &[(&str, &str, bool)], admin: bool| -> String {
+            let shown = items.iter().filter(|(_, _, admins_only)| admin || !admins_only);
+            shown.map(|(href, label, _)| format!(r#"<a href="{href}">{label}</a>"#)).collect()
         };
         let nav = match viewer {
-            Some(Viewer::User { .. }) => links(area.nav()),
+            Some(Viewer::User { admin, .. }) => links(area.nav(), admin),
             // A visitor sees what needs no account.
-            Some(Viewer::Visitor { .. }) => links(&area.nav()[..1]),
+            Some(Viewer::Visitor { .. }) => links(&area.nav()[..1], false),
             None => String::new(),
         };
         let who = match &viewer {
-            Some(Viewer::User { name, csrf }) => format!(
+            Some(Viewer::User { name, csrf, .. }) => format!(
                 r#"<div class="who"><span>Signed in as <strong>{name}</strong></span>
 <form method="post" action="{base}/logout">{csrf}<button type="submit" class="link">Sign out</button></form></div>"#,
                 name = esc(name),

@@ -22,6 +22,7 @@
 //! - `plans`: the business plans page (admins create, change and delete plans).
 //! - `charts`: bar charts as inline SVG, drawn on the server, numbers in `data-*` attributes.
 //! - `analytics`: the publisher's per-API analytics tab and an application's usage page.
+//! - `nodes`: the cluster's nodes and their health (admins).
 //!
 //! Invariants: every value that came from a user or the store is escaped by `html::esc`
 //! before it is written into a page; every form carries a CSRF field checked before anything
@@ -45,6 +46,7 @@ mod applications;
 mod plans;
 mod charts;
 mod analytics;
+mod nodes;
 
 use std::net::SocketAddr;
 
@@ -105,6 +107,7 @@ pub fn router() -> Router<AppState> {
         .route("/publisher/plans", get(plans::list).post(plans::create))
         .route("/publisher/plans/{name}", get(plans::edit).post(plans::save))
         .route("/publisher/plans/{name}/delete", post(plans::delete))
+        .route("/publisher/nodes", get(nodes::page))
         .route("/devportal", get(devportal::catalogue))
         .route("/devportal/login", get(account::devportal_login_page).post(account::devportal_login))
         .route("/devportal/logout", post(account::devportal_logout))

@@ -77,7 +77,7 @@ pub fn sign_in_redirect(area: Area, back: &str, notice: Notice) -> Response {
 
 /// How the page header shows the caller.
 pub fn viewer(caller: &Caller) -> Viewer<'_> {
-    Viewer::User { name: caller.name(), csrf: &caller.csrf_token }
+    Viewer::User { name: caller.name(), csrf: &caller.csrf_token, admin: caller.is_admin() }
 }
 
 /// How the page header shows a caller who may be a visitor without an account.

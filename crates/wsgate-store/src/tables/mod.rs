@@ -4,7 +4,8 @@
 //!
 //! One file per group of tables: `users` (users, sessions), `apis` (APIs, plans), `apps`
 //! (applications, subscriptions, credentials), `keys` (signing keys, revocations), `analytics`
-//! (session analytics buckets), `cluster` (settings fixed once, leases).
+//! (session analytics buckets), `cluster` (settings fixed once, leases), `nodes` (the node
+//! list's heartbeat records).
 //!
 //! Lists come back sorted here rather than by `ORDER BY`, because PostgreSQL sorts text by the
 //! database's collation (often case-insensitive) while SQLite compares bytes; sorting in Rust
@@ -15,6 +16,7 @@ mod apis;
 mod apps;
 mod cluster;
 mod keys;
+mod nodes;
 mod users;
 
 use async_trait::async_trait;
@@ -25,6 +27,8 @@ use wsgate_core::model::{
     ApiRecord, Application, ClientCredentials, ExternalClient, Plan, RevokedToken, Session, SigningKey, Subscription,
     SubscriptionState, UnixTime, User,
 };
+
+use wsgate_core::node::NodeRecord;
 
 use crate::analytics::{AnalyticsFilter, CodeCount, MinuteBucket, SeriesPoint, Span, TopBy, TopEntry};
 use crate::schema::Rule;
@@ -252,6 +256,15 @@ impl<B: Backend> Store for Tables<B> {
     }
     async fn rotate_signing_key(&self, new: &SigningKey, rotation: KeyRotation<'_>) -> Result<SigningKey> {
         keys::rotate_signing_key(&self.db, new, rotation).await
+    }
+    async fn put_node(&self, node: &NodeRecord) -> Result<()> {
+        nodes::put_node(&self.db, node).await
+    }
+    async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
+        nodes::list_nodes(&self.db).await
+    }
+    async fn delete_nodes_seen_before(&self, ms: i64) -> Result<()> {
+        nodes::delete_nodes_seen_before(&self.db, ms).await
     }
 
     fn changes(&self) -> broadcast::Receiver<Change> {

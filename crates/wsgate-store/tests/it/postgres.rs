@@ -47,7 +47,7 @@ async fn reopening_keeps_data_and_migrates_once() {
         wsgate_store::open_postgres(&schema.url).await.expect("reopen")
     })
     .await;
-    assert_eq!(migration_rows(&schema).await, 6);
+    assert_eq!(migration_rows(&schema).await, 7);
 }
 
 /// Rows in `schema_migrations`; asserts there is one per version (none applied twice).
@@ -69,7 +69,7 @@ async fn nodes_starting_together_migrate_once() {
         let node = node.expect("every node opens");
         assert_eq!(node.list_plans().await.expect("list").len(), Plan::defaults().len(), "seeded once");
     }
-    assert_eq!(migration_rows(&schema).await, 6);
+    assert_eq!(migration_rows(&schema).await, 7);
 }
 
 /// The multi-node feed: a write through one store is heard by another on the same database.

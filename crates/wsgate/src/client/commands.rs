@@ -224,6 +224,26 @@ fn find_app(client: &ControlClient, name: &str) -> anyhow::Result<Value> {
     apps.into_iter().find(|app| str_of(app, "name") == name).with_context(|| format!("no application named {name}"))
 }
 
+/// `wsgate nodes`: one line per node, as `GET /api/v1/nodes` lists them.
+pub fn nodes(client: &ControlClient) -> anyhow::Result<()> {
+    let nodes: Vec<Value> = client.get("/api/v1/nodes")?;
+    println!("{:<20} {:<8} {:>11} {:<9} {:<21} {:>9}  ID", "NAME", "STATE", "CONNECTIONS", "VERSION", "WS", "SEEN");
+    for node in nodes {
+        let seen = node["seconds_since_seen"].as_f64().map(|s| format!("{s:.1}s ago")).unwrap_or_default();
+        println!(
+            "{:<20} {:<8} {:>11} {:<9} {:<21} {:>9}  {}",
+            str_of(&node, "name"),
+            str_of(&node, "state"),
+            node["connections"].as_u64().unwrap_or_default(),
+            str_of(&node, "version"),
+            node["addresses"]["ws"].as_str().unwrap_or("-"),
+            seen,
+            str_of(&node, "id"),
+        );
+    }
+    Ok(())
+}
+
 pub(super) fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
     value[field].as_str().unwrap_or_default()
 }

@@ -153,6 +153,13 @@ async fn the_seed_walk_through_works_from_the_command_line() {
     assert!(ok(&served, dir.path(), &["api", "publish", "EchoWebSocket:1.0"]).await.contains("PUBLISHED"));
     let listed = ok(&served, dir.path(), &["api", "list"]).await;
     assert!(listed.contains("EchoWebSocket") && listed.contains("PUBLISHED"), "{listed}");
+    // The one node, up, with the ws address it bound.
+    let nodes = ok(&served, dir.path(), &["nodes"]).await;
+    let lines: Vec<&str> = nodes.lines().collect();
+    assert!(lines.len() == 2 && lines[0].starts_with("NAME "), "a header and one node: {nodes}");
+    let words: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(words.get(1), Some(&"up"), "{nodes}");
+    assert_eq!(words.get(4), Some(&served.ws.as_str()), "{nodes}");
 
     ok(&served, dir.path(), &["app", "create", "--name", "MyApp"]).await;
     assert!(ok(&served, dir.path(), &["app", "list"]).await.contains("MyApp"));

@@ -7,8 +7,9 @@
 //! `bad_handshakes`, `smuggling`, `bad_frames`, `close_codes`,
 //! `hostile_peers`, `timeouts`, `keepalive`, `tls`, `upstream_tls`, then the tests against tools and the
 //! binary: `wscat`, `deflate`, `demo`, `startup`, `shutdown`, `reload`, `cluster_state` (real
-//! nodes on one PostgreSQL: the issuer, the one-writer duties, key rotation), a cluster of real
-//! nodes behind HAProxy (`cluster`), the portals in a real browser
+//! nodes on one PostgreSQL: the issuer, the one-writer duties, key rotation), `nodes` (the node
+//! list of real nodes), a cluster of real nodes behind HAProxy (`cluster`), the portals in a
+//! real browser
 //! (`portal`), and the Autobahn conformance run in `autobahn` (three echo
 //! upstreams, one of them `fixtures/echo_peers.py`).
 //!
@@ -34,6 +35,7 @@ mod demo;
 mod echo;
 mod hostile_peers;
 mod keepalive;
+mod nodes;
 mod observability;
 mod plans;
 mod portal;

@@ -8,6 +8,7 @@ mod apps;
 mod cluster;
 mod feed;
 mod keys;
+mod nodes;
 mod users;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub use apps::*;
 pub use cluster::*;
 pub use feed::*;
 pub use keys::*;
+pub use nodes::*;
 pub use users::*;
 
 /// Calls `$run!(case, …)` with every case that takes one store, so a case added here runs on
@@ -62,6 +64,7 @@ macro_rules! for_each_case {
             settings_are_fixed_by_the_first_writer,
             leases_are_held_renewed_released_and_taken_after_expiry,
             signing_keys_rotate_once_by_time_and_when_forced,
+            nodes_are_put_replaced_listed_and_retained,
         );
     };
 }

@@ -9,8 +9,8 @@
 //! applications, keys, subscriptions), `oauth2` (token, JWKS, revocation, rotation), then
 //! the control plane under attack: `hardening` (bounded bodies, throttled sign-ins, password
 //! policy, sign-up), `permissions` (granted scopes, blocks, who may set what, sealed keys),
-//! `analytics` (session analytics series and who may read them),
-//! and `fuzz` (schemathesis against the OpenAPI document).
+//! `analytics` (session analytics series and who may read them), `nodes` (the node list and
+//! its states, for admins only), and `fuzz` (schemathesis against the OpenAPI document).
 
 pub(crate) mod harness;
 
@@ -23,4 +23,5 @@ mod hardening;
 mod permissions;
 mod analytics;
 mod signing_keys;
+mod nodes;
 mod fuzz;

@@ -9,7 +9,8 @@
 //! live connection), `newcomer` (browsing without an account, required fields, a publisher's
 //! plan change, the console's real reason for a failed connection), `analytics` (the
 //! publisher's and the developer's charts after real traffic), `endpoints` (the publisher's
-//! Endpoints tab: endpoint state and settings).
+//! Endpoints tab: endpoint state and settings), `nodes` (the admin's Nodes page; 403 for a
+//! publisher).
 
 pub(crate) mod browser;
 
@@ -18,3 +19,4 @@ mod newcomer;
 mod plans;
 mod analytics;
 mod endpoints;
+mod nodes;
