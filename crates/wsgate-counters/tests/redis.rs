@@ -27,6 +27,7 @@ fn settings(url: &str, failure: FailureMode) -> ClusterSettings {
         redis_prefix: format!("wsgate-test-{}-{n}", std::process::id()),
         redis_failure: failure,
         lease_ttl: Duration::from_secs(2),
+        ..ClusterSettings::default()
     }
 }
 

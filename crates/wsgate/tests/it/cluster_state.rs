@@ -113,19 +113,23 @@ async fn nodes_without_a_configured_issuer_accept_each_others_tokens() {
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 }
 
-/// The duties lease's holder, read from the store.
+/// The control address of the node holding the duties lease, read from the store: the holder
+/// is a node id, whose node-list record says where that node listens.
 async fn duties_holder(cluster: &Cluster) -> Option<String> {
     let client = pg_connect(&cluster.schema().url).await;
-    let rows = client.query("SELECT holder FROM leases WHERE name = 'duties'", &[]).await.expect("read the lease");
-    rows.first().map(|row| row.get(0))
+    let rows = client
+        .query("SELECT n.control_addr FROM leases l JOIN nodes n ON n.id = l.holder WHERE l.name = 'duties'", &[])
+        .await
+        .expect("read the lease");
+    rows.first().and_then(|row| row.get(0))
 }
 
-/// Which node holds the duties (holders are `<host>-<pid>-<random>`), waiting until one does.
+/// Which node holds the duties, waiting until one does.
 async fn holding_node(cluster: &Cluster, among: &[usize], limit: Duration) -> usize {
     let started = Instant::now();
     loop {
         if let Some(holder) = duties_holder(cluster).await
-            && let Some(&i) = among.iter().find(|&&i| holder.contains(&format!("-{}-", cluster.nodes[i].pid())))
+            && let Some(&i) = among.iter().find(|&&i| holder == cluster.nodes[i].control.to_string())
         {
             return i;
         }

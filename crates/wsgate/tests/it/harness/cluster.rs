@@ -291,11 +291,6 @@ impl Node {
         self.log.as_ref().and_then(|path| std::fs::read_to_string(path).ok()).unwrap_or_default()
     }
 
-    /// The node's process id (0 once it has exited).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().and_then(Child::id).unwrap_or_default()
-    }
-
     /// SIGKILL: the node dies as in a crash, releasing nothing.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
