@@ -193,7 +193,8 @@ pub async fn run(running: Running, shutdown: CancellationToken) {
         .metrics_listener
         .map(|listener| tokio::spawn(wsgate_control::ops::serve(listener, running.ops.clone(), drained.clone())));
     running.gateway.run(shutdown).await;
-    // It stopped when shutdown began; this waits for the lease's release.
+    // It stopped when draining began (another node takes over meanwhile); this waits for the
+    // lease's release.
     let _ = running.duties.await;
     // The last connections' records are stored before the process ends.
     if let Some((_, writer)) = running.analytics {
