@@ -6,16 +6,15 @@
 //! cannot be reached, a node logs it once, goes on serving, and is listed again once it is back.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
 
 use crate::control::harness::Session;
 use crate::harness::cluster::{Cluster, cluster};
 use crate::harness::gateway::echo_upstream;
+use crate::harness::services::pg_server;
+use crate::harness::tcp_proxy::TcpProxy;
 use crate::security::socket::{attempt, eventually};
 
 /// The node list as `admin` reads it, by ws address.
@@ -116,68 +115,13 @@ async fn nodes_are_listed_up_then_gone_or_stopped_then_removed() {
     socket.echoes("still relayed").await;
 }
 
-/// A TCP relay to PostgreSQL that the test cuts (every relayed connection dropped, new ones
-/// refused) and restores on the same address: the network between a node and its store failing.
-struct CuttableProxy {
-    addr: SocketAddr,
-    target: String,
-    relay: Option<JoinHandle<()>>,
-}
-
-impl CuttableProxy {
-    async fn to(target: String) -> CuttableProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("the proxy binds");
-        let addr = listener.local_addr().expect("its address");
-        let relay = Some(tokio::spawn(relay(listener, target.clone())));
-        CuttableProxy { addr, target, relay }
-    }
-
-    fn cut(&mut self) {
-        if let Some(relay) = self.relay.take() {
-            relay.abort();
-        }
-    }
-
-    async fn restore(&mut self) {
-        let listener = TcpListener::bind(self.addr).await.expect("the proxy binds its address again");
-        self.relay = Some(tokio::spawn(relay(listener, self.target.clone())));
-    }
-}
-
-impl Drop for CuttableProxy {
-    fn drop(&mut self) {
-        self.cut();
-    }
-}
-
-/// Relays each accepted connection to `target`; dropping the task drops them all.
-async fn relay(listener: TcpListener, target: String) {
-    let mut connections = JoinSet::new();
-    while let Ok((mut client, _)) = listener.accept().await {
-        let target = target.clone();
-        connections.spawn(async move {
-            if let Ok(mut server) = TcpStream::connect(&target).await {
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-            }
-        });
-    }
-}
-
-/// `host:port` of the machine's PostgreSQL, from `WSGATE_PG_URL` as the harness reads it.
-fn pg_address() -> String {
-    let url = std::env::var("WSGATE_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let authority = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
-    let authority = authority.split('/').next().unwrap_or_default();
-    authority.rsplit_once('@').map_or(authority, |(_, host)| host).to_string()
-}
-
 const FAILED: &str = "cannot write this node's record";
 const BACK: &str = "record is written again";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_outage_is_logged_once_and_the_node_serves_on() {
     let echo = echo_upstream().await;
-    let mut proxy = CuttableProxy::to(pg_address()).await;
+    let mut proxy = TcpProxy::start(pg_server()).await;
     let cluster = cluster(1).heartbeat("200ms", "1m").store_through(proxy.addr).logs().start().await;
     let admin = cluster.admin(0).await;
     let body = json!({"name": "Steady", "context": "/steady", "version": "1", "endpoints": [echo.url()],
@@ -193,7 +137,7 @@ async fn a_store_outage_is_logged_once_and_the_node_serves_on() {
     .await;
 
     // Ten beats without the store: one line in the log, and serving goes on.
-    proxy.cut();
+    proxy.cut().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     before.echoes("during the outage").await;
     let (head, during) = attempt(node, "/steady/1", &[]).await;

@@ -19,6 +19,8 @@ use wsgate_core::session::{ClosedBy, SessionRecord, SessionSink};
 use wsgate_gateway::Gateway;
 
 use crate::harness::process::{TempDir, http_get, serve_node, terminate, tool};
+use crate::harness::services::pg_server;
+use crate::harness::tcp_proxy::TcpProxy;
 use crate::harness::{Client, STEP, Script, api, echo_upstream, gateway, raw, upstream, within};
 
 /// Every sample of a scrape, as prometheus_client parsed it.
@@ -220,48 +222,12 @@ async fn readyz_turns_503_as_soon_as_sigterm_starts_the_drain_and_json_logs_pars
     }
 }
 
-/// A TCP proxy to `target` that the test can cut: every connection through it ends and new ones
-/// are refused, as when the network to PostgreSQL goes away.
-struct Proxy {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(target: String) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("the proxy binds");
-        let addr = listener.local_addr().expect("addr");
-        let task = tokio::spawn(async move {
-            // Dropped with this task when cut: every connection's task is aborted with it.
-            let mut connections = tokio::task::JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
-                let target = target.clone();
-                connections.spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        });
-        Proxy { addr, task }
-    }
-
-    fn cut(&self) {
-        self.task.abort();
-    }
-}
-
 #[tokio::test]
 async fn readyz_stays_200_and_says_so_when_the_store_goes_away_after_the_first_snapshot() {
     let echo = echo_upstream().await;
     let schema = crate::harness::services::PgSchema::create().await;
-    // postgres://user@HOST:PORT/db?… → the same through the proxy.
-    let (scheme, rest) = schema.url.split_once("://").expect("a URL");
-    let (authority, path) = rest.split_once('/').expect("a database");
-    let (user, host) = authority.rsplit_once('@').map_or(("", authority), |(u, h)| (u, h));
-    let proxy = Proxy::start(host.to_string()).await;
-    let user = if user.is_empty() { String::new() } else { format!("{user}@") };
-    let store_url = format!("{scheme}://{user}{}/{path}", proxy.addr);
+    let mut proxy = TcpProxy::start(pg_server()).await;
+    let store_url = schema.url_via(proxy.addr);
     let dir = TempDir::new("readyz-store");
     let toml = gateway().api(api("/echo", "1.0", &echo.url())).toml()
         + &format!("\n[store]\nurl = {store_url:?}\n[observability]\nmetrics_listen = \"127.0.0.1:0\"\n");
@@ -269,7 +235,7 @@ async fn readyz_stays_200_and_says_so_when_the_store_goes_away_after_the_first_s
     let node = serve_node(&config, dir.path(), &dir.path().join("stderr.log"), &[]).await;
     assert_eq!(http_get(&node.metrics, "/readyz").await, (200, "ready\n".to_string()));
 
-    proxy.cut();
+    proxy.cut().await;
     // The store is checked every 5 s.
     let (status, body) = within(STEP * 3, "readyz reports the store unreachable", async {
         loop {
