@@ -186,13 +186,15 @@ fn listen_addr(key: &str, text: &str) -> Result<Option<SocketAddr>, ConfigError>
 }
 
 /// What to tell someone whose listener could not be bound: the operating system's reason in
-/// words, and the setting (and the command-line flag) that picks another address. `key` is the
-/// setting: `gateway.ws_listen`, `gateway.wss_listen` or `control.listen`.
+/// words, and the setting (and the command-line flag, where there is one) that picks another
+/// address. `key` is the setting: `gateway.ws_listen`, `gateway.wss_listen`, `control.listen`
+/// or `observability.metrics_listen`.
 pub fn bind_problem(key: &str, addr: SocketAddr, err: &std::io::Error) -> String {
     let flag = match key {
-        "gateway.ws_listen" => "--ws-listen",
-        "gateway.wss_listen" => "--wss-listen",
-        _ => "--control-listen",
+        "gateway.ws_listen" => " or --ws-listen",
+        "gateway.wss_listen" => " or --wss-listen",
+        "control.listen" => " or --control-listen",
+        _ => "",
     };
     let why = match err.kind() {
         std::io::ErrorKind::AddrInUse => {
@@ -204,7 +206,7 @@ pub fn bind_problem(key: &str, addr: SocketAddr, err: &std::io::Error) -> String
         std::io::ErrorKind::AddrNotAvailable => format!("{} is not an address of this machine", addr.ip()),
         _ => err.to_string(),
     };
-    format!("cannot listen on {addr}: {why}; set another address with {key} in the config file or {flag} (or \"off\")")
+    format!("cannot listen on {addr}: {why}; set another address with {key} in the config file{flag} (or \"off\")")
 }
 
 /// Where `serve`, `demo` and the CLI look for their data when no `--data-dir` is given:

@@ -144,7 +144,8 @@ async fn a_store_outage_is_logged_once_and_the_node_serves_on() {
     assert_eq!(head.status(), 101, "a new handshake is admitted from the last snapshot: {}", head.start_line);
     let mut during = during.expect("upgraded");
     during.echoes("opened during the outage").await;
-    let log = cluster.nodes[0].log();
+    // Read once the line is there: a loaded machine may have run fewer beats by now.
+    let log = logged(&cluster, FAILED).await;
     assert_eq!(log.matches(FAILED).count(), 1, "one line for the whole outage:\n{log}");
 
     // The store is back: the next beat writes the record, with both connections.
@@ -161,6 +162,16 @@ async fn a_store_outage_is_logged_once_and_the_node_serves_on() {
         }
     })
     .await;
-    let log = cluster.nodes[0].log();
+    // The beat logs its return after the record is written (and listed), so wait for the line.
+    let log = logged(&cluster, BACK).await;
     assert_eq!((log.matches(FAILED).count(), log.matches(BACK).count()), (1, 1), "{log}");
+}
+
+/// The node's log once it holds `line`.
+async fn logged(cluster: &Cluster, line: &str) -> String {
+    eventually(&format!("the log says {line:?}"), || async {
+        let log = cluster.nodes[0].log();
+        if log.contains(line) { Ok(log) } else { Err(log) }
+    })
+    .await
 }

@@ -1,5 +1,5 @@
 //! `wsgate serve` as a newcomer starts it: a port in use is one line that names the setting to
-//! change, said before anything is written (no data directory, store or admin user); the
+//! change (and its flag, where it has one), said before anything is written (no data directory, store or admin user); the
 //! listeners can be turned off on the command line as in the config file; a node without the
 //! control plane makes no admin and prints no password; a warning is printed once.
 
@@ -66,6 +66,25 @@ async fn a_port_in_use_names_its_setting_before_anything_is_written() {
         assert!(!stdout.contains("password"), "{setting}: no admin was made: {stdout}");
         assert!(!data.exists(), "{setting}: nothing was written: {} exists", data.display());
     }
+}
+
+#[tokio::test]
+async fn a_metrics_port_in_use_names_its_setting_and_no_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+    let held = taken.local_addr().expect("its address");
+    let dir = TempDir::new("metrics-port-in-use");
+    let config = dir.write("wsgate.toml", &format!("[observability]\nmetrics_listen = \"{held}\"\n"));
+    let data = dir.path().join("data");
+    let config = config.to_str().expect("a UTF-8 path");
+    let args = ["--config", config, "--ws-listen", "127.0.0.1:0", "--wss-listen", "off", "--control-listen", "off"];
+    let output = serve_fails(&data, &args).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr.lines().find(|line| !line.trim().is_empty()).unwrap_or_default();
+    assert!(line.contains(&format!("cannot listen on {held}")), "{stderr}");
+    // There is no command-line flag for it: the line must not send anyone to another one's.
+    assert!(line.contains("observability.metrics_listen in the config file (or \"off\")"), "{line}");
+    assert!(!line.contains("--"), "no flag is named: {line}");
+    assert!(!data.exists(), "nothing was written: {} exists", data.display());
 }
 
 /// Starts `wsgate serve ARGS` over `data` and returns what it printed on stdout up to the line

@@ -12,7 +12,7 @@
 //! cluster.nodes[0].terminate(); .restart()     // SIGTERM and wait for the exit; start again
 //! ```
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
+use super::ports::unused_port;
 use super::process::TempDir;
 use super::services::{PgSchema, shared_redis_url, unique};
 use super::{STEP, within};
@@ -60,10 +61,6 @@ pub fn cluster(nodes: usize) -> ClusterBuilder {
 
 /// A port nobody listens on now. The node binds it a moment later; another test taking it in
 /// between would make that node fail to start, loudly.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port()
-}
-
 impl ClusterBuilder {
     /// Another Redis (one the test can kill).
     pub fn redis(mut self, url: &str) -> Self {
@@ -203,7 +200,7 @@ struct Ports {
 impl Ports {
     fn pick() -> Ports {
         let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
-        Ports { ws: at(free_port()), control: at(free_port()), metrics: at(free_port()) }
+        Ports { ws: at(unused_port()), control: at(unused_port()), metrics: at(unused_port()) }
     }
 }
 

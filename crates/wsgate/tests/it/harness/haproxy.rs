@@ -13,6 +13,7 @@ use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
 
 use super::cluster::Node;
+use super::ports::unused_port;
 use super::process::{TempDir, tool};
 use super::within;
 
@@ -48,7 +49,7 @@ impl Haproxy {
     pub async fn start(nodes: &[&Node]) -> Haproxy {
         let binary = tool("WSGATE_HAPROXY", "haproxy");
         let dir = TempDir::new("haproxy");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+        let port = unused_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let socket = dir.path().join("admin.sock");
         let config = dir.write("haproxy.cfg", &render(addr, &socket, nodes));

@@ -8,7 +8,8 @@
 //! would never send), `process` (the real binary and the external tools),
 //! `services` (a PostgreSQL schema and a Redis of the test's own), `cluster`
 //! (several `wsgate serve` nodes sharing them), `haproxy` (the shipped balancer
-//! configuration in front of them) and `tcp_proxy` (a cable to PostgreSQL a test can cut).
+//! configuration in front of them), `tcp_proxy` (a cable to PostgreSQL a test can cut) and
+//! `ports` (ports to tell the processes they start).
 //!
 //! Every network wait goes through [`within`], so a hang fails the test with
 //! the name of the step that hung instead of blocking the run.
@@ -17,6 +18,7 @@ pub mod client;
 pub mod cluster;
 pub mod gateway;
 pub mod haproxy;
+pub mod ports;
 pub mod process;
 pub mod raw;
 pub mod scripted;

@@ -3,11 +3,12 @@
 //! with a key prefix of the test's own) or a `redis-server` of the test's own on a free port,
 //! for tests that kill it. Never the machine's services themselves: those stay up.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_postgres::NoTls;
+
+use super::ports::unused_port;
 
 /// A name no other test or run uses at the same time.
 pub fn unique(prefix: &str) -> String {
@@ -105,7 +106,7 @@ pub struct OwnRedis {
 
 impl OwnRedis {
     pub fn start() -> OwnRedis {
-        let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+        let port = unused_port();
         let mut redis = OwnRedis { port, child: None };
         redis.restart();
         redis
