@@ -59,8 +59,6 @@ pub fn cluster(nodes: usize) -> ClusterBuilder {
     }
 }
 
-/// A port nobody listens on now. The node binds it a moment later; another test taking it in
-/// between would make that node fail to start, loudly.
 impl ClusterBuilder {
     /// Another Redis (one the test can kill).
     pub fn redis(mut self, url: &str) -> Self {
