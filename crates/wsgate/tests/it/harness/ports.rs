@@ -20,10 +20,14 @@ const EPHEMERAL_DEFAULT: u16 = 32_768;
 /// A port no socket is bound to now, outside the ephemeral range, not handed out before by
 /// this process.
 pub fn unused_port() -> u16 {
-    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
-    let span = u32::from(ephemeral_start() - FIRST);
-    // Test processes of different runs start at different points, so they rarely meet.
-    let next = NEXT.get_or_init(|| AtomicU32::new(std::process::id().wrapping_mul(7_919) % span));
+    // The span is read from the kernel once; test processes of different runs start at
+    // different points in it, so they rarely meet.
+    static NEXT: OnceLock<(u32, AtomicU32)> = OnceLock::new();
+    let (span, next) = NEXT.get_or_init(|| {
+        let span = u32::from(ephemeral_start() - FIRST);
+        (span, AtomicU32::new(std::process::id().wrapping_mul(7_919) % span))
+    });
+    let span = *span;
     for _ in 0..span {
         let offset = u16::try_from(next.fetch_add(1, Ordering::Relaxed) % span).expect("below the span");
         let port = FIRST + offset;
